@@ -1,0 +1,1 @@
+"""Model backends. Each imports torch (or any heavy library) lazily, inside itself."""

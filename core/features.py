@@ -1,0 +1,139 @@
+"""Features the model reads, and the cold-start prior that needs no labels.
+
+Numpy only: the learned heads (torch) sit on top of these in `core.backends.heads`.
+The prior makes a fresh install useful before anyone has validated anything: similarity
+to the taxonomy's descriptions and examples, the taxonomy's lexical cues, the website
+form type, and cheap noise signals.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.governance import noise_signals
+from core.ports import Encoder
+from core.taxonomy import Taxonomy
+
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9_'+#.-]*[a-z0-9+#]|[a-z0-9]")
+# How much each prior component moves a logit; tuned on examples/feedback.jsonl.
+SIMILARITY_SCALE = 12.0
+CUE_WEIGHT = 0.9
+FORM_WEIGHT = 2.0
+NOISE_SIGNAL_WEIGHT = 1.2
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def lexical_ids(text: str, buckets: int) -> list[int]:
+    """Hashed word and word-pair ids: a linear model over them is a bag-of-n-grams model.
+
+    crc32 (not hash()) so ids are the same in every process and in saved models.
+    """
+    words = tokens(text)
+    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    return [zlib.crc32(g.encode("utf-8")) % buckets for g in grams]
+
+
+def _cue_pattern(cues: list[str]) -> re.Pattern[str] | None:
+    if not cues:
+        return None
+    alternatives = "|".join(re.escape(c.lower()) for c in sorted(cues, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z0-9])(?:{alternatives})")
+
+
+@dataclass(frozen=True)
+class PriorOutput:
+    category_logits: np.ndarray  # (n, C)
+    severity_logits: np.ndarray  # (n, S)
+    evidence: list[list[str]]
+
+
+class ColdStartPrior:
+    """Scores texts against the taxonomy without any labels."""
+
+    def __init__(self, taxonomy: Taxonomy, encoder: Encoder) -> None:
+        self.taxonomy = taxonomy
+        self._cat_cues = [_cue_pattern(c.cues) for c in taxonomy.categories]
+        self._sev_cues = [_cue_pattern(s.cues) for s in taxonomy.severities]
+        self._cat_protos = self._prototypes(
+            encoder, [(c.description, c.examples) for c in taxonomy.categories]
+        )
+        self._sev_protos = self._prototypes(
+            encoder, [(s.description, s.examples) for s in taxonomy.severities]
+        )
+        names = taxonomy.category_names
+        self._noise_index = names.index("noise") if "noise" in names else None
+        self._positive_index = names.index("positive") if "positive" in names else None
+
+    @staticmethod
+    def _prototypes(
+        encoder: Encoder, specs: list[tuple[str, list[str]]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per class: the description's vector and the examples' vectors."""
+        texts = [t for desc, examples in specs for t in [desc, *examples]]
+        vectors = encoder.encode(texts)
+        out, start = [], 0
+        for _desc, examples in specs:
+            out.append((vectors[start], vectors[start + 1 : start + 1 + len(examples)]))
+            start += 1 + len(examples)
+        return out
+
+    @staticmethod
+    def _similarity(
+        emb: np.ndarray, protos: list[tuple[np.ndarray, np.ndarray]]
+    ) -> np.ndarray:
+        cols = []
+        for desc, examples in protos:
+            sim_desc = emb @ desc
+            sim_ex = (emb @ examples.T).max(axis=1) if len(examples) else sim_desc
+            cols.append(0.4 * sim_desc + 0.6 * sim_ex)
+        return np.stack(cols, axis=1)
+
+    def score(self, texts: list[str], embeddings: np.ndarray, form_types: list[str | None]) -> PriorOutput:
+        n = len(texts)
+        cat = SIMILARITY_SCALE * self._similarity(embeddings, self._cat_protos)
+        sev = SIMILARITY_SCALE * self._similarity(embeddings, self._sev_protos)
+        evidence: list[list[str]] = [[] for _ in range(n)]
+        cats, sevs = self.taxonomy.categories, self.taxonomy.severities
+        for i, text in enumerate(texts):
+            lowered = text.lower()
+            for j, pattern in enumerate(self._cat_cues):
+                hits = pattern.findall(lowered) if pattern else []
+                if hits:
+                    cat[i, j] += CUE_WEIGHT * min(len(hits), 3)
+                    evidence[i].append(f"cue for {cats[j].name}: " + ", ".join(sorted(set(hits))[:3]))
+            for j, pattern in enumerate(self._sev_cues):
+                hits = pattern.findall(lowered) if pattern else []
+                if hits:
+                    sev[i, j] += CUE_WEIGHT * min(len(hits), 3)
+                    evidence[i].append(f"cue for {sevs[j].name}: " + ", ".join(sorted(set(hits))[:3]))
+            form = form_types[i]
+            priors = self.taxonomy.form_types.get(form or "", {})
+            for j, spec in enumerate(cats):
+                if spec.name in priors:
+                    cat[i, j] += FORM_WEIGHT * priors[spec.name]
+            if priors:
+                evidence[i].append(f"form type {form!r}")
+            signals = noise_signals(text)
+            if signals and self._noise_index is not None:
+                cat[i, self._noise_index] += NOISE_SIGNAL_WEIGHT * len(signals)
+                evidence[i].append("noise signals: " + ", ".join(signals))
+        # Praise and noise carry no work: pull their severity towards the lowest.
+        probs = softmax(cat)
+        low = len(sevs) - 1
+        for index in (self._noise_index, self._positive_index):
+            if index is not None:
+                sev[:, low] += 4.0 * probs[:, index]
+        return PriorOutput(cat, sev, evidence)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)

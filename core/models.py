@@ -1,0 +1,156 @@
+"""The vocabulary of triage-bot: every layer speaks these models and nothing else.
+
+Platform adapters translate their payloads into these at the edge; the trainer reads
+them from the store. Category and severity are plain strings because the taxonomy is
+configurable; `core.taxonomy.Taxonomy` validates them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive times are taken as UTC; every stored time is UTC, so adapters compare them as-is."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UTCDateTime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """Same inputs, same id: re-importing a file or a redelivered event cannot duplicate."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+    return f"{prefix}_{digest}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class FeedbackItem(_Model):
+    """One piece of feedback as received. Only `redacted_text` is ever persisted."""
+
+    id: str
+    text: str = Field(description="Text as received; held in memory only.")
+    redacted_text: str = Field(description="Text with PII replaced; what is stored and modelled.")
+    pii_kinds: list[str] = Field(default_factory=list)
+    source: str = Field(default="cli", description="cli, slack, discord, webhook, mongodb, file")
+    external_ref: str | None = Field(default=None, description="Platform id/permalink of the origin")
+    page: str | None = None
+    form_type: str | None = None
+    rating: float | None = None
+    received_at: UTCDateTime = Field(default_factory=utcnow)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class FieldConfidence(_Model):
+    category: float
+    severity: float
+
+
+class Triage(_Model):
+    """A model's prediction for one item, with enough context to explain and to reward it."""
+
+    item_id: str
+    category: str
+    severity: str
+    action: str
+    confidence: FieldConfidence
+    probabilities: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="{'category': {...}, 'severity': {...}}"
+    )
+    model_version: str
+    needs_human: bool = False
+    evidence: list[str] = Field(default_factory=list)
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+
+    def public(self) -> dict[str, Any]:
+        """The stable JSON shape the CLI prints, one object per item."""
+        return {
+            "id": self.item_id,
+            "category": self.category,
+            "severity": self.severity,
+            "action": self.action,
+            "confidence": {
+                "category": round(self.confidence.category, 4),
+                "severity": round(self.confidence.severity, 4),
+            },
+            "model_version": self.model_version,
+            "needs_human": self.needs_human,
+        }
+
+
+class ValidationKind(StrEnum):
+    CONFIRM = "confirm"
+    CORRECT = "correct"
+    NOISE = "noise"
+    RETRACT = "retract"
+
+
+class Validation(_Model):
+    """One reviewer's vote on one item: an event, never deleted.
+
+    `category`/`severity` hold what the reviewer asserts (resolved at vote time, so a
+    confirm records the prediction the reviewer actually saw). `predicted_*` and
+    `model_version` name that prediction, so the reward can be computed later.
+    """
+
+    id: str = Field(default_factory=lambda: f"val_{uuid.uuid4().hex[:20]}")
+    item_id: str
+    reviewer: str
+    platform: str = "cli"
+    kind: ValidationKind
+    category: str | None = None
+    severity: str | None = None
+    action: str | None = None
+    predicted_category: str | None = None
+    predicted_severity: str | None = None
+    model_version: str | None = None
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+    note: str | None = None
+
+
+class Label(_Model):
+    """The consensus of an item's reviewers' latest votes: what the model learns from."""
+
+    item_id: str
+    category: str
+    severity: str
+    action: str | None = None
+    reviewers: list[str]
+    agreement: float = Field(ge=0.0, le=1.0, description="Weighted share behind the consensus")
+    disagreement: bool = False
+    updated_at: UTCDateTime = Field(default_factory=utcnow)
+
+
+class RewardData(_Model):
+    """Agent Lightning's RewardData shape: what an RL trainer receives."""
+
+    value: float = Field(ge=-1.0, le=1.0)
+    source: str
+    reason: str
+
+
+class Reward(_Model):
+    """A reward for one model prediction, scored against the item's consensus label."""
+
+    item_id: str
+    model_version: str
+    value: float = Field(ge=-1.0, le=1.0)
+    source: str
+    reason: str
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+
+    def as_reward_data(self) -> RewardData:
+        return RewardData(value=self.value, source=self.source, reason=self.reason)

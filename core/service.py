@@ -1,0 +1,309 @@
+"""The triage service: the one entry point every edge (CLI, Slack, Discord, webhook) calls.
+
+Order matters and is the same everywhere: check the input, redact it, store it, and only
+then predict, post or learn. An accepted item is on disk before any side effect.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.governance import clean_text, redact
+from core.models import (
+    FeedbackItem,
+    Label,
+    Reward,
+    Triage,
+    Validation,
+    ValidationKind,
+    stable_id,
+    utcnow,
+)
+from core.ports import Store
+from core.rewards import consensus, score
+from core.taxonomy import Taxonomy
+from core.triage import LearnReport, TriageEngine
+
+
+class UnknownItemError(LookupError):
+    """A vote or lookup for an item id the store has never seen."""
+
+
+class NotAllowedError(PermissionError):
+    """A reviewer outside the configured allowlist."""
+
+
+@dataclass
+class VoteOutcome:
+    stored: bool  # False for a duplicate event (a redelivery): nothing changed
+    validation: Validation
+    label: Label | None
+    reward: Reward | None
+    learned: LearnReport | None
+
+
+@dataclass
+class Stats:
+    items: int
+    triaged: int
+    validated: int
+    votes: int
+    disagreements: int
+    category_accuracy: float
+    severity_accuracy: float
+    per_category: dict[str, dict[str, float]] = field(default_factory=dict)
+    model_version: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        def clean(x: float) -> float | None:
+            return None if math.isnan(x) else round(x, 4)
+
+        return {
+            "items": self.items,
+            "triaged": self.triaged,
+            "validated": self.validated,
+            "votes": self.votes,
+            "disagreements": self.disagreements,
+            "category_accuracy": clean(self.category_accuracy),
+            "severity_accuracy": clean(self.severity_accuracy),
+            "per_category": self.per_category,
+            "model_version": self.model_version,
+        }
+
+
+class TriageService:
+    def __init__(
+        self,
+        store: Store,
+        engine: TriageEngine,
+        taxonomy: Taxonomy,
+        reviewers: frozenset[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.taxonomy = taxonomy
+        self.reviewers = reviewers
+        self._examples: dict[str, tuple[FeedbackItem, Label]] = {}
+        self._learn_lock = threading.Lock()
+
+    # -- intake ----------------------------------------------------------------------------
+    def make_item(
+        self,
+        raw: str | bytes,
+        *,
+        source: str = "cli",
+        item_id: str | None = None,
+        external_ref: str | None = None,
+        form_type: str | None = None,
+        page: str | None = None,
+        rating: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        received_at: datetime | None = None,
+    ) -> FeedbackItem:
+        """Check and redact inbound text; raises governance.InputError with a clear reason."""
+        text = clean_text(raw, self.taxonomy.triage.max_text_bytes)
+        redaction = redact(text)
+        key = external_ref or text
+        return FeedbackItem(
+            id=item_id or stable_id("fb", source, key),
+            text=text,
+            redacted_text=redaction.text,
+            pii_kinds=redaction.kinds,
+            source=source,
+            external_ref=external_ref,
+            form_type=form_type.strip().lower() if form_type else None,
+            page=page or None,
+            rating=rating,
+            metadata=metadata or {},
+            received_at=received_at or utcnow(),
+        )
+
+    def submit(self, item: FeedbackItem) -> tuple[Triage, bool]:
+        """Store, then triage. Returns (triage, is_new); a known item keeps its first triage."""
+        is_new = self.store.add_item(item)
+        if not is_new:
+            existing = self.store.latest_triage(item.id)
+            if existing is not None:
+                return existing, False
+            stored = self.store.get_item(item.id)
+            item = stored or item
+        triage = self.engine.triage(item)
+        self.store.save_triage(triage)
+        return triage, is_new
+
+    def submit_many(self, items: list[FeedbackItem]) -> list[tuple[Triage, bool]]:
+        fresh = [(item, self.store.add_item(item)) for item in items]
+        todo = [item for item, _ in fresh if self.store.latest_triage(item.id) is None]
+        predicted = {t.item_id: t for t in self.engine.triage_many(todo)}
+        for triage in predicted.values():
+            self.store.save_triage(triage)
+        out = []
+        for item, is_new in fresh:
+            triage = predicted.get(item.id) or self.store.latest_triage(item.id)
+            assert triage is not None
+            out.append((triage, is_new))
+        return out
+
+    # -- validation --------------------------------------------------------------------------
+    def vote(
+        self,
+        item_id: str,
+        reviewer: str,
+        kind: ValidationKind | str,
+        *,
+        category: str | None = None,
+        severity: str | None = None,
+        action: str | None = None,
+        platform: str = "cli",
+        validation_id: str | None = None,
+        created_at: datetime | None = None,
+        learn: bool = True,
+    ) -> VoteOutcome:
+        """Record one reviewer's vote, update the label and reward, and learn from it."""
+        kind = ValidationKind(kind)
+        if self.reviewers is not None and reviewer not in self.reviewers:
+            raise NotAllowedError(f"{reviewer} is not on the reviewer allowlist")
+        item = self.store.get_item(item_id)
+        if item is None:
+            raise UnknownItemError(f"unknown item id {item_id!r}")
+        if category is not None:
+            self.taxonomy.check_category(category)
+        if severity is not None:
+            self.taxonomy.check_severity(severity)
+        predicted = self.store.latest_triage(item_id)
+        if kind == ValidationKind.CORRECT and not (category or severity or action):
+            raise ValueError("a correction needs a category, a severity or an action")
+        if kind in (ValidationKind.CONFIRM, ValidationKind.CORRECT) and predicted is None:
+            if not (category and severity):
+                raise ValueError(f"item {item_id} has no prediction to confirm; give both fields")
+        if kind == ValidationKind.CONFIRM:
+            category, severity = predicted.category, predicted.severity  # type: ignore[union-attr]
+        elif kind == ValidationKind.CORRECT:
+            category = category or predicted.category  # type: ignore[union-attr]
+            severity = severity or predicted.severity  # type: ignore[union-attr]
+        elif kind == ValidationKind.NOISE:
+            noise = self.taxonomy.noise_category
+            if noise is None:
+                raise ValueError("this taxonomy has no 'noise' category")
+            category, severity = noise, self.taxonomy.lowest_severity
+        else:
+            category = severity = action = None
+        validation = Validation(
+            **({"id": validation_id} if validation_id else {}),
+            item_id=item_id,
+            reviewer=reviewer,
+            platform=platform,
+            kind=kind,
+            category=category,
+            severity=severity,
+            action=action,
+            predicted_category=predicted.category if predicted else None,
+            predicted_severity=predicted.severity if predicted else None,
+            model_version=predicted.model_version if predicted else None,
+            created_at=created_at or utcnow(),
+        )
+        if not self.store.add_validation(validation):
+            return VoteOutcome(False, validation, self.store.get_label(item_id), None, None)
+        label = consensus(self.store.current_votes(item_id))
+        reward = None
+        if label is None:
+            self.store.delete_label(item_id)
+        else:
+            self.store.put_label(label)
+            if predicted is not None:
+                reward = score(predicted, label, self.taxonomy)
+                self.store.put_reward(reward)
+        learned = self._update_examples(item, label, learn)
+        return VoteOutcome(True, validation, label, reward, learned)
+
+    def _update_examples(
+        self, item: FeedbackItem, label: Label | None, learn: bool
+    ) -> LearnReport | None:
+        with self._learn_lock:
+            known_before = self._examples.pop(item.id, None) is not None
+            previous = len(self._examples)
+            if label is not None:
+                self._examples[item.id] = (item, label)
+            if not learn or (label is None and not known_before):
+                return None
+            return self.engine.learn(list(self._examples.values()), previous=previous)
+
+    def warm_start(self, steps: int | None = None) -> LearnReport:
+        """Rebuild the learned model from every stored label (start-up, after a restart)."""
+        with self._learn_lock:
+            self._examples = {}
+            for label in self.store.iter_labels():
+                item = self.store.get_item(label.item_id)
+                if item is not None:
+                    self._examples[item.id] = (item, label)
+            return self.engine.learn(
+                list(self._examples.values()),
+                steps=steps or 4 * self.taxonomy.learning.online_steps,
+                previous=0,
+            )
+
+    # -- reporting ---------------------------------------------------------------------------
+    def stats(self) -> Stats:
+        per: dict[str, Counter[str]] = {}
+        cat_hits = sev_hits = judged = validated = disagreements = 0
+        for label in self.store.iter_labels():
+            validated += 1
+            disagreements += int(label.disagreement)
+            triage = self.store.latest_triage(label.item_id)
+            if triage is None:
+                continue
+            judged += 1
+            cat_hits += int(triage.category == label.category)
+            sev_hits += int(triage.severity == label.severity)
+            bucket = per.setdefault(label.category, Counter())
+            bucket["n"] += 1
+            bucket["correct"] += int(triage.category == label.category)
+        triaged = sum(1 for item in self.store.iter_items() if self.store.latest_triage(item.id))
+        return Stats(
+            items=self.store.count_items(),
+            triaged=triaged,
+            validated=validated,
+            votes=len(self.store.events()),
+            disagreements=disagreements,
+            category_accuracy=cat_hits / judged if judged else float("nan"),
+            severity_accuracy=sev_hits / judged if judged else float("nan"),
+            per_category={
+                name: {"n": c["n"], "accuracy": round(c["correct"] / c["n"], 4)}
+                for name, c in sorted(per.items())
+            },
+            model_version=self.engine.model_version,
+        )
+
+    def export_labels(self) -> Iterator[dict[str, Any]]:
+        """Validated items as the trainer consumes them (redacted text, final labels, reward)."""
+        for label in self.store.iter_labels():
+            item = self.store.get_item(label.item_id)
+            if item is None:
+                continue
+            triage = self.store.latest_triage(label.item_id)
+            reward = None
+            if triage is not None:
+                reward = score(triage, label, self.taxonomy)
+            yield {
+                "id": item.id,
+                "text": item.redacted_text,
+                "source": item.source,
+                "form_type": item.form_type,
+                "page": item.page,
+                "category": label.category,
+                "severity": label.severity,
+                "action": label.action,
+                "reviewers": label.reviewers,
+                "agreement": label.agreement,
+                "reward": reward.as_reward_data().model_dump() if reward else None,
+                "model_version": triage.model_version if triage else None,
+                "predicted": (
+                    {"category": triage.category, "severity": triage.severity} if triage else None
+                ),
+            }

@@ -1,0 +1,32 @@
+"""Store adapters, chosen by URL: `sqlite:///path` (default) or `mongodb://...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.ports import Store
+
+
+class StoreURLError(ValueError):
+    """A TRIAGE_STORE_URL that names no adapter we have."""
+
+
+def open_store(url: str) -> Store:
+    """Open the store a URL names; the only place that knows both adapters."""
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        from core.store.sqlite import SQLiteStore
+
+        return SQLiteStore(":memory:")
+    if url.startswith("sqlite:///"):
+        from core.store.sqlite import SQLiteStore
+
+        # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute/path.db
+        return SQLiteStore(Path(url.removeprefix("sqlite:///")).expanduser())
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from core.store.mongo import MongoStore
+
+        return MongoStore(url)
+    raise StoreURLError(
+        f"TRIAGE_STORE_URL={url!r} is not supported: use sqlite:////absolute/path.db, "
+        "sqlite:///relative/path.db or mongodb://host:port/database"
+    )

@@ -1,0 +1,237 @@
+"""MongoDB store: same contract and orderings as `SQLiteStore`, for teams that run Mongo.
+
+Each document is its model's JSON (`model_dump(mode="json")`) plus a few underscore-prefixed
+query fields (`_key`, `_seq`, `_retracted`). Datetimes therefore stay ISO strings inside the
+model fields, so they round-trip exactly (offset and microseconds) as they do in SQLite; the
+query fields hold fixed-width UTC strings that sort by time.
+
+Nothing here needs transactions (a standalone mongod refuses them) or change streams: every
+write is a single-document atomic operation, ordered so that a crash between two of them is
+healed by the redelivery that follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+
+from core.models import FeedbackItem, Label, Reward, Triage, Validation, ValidationKind
+
+DEFAULT_DATABASE = "triage_bot"
+
+# Fail fast when the server is down (pymongo waits 30 s to select one and never times out a
+# socket read by default); options given in the URL win.
+_DEFAULT_OPTIONS: dict[str, Any] = {
+    "serverSelectionTimeoutMS": 5000,
+    "connectTimeoutMS": 5000,
+    "socketTimeoutMS": 30000,
+}
+
+_M = TypeVar("_M", bound=BaseModel)
+Doc = dict[str, Any]
+
+
+def _utc_key(stamp: datetime) -> str:
+    """Fixed-width UTC timestamp (naive = UTC, as in SQLite), so string order is time order."""
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _load(model: type[_M], doc: Mapping[str, Any]) -> _M:
+    """Drop `_id` and the query fields; models forbid extra keys."""
+    return model.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
+
+
+class MongoStore:
+    """`Store` over pymongo. Safe to share across threads: `MongoClient` is a thread-safe pool
+    and the store keeps no client-side state between calls."""
+
+    def __init__(self, url: str, database: str | None = None) -> None:
+        # Parsed by hand: pymongo's parse_uri would resolve mongodb+srv:// DNS records here.
+        query = url.partition("?")[2]
+        given = {name.lower() for name, _ in parse_qsl(query.replace(";", "&"))}
+        options = {k: v for k, v in _DEFAULT_OPTIONS.items() if k.lower() not in given}
+        self.url = url
+        self._client: MongoClient[Doc] = MongoClient(url, tz_aware=True, **options)
+        self._db = (
+            self._client[database]
+            if database
+            else self._client.get_default_database(default=DEFAULT_DATABASE)
+        )
+        self._items: Collection[Doc] = self._db["items"]
+        self._triages: Collection[Doc] = self._db["triages"]
+        self._events: Collection[Doc] = self._db["events"]
+        self._votes: Collection[Doc] = self._db["votes"]
+        self._labels: Collection[Doc] = self._db["labels"]
+        self._rewards: Collection[Doc] = self._db["rewards"]
+        self._counters: Collection[Doc] = self._db["counters"]  # the `_seq` counter
+        try:
+            self._ensure_indexes()  # also the first round trip: an unreachable server fails here
+        except BaseException:
+            self._client.close()
+            raise
+
+    @property
+    def database_name(self) -> str:
+        return self._db.name
+
+    def _ensure_indexes(self) -> None:
+        """Idempotent; uniqueness lives in the server so concurrent writers cannot duplicate."""
+        # items: _id = item id. events: _id = validation id. labels: _id = item id.
+        self._items.create_index([("_key", ASCENDING), ("_id", ASCENDING)])
+        self._triages.create_index([("item_id", ASCENDING), ("_seq", DESCENDING)])
+        self._events.create_index([("_seq", ASCENDING)])
+        self._events.create_index([("item_id", ASCENDING), ("_seq", ASCENDING)])
+        self._votes.create_index([("item_id", ASCENDING), ("reviewer", ASCENDING)], unique=True)
+        self._votes.create_index([("item_id", ASCENDING), ("_key", ASCENDING)])
+        self._labels.create_index([("_seq", ASCENDING)])
+        self._rewards.create_index(
+            [("item_id", ASCENDING), ("model_version", ASCENDING)], unique=True
+        )
+        self._rewards.create_index([("_seq", ASCENDING)])
+
+    def _next_seq(self) -> int:
+        """A server-side counter: insertion order that holds across processes and within
+        one millisecond (client ObjectIds only order within one process)."""
+        for _ in range(3):
+            try:
+                doc = self._counters.find_one_and_update(
+                    {"_id": "seq"},
+                    {"$inc": {"n": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:  # two first-ever upserts raced; the counter exists now
+                continue
+            assert doc is not None  # upsert + AFTER always returns the document
+            return int(doc["n"])
+        raise RuntimeError("could not allocate a sequence number")
+
+    # -- items ---------------------------------------------------------------------------
+    def add_item(self, item: FeedbackItem) -> bool:
+        doc = item.model_dump(mode="json")
+        doc["text"] = item.redacted_text  # raw text never leaves the process
+        doc["_key"] = _utc_key(item.received_at)
+        doc["_id"] = item.id
+        # insert_one, not update_one($setOnInsert, upsert): equally atomic, and servers before
+        # 5.0 reject dotted keys (free-form `metadata`) inside update operators, not inserts.
+        try:
+            self._items.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def get_item(self, item_id: str) -> FeedbackItem | None:
+        doc = self._items.find_one({"_id": item_id})
+        return _load(FeedbackItem, doc) if doc else None
+
+    def iter_items(self) -> Iterator[FeedbackItem]:
+        # Materialised like SQLite does, so no cursor outlives a caller that stops early.
+        docs = list(self._items.find().sort([("_key", ASCENDING), ("_id", ASCENDING)]))
+        for doc in docs:
+            yield _load(FeedbackItem, doc)
+
+    def count_items(self) -> int:
+        return self._items.count_documents({})
+
+    # -- predictions ---------------------------------------------------------------------
+    def save_triage(self, triage: Triage) -> None:
+        doc = triage.model_dump(mode="json")
+        doc["_seq"] = self._next_seq()
+        self._triages.insert_one(doc)
+
+    def latest_triage(self, item_id: str) -> Triage | None:
+        doc = self._triages.find_one({"item_id": item_id}, sort=[("_seq", DESCENDING)])
+        return _load(Triage, doc) if doc else None
+
+    # -- votes ---------------------------------------------------------------------------
+    def add_validation(self, validation: Validation) -> bool:
+        doc = validation.model_dump(mode="json")
+        key = _utc_key(validation.created_at)
+        event = {**doc, "_id": validation.id, "_seq": self._next_seq()}
+        try:
+            self._events.insert_one(event)
+        except DuplicateKeyError:
+            # Redelivered. Re-apply its vote in case we crashed between the two writes; the
+            # filter only lets it replace an older vote or itself, so nothing newer is lost.
+            self._apply_vote(doc, key, {"$or": [{"_key": {"$lt": key}}, {"id": validation.id}]})
+            return False
+        self._apply_vote(doc, key, {"_key": {"$lte": key}})
+        return True
+
+    def _apply_vote(self, doc: Doc, key: str, newer: Doc) -> None:
+        """Latest wins, atomically: the replace matches only an older current vote.
+
+        No match means either no vote yet (the upsert inserts) or a newer vote exists (the
+        upsert collides with the unique (item_id, reviewer) index: DuplicateKeyError). The
+        first collision can also be a concurrent first insert, so we retry once the vote
+        document exists (votes are never deleted); then a collision is conclusive.
+        """
+        vote = {**doc, "_key": key, "_retracted": doc["kind"] == ValidationKind.RETRACT.value}
+        query = {"item_id": doc["item_id"], "reviewer": doc["reviewer"], **newer}
+        for _ in range(2):
+            try:
+                self._votes.replace_one(query, vote, upsert=True)
+                return
+            except DuplicateKeyError:
+                continue
+
+    def current_votes(self, item_id: str) -> list[Validation]:
+        docs = self._votes.find({"item_id": item_id, "_retracted": False}).sort(
+            [("_key", ASCENDING), ("reviewer", ASCENDING)]
+        )
+        return [_load(Validation, doc) for doc in docs]
+
+    def events(self, item_id: str | None = None) -> list[Validation]:
+        query = {} if item_id is None else {"item_id": item_id}
+        docs = self._events.find(query).sort("_seq", ASCENDING)
+        return [_load(Validation, doc) for doc in docs]
+
+    # -- labels and rewards --------------------------------------------------------------
+    # A fresh `_seq` on every put mirrors SQLite's INSERT OR REPLACE, which moves the row to
+    # the end of rowid order.
+    def put_label(self, label: Label) -> None:
+        doc = {**label.model_dump(mode="json"), "_seq": self._next_seq()}
+        self._upsert(self._labels, {"_id": label.item_id}, doc)
+
+    def get_label(self, item_id: str) -> Label | None:
+        doc = self._labels.find_one({"_id": item_id})
+        return _load(Label, doc) if doc else None
+
+    def delete_label(self, item_id: str) -> None:
+        self._labels.delete_one({"_id": item_id})
+
+    def iter_labels(self) -> Iterator[Label]:
+        docs = list(self._labels.find().sort("_seq", ASCENDING))
+        for doc in docs:
+            yield _load(Label, doc)
+
+    def put_reward(self, reward: Reward) -> None:
+        doc = {**reward.model_dump(mode="json"), "_seq": self._next_seq()}
+        key = {"item_id": reward.item_id, "model_version": reward.model_version}
+        self._upsert(self._rewards, key, doc)
+
+    def rewards(self, item_id: str | None = None) -> list[Reward]:
+        query = {} if item_id is None else {"item_id": item_id}
+        docs = self._rewards.find(query).sort("_seq", ASCENDING)
+        return [_load(Reward, doc) for doc in docs]
+
+    @staticmethod
+    def _upsert(collection: Collection[Doc], key: Doc, doc: Doc) -> None:
+        """Replace-or-insert; a collision means a concurrent first insert, so retry once as
+        a plain replace (servers >= 4.2 already retry this themselves)."""
+        try:
+            collection.replace_one(key, doc, upsert=True)
+        except DuplicateKeyError:
+            collection.replace_one(key, doc, upsert=True)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,213 @@
+"""SQLite store: the zero-set-up default. One file, WAL, fsync on commit.
+
+Each record is kept as its model's JSON next to the few columns we query on, so the
+schema follows `core.models` without migrations for every new optional field.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.models import FeedbackItem, Label, Reward, Triage, Validation, ValidationKind
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS triages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS triages_item ON triages(item_id, seq);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    item_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_item ON events(item_id, seq);
+CREATE TABLE IF NOT EXISTS votes (
+    item_id TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    retracted INTEGER NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (item_id, reviewer)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    item_id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rewards (
+    item_id TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (item_id, model_version)
+);
+"""
+
+
+def _persisted(item: FeedbackItem) -> str:
+    """Raw text never reaches the disk: the stored copy carries the redacted text only."""
+    return item.model_copy(update={"text": item.redacted_text}).model_dump_json()
+
+
+def _iso(stamp: datetime) -> str:
+    """Fixed-width UTC timestamp, so SQL string comparison orders records by time."""
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    # -- items ---------------------------------------------------------------------------
+    def add_item(self, item: FeedbackItem) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO items(id, received_at, doc) VALUES (?, ?, ?)",
+                (item.id, _iso(item.received_at), _persisted(item)),
+            )
+            return cur.rowcount == 1
+
+    def get_item(self, item_id: str) -> FeedbackItem | None:
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM items WHERE id = ?", (item_id,)).fetchone()
+        return FeedbackItem.model_validate_json(row[0]) if row else None
+
+    def iter_items(self) -> Iterator[FeedbackItem]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM items ORDER BY received_at, id").fetchall()
+        for (doc,) in rows:
+            yield FeedbackItem.model_validate_json(doc)
+
+    def count_items(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    # -- predictions ---------------------------------------------------------------------
+    def save_triage(self, triage: Triage) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO triages(item_id, doc) VALUES (?, ?)",
+                (triage.item_id, triage.model_dump_json()),
+            )
+
+    def latest_triage(self, item_id: str) -> Triage | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM triages WHERE item_id = ? ORDER BY seq DESC LIMIT 1", (item_id,)
+            ).fetchone()
+        return Triage.model_validate_json(row[0]) if row else None
+
+    # -- votes ---------------------------------------------------------------------------
+    def add_validation(self, validation: Validation) -> bool:
+        doc = validation.model_dump_json()
+        retracted = 1 if validation.kind == ValidationKind.RETRACT else 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO events(id, item_id, doc) VALUES (?, ?, ?)",
+                    (validation.id, validation.item_id, doc),
+                )
+                if cur.rowcount == 0:
+                    self._db.execute("COMMIT")
+                    return False
+                # Latest wins: replace only when this vote is not older than the current one.
+                self._db.execute(
+                    """INSERT INTO votes(item_id, reviewer, created_at, retracted, doc)
+                       VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT(item_id, reviewer) DO UPDATE SET
+                         created_at = excluded.created_at,
+                         retracted = excluded.retracted,
+                         doc = excluded.doc
+                       WHERE excluded.created_at >= votes.created_at""",
+                    (validation.item_id, validation.reviewer, _iso(validation.created_at), retracted, doc),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
+
+    def current_votes(self, item_id: str) -> list[Validation]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc FROM votes WHERE item_id = ? AND retracted = 0 ORDER BY created_at",
+                (item_id,),
+            ).fetchall()
+        return [Validation.model_validate_json(doc) for (doc,) in rows]
+
+    def events(self, item_id: str | None = None) -> list[Validation]:
+        with self._lock:
+            if item_id is None:
+                rows = self._db.execute("SELECT doc FROM events ORDER BY seq").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT doc FROM events WHERE item_id = ? ORDER BY seq", (item_id,)
+                ).fetchall()
+        return [Validation.model_validate_json(doc) for (doc,) in rows]
+
+    # -- labels and rewards --------------------------------------------------------------
+    def put_label(self, label: Label) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO labels(item_id, doc) VALUES (?, ?)",
+                (label.item_id, label.model_dump_json()),
+            )
+
+    def get_label(self, item_id: str) -> Label | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM labels WHERE item_id = ?", (item_id,)
+            ).fetchone()
+        return Label.model_validate_json(row[0]) if row else None
+
+    def delete_label(self, item_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM labels WHERE item_id = ?", (item_id,))
+
+    def iter_labels(self) -> Iterator[Label]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM labels ORDER BY rowid").fetchall()
+        for (doc,) in rows:
+            yield Label.model_validate_json(doc)
+
+    def put_reward(self, reward: Reward) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO rewards(item_id, model_version, doc) VALUES (?, ?, ?)",
+                (reward.item_id, reward.model_version, reward.model_dump_json()),
+            )
+
+    def rewards(self, item_id: str | None = None) -> list[Reward]:
+        with self._lock:
+            if item_id is None:
+                rows = self._db.execute("SELECT doc FROM rewards ORDER BY rowid").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT doc FROM rewards WHERE item_id = ? ORDER BY rowid", (item_id,)
+                ).fetchall()
+        return [Reward.model_validate_json(doc) for (doc,) in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

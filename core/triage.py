@@ -1,0 +1,166 @@
+"""The triage engine: feedback in, category / severity / action / confidence out.
+
+Embedding + cold-start prior + learned heads. The engine holds no store and no client:
+the service (`core.service`) gives it items and labels and stores what it returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.actions import suggest_action
+from core.backends.heads import Batch, LinearHeads
+from core.features import ColdStartPrior, lexical_ids, softmax
+from core.models import FeedbackItem, Label, Triage
+from core.ports import Encoder
+from core.taxonomy import Taxonomy
+
+
+@dataclass(frozen=True)
+class LearnReport:
+    """What one learning step did, so callers can show and check it."""
+
+    labels: int
+    loss: float
+    accuracy_before: float  # on the labels known before this step (nan when none)
+    accuracy_after: float  # on those same labels, after the step
+    steps: int
+    model_version: str
+
+
+class TriageEngine:
+    def __init__(self, taxonomy: Taxonomy, encoder: Encoder, seed: int = 0) -> None:
+        self.taxonomy = taxonomy
+        self.encoder = encoder
+        self.prior = ColdStartPrior(taxonomy, encoder)
+        self.heads = LinearHeads(
+            dim=encoder.dim,
+            n_categories=len(taxonomy.categories),
+            n_severities=len(taxonomy.severities),
+            buckets=taxonomy.learning.lexical_buckets,
+            learning_rate=taxonomy.learning.learning_rate,
+            weight_decay=taxonomy.learning.weight_decay,
+            seed=seed,
+        )
+        self._lock = threading.RLock()
+        self._base_version = f"embedded-{taxonomy.fingerprint()}"
+
+    @property
+    def model_version(self) -> str:
+        return f"{self._base_version}.{self.heads.trained_on}"
+
+    def _model_text(self, item: FeedbackItem) -> str:
+        return item.redacted_text[: self.taxonomy.triage.model_text_chars]
+
+    def batch(self, items: Sequence[FeedbackItem]) -> tuple[Batch, list[list[str]]]:
+        texts = [self._model_text(item) for item in items]
+        embeddings = self.encoder.encode(texts)
+        prior = self.prior.score(texts, embeddings, [item.form_type for item in items])
+        buckets = self.taxonomy.learning.lexical_buckets
+        batch = Batch(
+            embeddings=embeddings,
+            lexical=[lexical_ids(t, buckets) for t in texts],
+            prior_category=prior.category_logits.astype(np.float32),
+            prior_severity=prior.severity_logits.astype(np.float32),
+        )
+        return batch, prior.evidence
+
+    def triage(self, item: FeedbackItem) -> Triage:
+        return self.triage_many([item])[0]
+
+    def triage_many(self, items: Sequence[FeedbackItem]) -> list[Triage]:
+        if not items:
+            return []
+        batch, evidence = self.batch(items)
+        with self._lock:
+            cat_logits, sev_logits = self.heads.predict(batch)
+            version = self.model_version
+        cat_probs, sev_probs = softmax(cat_logits), softmax(sev_logits)
+        names_c, names_s = self.taxonomy.category_names, self.taxonomy.severity_names
+        threshold = self.taxonomy.triage.needs_human_below
+        out = []
+        for i, item in enumerate(items):
+            c, s = int(cat_probs[i].argmax()), int(sev_probs[i].argmax())
+            spec = self.taxonomy.categories[c]
+            out.append(
+                Triage(
+                    item_id=item.id,
+                    category=spec.name,
+                    severity=names_s[s],
+                    action=suggest_action(spec, item.redacted_text, item.page),
+                    confidence={
+                        "category": float(cat_probs[i, c]),
+                        "severity": float(sev_probs[i, s]),
+                    },
+                    probabilities={
+                        "category": {n: round(float(p), 4) for n, p in zip(names_c, cat_probs[i], strict=True)},
+                        "severity": {n: round(float(p), 4) for n, p in zip(names_s, sev_probs[i], strict=True)},
+                    },
+                    model_version=version,
+                    needs_human=float(cat_probs[i, c]) < threshold,
+                    evidence=evidence[i],
+                )
+            )
+        return out
+
+    def _targets(self, labels: Sequence[Label]) -> tuple[np.ndarray, np.ndarray]:
+        cats, sevs = self.taxonomy.category_names, self.taxonomy.severity_names
+        return (
+            np.array([cats.index(lab.category) for lab in labels], dtype=np.int64),
+            np.array([sevs.index(lab.severity) for lab in labels], dtype=np.int64),
+        )
+
+    def _accuracy(self, batch: Batch, y_cat: np.ndarray, y_sev: np.ndarray, upto: int) -> float:
+        if upto == 0:
+            return float("nan")
+        cat, sev = self.heads.predict(batch)
+        hits = (cat.argmax(1) == y_cat)[:upto] & (sev.argmax(1) == y_sev)[:upto]
+        return float(hits.mean())
+
+    def learn(
+        self,
+        examples: Sequence[tuple[FeedbackItem, Label]],
+        steps: int | None = None,
+        previous: int | None = None,
+    ) -> LearnReport:
+        """Refit the heads on every label (replay), warm-started from the current weights.
+
+        `previous` is how many of `examples` (at the front) were learned before; the model
+        must not get worse on those. If it would, it trains longer, and if it still would,
+        the old weights are kept and the report says so.
+        """
+        examples = [(item, label) for item, label in examples if self._known(label)]
+        if not examples:
+            return LearnReport(0, 0.0, float("nan"), float("nan"), 0, self.model_version)
+        steps = steps or self.taxonomy.learning.online_steps
+        batch, _ = self.batch([item for item, _ in examples])
+        y_cat, y_sev = self._targets([label for _, label in examples])
+        previous = len(examples) - 1 if previous is None else min(previous, len(examples))
+        with self._lock:
+            snapshot = self.heads.state_bytes()
+            trained_before = self.heads.trained_on
+            before = self._accuracy(batch, y_cat, y_sev, previous)
+            loss = self.heads.fit(batch, y_cat, y_sev, steps)
+            after = self._accuracy(batch, y_cat, y_sev, previous)
+            used = steps
+            for _ in range(3):
+                if not after < before:
+                    break
+                loss = self.heads.fit(batch, y_cat, y_sev, steps)
+                after = self._accuracy(batch, y_cat, y_sev, previous)
+                used += steps
+            if after < before:
+                self.heads.load_state_bytes(snapshot)
+                self.heads.trained_on = trained_before
+                after = before
+            return LearnReport(len(examples), loss, before, after, used, self.model_version)
+
+    def _known(self, label: Label) -> bool:
+        return (
+            label.category in self.taxonomy.category_names
+            and label.severity in self.taxonomy.severity_names
+        )

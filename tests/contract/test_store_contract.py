@@ -1,0 +1,398 @@
+"""The `core.ports.Store` contract, run against every adapter (see the `backend` fixture).
+
+One test per clause of the Store docstring, plus the orderings and durability the rest of the
+bot relies on. Each asserts what a broken adapter would get wrong, so it can fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Protocol
+
+import pytest
+
+from core.models import (
+    FeedbackItem,
+    FieldConfidence,
+    Label,
+    Reward,
+    Triage,
+    Validation,
+    ValidationKind,
+)
+from core.ports import Store
+
+
+class Backend(Protocol):
+    """What tests use of conftest's `backend` fixture (conftest is not importable as a module)."""
+
+    def reopen(self) -> Store: ...
+    def raw(self) -> bytes: ...
+
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+CEST = timezone(timedelta(hours=2))
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def item(item_id: str = "itm_1", *, received_at: datetime = T0, **kw: object) -> FeedbackItem:
+    fields: dict[str, object] = {
+        "id": item_id,
+        "text": "Checkout button broken, mail me at alice@example.com",
+        "redacted_text": "Checkout button broken, mail me at [email]",
+        "pii_kinds": ["email"],
+        "source": "slack",
+        "external_ref": "C123/p456",
+        "page": "/checkout",
+        "rating": 2.0,
+        "received_at": received_at,
+        "metadata": {"channel": "feedback", "nested": {"n": 1}, "slack.team": "T1"},
+    }
+    fields.update(kw)
+    return FeedbackItem.model_validate(fields)
+
+
+def triage(item_id: str = "itm_1", *, version: str = "v1", created_at: datetime = T0) -> Triage:
+    return Triage(
+        item_id=item_id,
+        category="bug",
+        severity="high",
+        action="escalate",
+        confidence=FieldConfidence(category=0.9, severity=0.7),
+        probabilities={"category": {"bug": 0.9, "ux": 0.1}, "severity": {"high": 0.7}},
+        model_version=version,
+        evidence=["broken"],
+        created_at=created_at,
+    )
+
+
+def vote(
+    vid: str,
+    created_at: datetime,
+    *,
+    item_id: str = "itm_1",
+    reviewer: str = "U1",
+    kind: ValidationKind = ValidationKind.CORRECT,
+    category: str | None = "bug",
+) -> Validation:
+    return Validation(
+        id=vid,
+        item_id=item_id,
+        reviewer=reviewer,
+        platform="slack",
+        kind=kind,
+        category=None if kind == ValidationKind.RETRACT else category,
+        severity=None if kind == ValidationKind.RETRACT else "high",
+        predicted_category="bug",
+        predicted_severity="low",
+        model_version="v1",
+        created_at=created_at,
+    )
+
+
+def label(
+    item_id: str = "itm_1", *, category: str = "bug", reviewers: list[str] | None = None
+) -> Label:
+    return Label(
+        item_id=item_id,
+        category=category,
+        severity="high",
+        action="escalate",
+        reviewers=reviewers or ["U1"],
+        agreement=1.0,
+        updated_at=T0,
+    )
+
+
+def reward(item_id: str = "itm_1", *, version: str = "v1", value: float = 1.0) -> Reward:
+    return Reward(
+        item_id=item_id,
+        model_version=version,
+        value=value,
+        source="human",
+        reason=f"value {value}",
+        created_at=T0,
+    )
+
+
+def current_ids(store: Store, item_id: str = "itm_1") -> list[str]:
+    return [v.id for v in store.current_votes(item_id)]
+
+
+# -- items ---------------------------------------------------------------------------------
+def test_add_item_is_idempotent_and_never_overwrites(store: Store) -> None:
+    first = item()
+    assert store.add_item(first) is True
+    again = item(redacted_text="something else entirely", rating=5.0)
+    assert store.add_item(again) is False
+    assert store.count_items() == 1
+    stored = store.get_item("itm_1")
+    assert stored is not None
+    assert stored.redacted_text == first.redacted_text
+    assert stored.rating == 2.0
+
+
+def test_only_redacted_text_is_persisted(store: Store, backend: Backend) -> None:
+    assert store.add_item(item())
+    stored = store.get_item("itm_1")
+    assert stored is not None
+    assert stored.text == stored.redacted_text == "Checkout button broken, mail me at [email]"
+    assert stored == item().model_copy(update={"text": item().redacted_text})
+    raw = backend.raw()
+    assert b"[email]" in raw  # we are looking at the right bytes
+    assert b"alice@example.com" not in raw
+
+
+def test_get_iter_count(store: Store) -> None:
+    assert store.get_item("missing") is None
+    assert store.count_items() == 0
+    assert list(store.iter_items()) == []
+    # Inserted out of order; iteration is by received_at, then id.
+    for item_id, seconds in [("c", 5), ("b", 1), ("a", 5), ("d", 3)]:
+        assert store.add_item(item(item_id, received_at=at(seconds)))
+    assert store.count_items() == 4
+    assert [i.id for i in store.iter_items()] == ["b", "d", "a", "c"]
+    got = store.get_item("d")
+    assert got is not None and got.received_at == at(3) and got.metadata["nested"] == {"n": 1}
+
+
+# -- predictions ---------------------------------------------------------------------------
+def test_latest_triage_is_the_last_saved(store: Store, backend: Backend) -> None:
+    assert store.latest_triage("itm_1") is None
+    store.save_triage(triage(version="v1", created_at=at(10)))
+    store.save_triage(triage(version="v2", created_at=at(10)))  # same instant: insertion wins
+    store.save_triage(triage("other", version="v9"))
+    latest = store.latest_triage("itm_1")
+    assert latest is not None and latest.model_version == "v2"
+    # Insertion order, not created_at: a re-run with an older clock still counts as newest.
+    store.save_triage(triage(version="v3", created_at=at(-100)))
+    latest = store.latest_triage("itm_1")
+    assert latest == triage(version="v3", created_at=at(-100))
+    # Every prediction is kept (the port has no history reader, so look at the raw data).
+    raw = backend.raw()
+    assert all(v.encode() in raw for v in ("v1", "v2", "v3", "v9"))
+
+
+def test_many_triages_in_a_burst_keep_insertion_order(store: Store) -> None:
+    for n in range(30):
+        store.save_triage(triage(version=f"v{n}", created_at=T0))
+        latest = store.latest_triage("itm_1")
+        assert latest is not None and latest.model_version == f"v{n}"
+
+
+# -- votes ---------------------------------------------------------------------------------
+def test_duplicate_validation_ids_are_ignored(store: Store) -> None:
+    first = vote("val_a", at(1), category="bug")
+    assert store.add_validation(first) is True
+    redelivered = vote("val_a", at(2), category="ux")  # same event id, different content
+    assert store.add_validation(redelivered) is False
+    assert store.add_validation(first) is False
+    assert [e.id for e in store.events("itm_1")] == ["val_a"]
+    assert store.current_votes("itm_1") == [first]
+
+
+def test_latest_vote_wins_even_when_an_older_one_arrives_late(store: Store) -> None:
+    assert store.add_validation(vote("val_old", at(1), category="ux"))
+    assert store.add_validation(vote("val_new", at(2), category="bug"))
+    assert current_ids(store) == ["val_new"]
+    # A redelivered (new event id) but older vote must not overwrite the newer one.
+    assert store.add_validation(vote("val_older", at(0), category="noise")) is True
+    assert current_ids(store) == ["val_new"]
+    assert store.current_votes("itm_1")[0].category == "bug"
+    assert [e.id for e in store.events("itm_1")] == ["val_old", "val_new", "val_older"]
+
+
+def test_an_equal_timestamp_replaces_like_sqlite(store: Store) -> None:
+    assert store.add_validation(vote("val_a", at(1), category="ux"))
+    assert store.add_validation(vote("val_b", at(1), category="bug"))
+    assert current_ids(store) == ["val_b"]
+
+
+def test_latest_wins_for_every_arrival_order(store: Store) -> None:
+    """All 24 arrival orders of four votes (one a retract) end in the same state."""
+    votes = [
+        ("v0", 0, ValidationKind.CONFIRM),
+        ("v1", 1, ValidationKind.CORRECT),
+        ("v2", 2, ValidationKind.RETRACT),
+        ("v3", 3, ValidationKind.NOISE),
+    ]
+    for n, order in enumerate(itertools.permutations(votes)):
+        item_id = f"perm_{n}"
+        for vid, seconds, kind in order:
+            store.add_validation(vote(f"{item_id}_{vid}", at(seconds), item_id=item_id, kind=kind))
+        assert current_ids(store, item_id) == [f"{item_id}_v3"], order
+        assert len(store.events(item_id)) == 4
+    # And with the retract newest, no vote is current whatever the order.
+    for n, order in enumerate(itertools.permutations(votes[:3])):
+        item_id = f"retracted_{n}"
+        for vid, seconds, kind in order:
+            store.add_validation(vote(f"{item_id}_{vid}", at(seconds), item_id=item_id, kind=kind))
+        assert store.current_votes(item_id) == [], order
+
+
+def test_votes_per_reviewer_are_independent(store: Store) -> None:
+    assert store.add_validation(vote("val_1", at(1), reviewer="U1", category="bug"))
+    assert store.add_validation(vote("val_2", at(5), reviewer="U2", category="ux"))
+    assert store.add_validation(vote("val_3", at(3), reviewer="U1", category="perf"))
+    assert store.add_validation(vote("val_x", at(9), item_id="itm_2", reviewer="U1"))
+    current = {v.reviewer: v for v in store.current_votes("itm_1")}
+    assert {r: v.id for r, v in current.items()} == {"U1": "val_3", "U2": "val_2"}
+    assert current["U1"].category == "perf"
+    assert current_ids(store) == ["val_3", "val_2"]  # ordered by created_at
+    # U1 retracting leaves U2's vote alone.
+    assert store.add_validation(vote("val_4", at(4), reviewer="U1", kind=ValidationKind.RETRACT))
+    assert current_ids(store) == ["val_2"]
+    assert current_ids(store, "itm_2") == ["val_x"]
+
+
+def test_retract_removes_the_current_vote_but_keeps_events(store: Store) -> None:
+    assert store.add_validation(vote("val_1", at(1)))
+    assert store.add_validation(vote("val_2", at(2), kind=ValidationKind.RETRACT))
+    assert store.current_votes("itm_1") == []
+    assert [e.id for e in store.events("itm_1")] == ["val_1", "val_2"]
+    assert store.events("itm_1")[1].kind == ValidationKind.RETRACT
+    # An older vote redelivered after the retract does not resurrect it...
+    assert store.add_validation(vote("val_0", at(0)))
+    assert store.current_votes("itm_1") == []
+    # ...a newer one does, and a retract older than the current vote is ignored.
+    assert store.add_validation(vote("val_3", at(3)))
+    assert store.add_validation(vote("val_r", at(2.5), kind=ValidationKind.RETRACT))
+    assert current_ids(store) == ["val_3"]
+    assert len(store.events("itm_1")) == 5
+
+
+def test_events_keep_arrival_order_across_items(store: Store) -> None:
+    arrivals = [("e1", "a", 5), ("e2", "b", 1), ("e3", "a", 0), ("e4", "b", 9)]
+    for vid, item_id, seconds in arrivals:
+        assert store.add_validation(vote(vid, at(seconds), item_id=item_id))
+    assert [e.id for e in store.events()] == ["e1", "e2", "e3", "e4"]
+    assert [e.id for e in store.events("a")] == ["e1", "e3"]
+    assert store.events("nothing") == []
+
+
+def _race(handles: list[Store], votes: list[Validation]) -> list[bool]:
+    """Send each vote from its own thread, all released at once; re-raise any error."""
+    barrier = threading.Barrier(len(votes))
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def send(n: int, v: Validation) -> None:
+        try:
+            barrier.wait()
+            results.append(handles[n % len(handles)].add_validation(v))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n, v)) for n, v in enumerate(votes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    return results
+
+
+def test_concurrent_votes_for_one_reviewer_end_with_the_newest(
+    store: Store, backend: Backend
+) -> None:
+    """8 threads over two handles (as two bot processes would) race on one (item, reviewer)."""
+    handles = [store, backend.reopen()]
+    rng = random.Random(7)
+    for round_ in range(5):
+        item_id = f"race_{round_}"
+        votes = [vote(f"{item_id}_{n}", at(n), item_id=item_id) for n in range(8)]
+        rng.shuffle(votes)
+        assert _race(handles, votes) == [True] * 8
+        assert current_ids(store, item_id) == [f"{item_id}_7"]
+        assert sorted(e.id for e in store.events(item_id)) == sorted(v.id for v in votes)
+
+
+# -- labels and rewards --------------------------------------------------------------------
+def test_labels_put_replace_delete_iter(store: Store) -> None:
+    assert store.get_label("itm_1") is None
+    assert list(store.iter_labels()) == []
+    store.put_label(label("itm_1", category="bug"))
+    store.put_label(label("itm_2", category="ux"))
+    store.put_label(label("itm_1", category="perf", reviewers=["U1", "U2"]))
+    got = store.get_label("itm_1")
+    assert got == label("itm_1", category="perf", reviewers=["U1", "U2"])
+    labels = list(store.iter_labels())
+    assert sorted(lb.item_id for lb in labels) == ["itm_1", "itm_2"]
+    assert {lb.item_id: lb.category for lb in labels} == {"itm_1": "perf", "itm_2": "ux"}
+    store.delete_label("itm_1")
+    assert store.get_label("itm_1") is None
+    store.delete_label("itm_1")  # deleting nothing is fine
+    assert [lb.item_id for lb in store.iter_labels()] == ["itm_2"]
+
+
+def test_rewards_replace_per_item_and_model_version(store: Store) -> None:
+    assert store.rewards() == []
+    store.put_reward(reward("itm_1", version="v1", value=1.0))
+    store.put_reward(reward("itm_1", version="v2", value=-1.0))
+    store.put_reward(reward("itm_2", version="v1", value=0.5))
+    store.put_reward(reward("itm_1", version="v1", value=-0.5))  # replaces, not appends
+    mine = {(r.item_id, r.model_version): r.value for r in store.rewards("itm_1")}
+    assert mine == {("itm_1", "v1"): -0.5, ("itm_1", "v2"): -1.0}
+    everything = {(r.item_id, r.model_version): r.value for r in store.rewards()}
+    assert everything == {**mine, ("itm_2", "v1"): 0.5}
+    assert len(store.rewards()) == 3
+    assert store.rewards("nothing") == []
+
+
+# -- representation and durability ----------------------------------------------------------
+@pytest.mark.parametrize("zone", [UTC, CEST], ids=["utc", "plus2"])
+def test_datetimes_round_trip_timezone_aware(store: Store, zone: timezone) -> None:
+    stamp = datetime(2025, 6, 30, 23, 59, 58, 654321, tzinfo=zone)
+    store.add_item(item(received_at=stamp))
+    store.save_triage(triage(created_at=stamp))
+    store.add_validation(vote("val_1", stamp))
+    store.put_label(label().model_copy(update={"updated_at": stamp}))
+    store.put_reward(reward().model_copy(update={"created_at": stamp}))
+    got_item, got_triage = store.get_item("itm_1"), store.latest_triage("itm_1")
+    got_label = store.get_label("itm_1")
+    assert got_item and got_triage and got_label
+    loaded = [
+        got_item.received_at,
+        got_triage.created_at,
+        store.current_votes("itm_1")[0].created_at,
+        store.events("itm_1")[0].created_at,
+        got_label.updated_at,
+        store.rewards("itm_1")[0].created_at,
+    ]
+    for value in loaded:
+        assert value.tzinfo is not None and value.utcoffset() is not None
+        assert value.astimezone(UTC) == stamp.astimezone(UTC)  # same instant, to the µs
+        assert value.microsecond == 654321
+
+
+def test_data_survives_close_and_reopen(store: Store, backend: Backend) -> None:
+    store.add_item(item())
+    store.save_triage(triage(version="v1"))
+    store.save_triage(triage(version="v2"))
+    store.add_validation(vote("val_1", at(1)))
+    store.add_validation(vote("val_2", at(2), reviewer="U2"))
+    store.put_label(label())
+    store.put_reward(reward())
+    store.close()
+
+    again = backend.reopen()
+    assert again.count_items() == 1
+    assert again.get_item("itm_1") == item().model_copy(update={"text": item().redacted_text})
+    latest = again.latest_triage("itm_1")
+    assert latest is not None and latest.model_version == "v2"
+    assert current_ids(again) == ["val_1", "val_2"]
+    assert [e.id for e in again.events()] == ["val_1", "val_2"]
+    assert again.get_label("itm_1") == label()
+    assert again.rewards() == [reward()]
+    # Still idempotent and still ordered after reopening.
+    assert again.add_item(item()) is False
+    assert again.add_validation(vote("val_1", at(1))) is False
+    again.save_triage(triage(version="v3"))
+    latest = again.latest_triage("itm_1")
+    assert latest is not None and latest.model_version == "v3"

@@ -1,0 +1,513 @@
+"""Tests for core.governance: PII redaction, the inbound text gate and noise signals."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.governance import InputError, Redaction, clean_text, noise_signals, redact
+
+# --------------------------------------------------------------------------- helpers
+
+
+def luhn_complete(body: str) -> str:
+    """Append the Luhn check digit so the result is a valid card number."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return body + str((10 - total % 10) % 10)
+
+
+def assert_untouched(text: str) -> None:
+    r = redact(text)
+    assert r.text == text, f"{text!r} was changed to {r.text!r}"
+    assert r.kinds == []
+
+
+# ---------------------------------------------------------------------------- basics
+
+
+def test_redaction_is_frozen_dataclass_with_sorted_unique_kinds() -> None:
+    r = redact("a@b.com c@d.org card 4111 1111 1111 1111 and x@y.io")
+    assert isinstance(r, Redaction)
+    assert r.kinds == ["card", "email"]
+    assert r.text == "[email] [email] card [card] and [email]"
+    with pytest.raises(AttributeError):
+        r.text = "x"  # type: ignore[misc]
+
+
+def test_plain_feedback_is_untouched() -> None:
+    assert_untouched("The export button crashes when I click it twice. Please fix!")
+    assert_untouched("")
+
+
+# ---------------------------------------------------------------------------- emails
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "john.doe@example.com",
+        "john.doe+tag@example.co.uk",
+        "a_b-c%d@sub.domain.io",
+        "X99@EXAMPLE.ORG",
+    ],
+)
+def test_email_redacted(email: str) -> None:
+    r = redact(f"reach me at {email}, thanks")
+    assert r.text == "reach me at [email], thanks"
+    assert r.kinds == ["email"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ping @alice about it", "user@localhost failed", "pin numpy@1.26 please", "@app.route('/x')"],
+)
+def test_email_look_alikes_untouched(text: str) -> None:
+    assert_untouched(text)
+
+
+# ---------------------------------------------------------------------------- phones
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+44 20 7946 0958",
+        "+1 555 123 4567",
+        "+1 (555) 123-4567",
+        "+4915112345678",
+        "+33 6 12 34 56 78",
+        "(555) 123-4567",
+        "555-123-4567",
+        "555.123.4567",
+        "1-555-123-4567",
+        "020 7946 0958",
+        "06 12 34 56 78",
+        "06-12345678",
+    ],
+)
+def test_phone_redacted(phone: str) -> None:
+    r = redact(f"call {phone} today")
+    assert r.text == "call [phone] today"
+    assert r.kinds == ["phone"]
+
+
+def test_bare_digit_run_is_phone_only_with_context() -> None:
+    assert redact("phone: 5551234567").text == "phone: [phone]"
+    assert redact("call me at 0612345678 tonight").text == "call me at [phone] tonight"
+    assert_untouched("ts 1700000000 in the log")
+    assert_untouched("order 5551234567 never arrived")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "broken since 3.12.1 and 10.0.19041",
+        "happened on 2026-11-28 and 28-11-2026",
+        "started at 12:30, ended at 12:30:45",
+        "got HTTP 404 then 500 503 502",
+        "see issue #12345 and PR #678",
+        "server on port 8080 and :443",
+        "we have 42 users and 7 teams, 100 200 300",
+        "version 2026.11.28 build 20261128",
+    ],
+)
+def test_phone_false_positives_untouched(text: str) -> None:
+    assert_untouched(text)
+
+
+# ----------------------------------------------------------------------------- cards
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "4111111111111111",
+        "5555555555554444",
+        "378282246310005",  # Amex, 15 digits
+        "3782 822463 10005",
+        "6011111111111117",
+        "4222222222222",  # 13 digits
+        luhn_complete("123456789012345678"),  # 19 digits
+    ],
+)
+def test_luhn_valid_card_redacted(card: str) -> None:
+    r = redact(f"paid with {card}.")
+    assert r.text == "paid with [card]."
+    assert r.kinds == ["card"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "paid with 4111 1111 1111 1112",  # fails Luhn
+        "id 4111111111111112 here",
+        "4111111111111111111111 is too long",  # 22 digits: not a card
+        "amount 0.4111111111111111",  # part of a decimal
+    ],
+)
+def test_luhn_invalid_or_non_card_untouched(text: str) -> None:
+    assert_untouched(text)
+
+
+# ------------------------------------------------------------------------------- IPs
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("from 192.168.1.10 today", "from [ip] today"),
+        ("dial 10.0.0.1:8080 now", "dial [ip]:8080 now"),
+        ("dns is 8.8.8.8.", "dns is [ip]."),
+        ("edge 255.255.255.255 and 0.0.0.0", "edge [ip] and [ip]"),
+        ("v6 2001:0db8:85a3:0000:0000:8a2e:0370:7334 x", "v6 [ip] x"),
+        ("v6 2001:db8::1 x", "v6 [ip] x"),
+        ("link fe80::1%eth0 x", "link [ip]%eth0 x"),
+        ("loopback ::1 x", "loopback [ip] x"),
+        ("mapped ::ffff:192.0.2.1 x", "mapped [ip] x"),
+        ("nat64 64:ff9b::192.0.2.33 x", "nat64 [ip] x"),
+        ("host:10.0.0.1 and a::b:1.2.3.4", "host:[ip] and [ip]"),
+        ("url http://[2001:db8::42]:8080/ x", "url http://[[ip]]:8080/ x"),
+    ],
+)
+def test_ip_redacted(text: str, expected: str) -> None:
+    r = redact(text)
+    assert r.text == expected
+    assert r.kinds == ["ip"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "upgrade from 1.2.3 to 1.2.4",
+        "bad 999.1.1.1 and 256.1.1.1",
+        "leading zero 01.2.3.4",
+        "five parts 1.2.3.4.5",
+        "at 12:30 or 12:30:45",
+        "use std::vector<int> and std::map",
+        "Foo::Bar::baz() and a::b and cafe::beef",
+        "mac 00:1A:2B:3C:4D:5E",
+    ],
+)
+def test_ip_look_alikes_untouched(text: str) -> None:
+    assert_untouched(text)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp",
+        "xoxp-1234567890-abcdefghij",
+        "xapp-1-A0123456789-1234567890-abcdef",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "gho_abcdefghijklmnopqrstuvwxyz0123456789",
+        "ghs_abcdefghijklmnopqrstuvwxyz0123456789",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+        "sk-abcdefghijklmnopqrstuvwxyz012345",
+        "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+        "AKIAIOSFODNN7EXAMPLE",
+        "AIzaSyD-1234567890abcdefghijklmnopqrstu",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ],
+)
+def test_token_redacted(token: str) -> None:
+    r = redact(f"my token is {token} oops")
+    assert r.text == "my token is [secret] oops"
+    assert r.kinds == ["secret"]
+
+
+def test_bearer_keeps_scheme() -> None:
+    r = redact("Authorization: Bearer abc123.def456-ghi")
+    assert r.text == "Authorization: Bearer [secret]"
+    assert r.kinds == ["secret"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("api_key=abcd1234efgh", "api_key=[secret]"),
+        ('"api_key": "abcdefgh1234"', '"api_key": "[secret]"'),
+        ("password=hunter22 ok", "password=[secret] ok"),
+        ("DB_PASSWORD = 's3cr3t-value'", "DB_PASSWORD = '[secret]'"),
+        ("client_secret: 9f8e7d6c5b4a", "client_secret: [secret]"),
+        ("password: hunter22.", "password: [secret]."),
+        ("SLACK_BOT_TOKEN=xoxb-1234567890-abcdefghij", "SLACK_BOT_TOKEN=[secret]"),
+        ("https://x.io/cb?token=abc123def456&page=2", "https://x.io/cb?token=[secret]&page=2"),
+    ],
+)
+def test_assignment_keeps_key_replaces_value(text: str, expected: str) -> None:
+    r = redact(text)
+    assert r.text == expected
+    assert r.kinds == ["secret"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the token: expired yesterday",
+        "token = get_token()",
+        "password = request.form",
+        "if token == expected_value:",
+        "api_key=short",
+        "keep it secret, keep it safe",
+        "the task-runner crashed",
+    ],
+)
+def test_secret_look_alikes_untouched(text: str) -> None:
+    assert_untouched(text)
+
+
+def test_secret_digits_are_not_misread_as_phone() -> None:
+    r = redact("key AKIA1234567890123456 and token=1234567890123")
+    assert r.text == "key [secret] and token=[secret]"
+    assert r.kinds == ["secret"]
+
+
+# ---------------------------------------------------------------------- performance
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["prose", "digits", "alnum", "colons", "dots"],
+)
+def test_one_megabyte_redacts_quickly(kind: str) -> None:
+    rng = random.Random(7)
+    para = (
+        "The export crashes on 3.12.1 since 2026-11-28 at 12:30. Mail jane@example.com "
+        "or +1 555 123 4567, card 4111 1111 1111 1111, ip 10.0.0.1, token=abc123def456, "
+        "std::vector fe80::1 HTTP 404 #12345. "
+    )
+    alphabets = {
+        "digits": "0123456789 -.+()",
+        "alnum": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+        "colons": "0123456789abcdef:",
+        "dots": "0123456789.",
+    }
+    if kind == "prose":
+        text = (para * (1_000_000 // len(para) + 1))[:1_000_000]
+    else:
+        text = "".join(rng.choices(alphabets[kind], k=1_000_000))
+    start = time.perf_counter()
+    redact(text)
+    elapsed = time.perf_counter() - start
+    # Typically ~0.3 s; the bound is loose for slow CI but catches catastrophic backtracking.
+    assert elapsed < 3.0, f"{kind}: {elapsed:.2f}s"
+
+
+# ------------------------------------------------------------------------ properties
+
+_FRAGMENTS = [
+    "a@b.co",
+    "x.y+z@mail.example.org",
+    "+1 555 123 4567",
+    "(555) 123-4567",
+    "020 7946 0958",
+    "4111 1111 1111 1111",
+    "4111111111111111",
+    "192.168.0.1",
+    "1.2.3",
+    "::1",
+    "fe80::1",
+    "2001:db8::",
+    "std::vector",
+    "12:30",
+    "token=",
+    "password: ",
+    '"api_key": "',
+    "abc123def456",
+    "Bearer ",
+    "xoxb-",
+    "ghp_",
+    "sk-",
+    "AKIA",
+    "eyJ",
+    "phone: ",
+    "call me at ",
+    "1234567890",
+    "0",
+    "1",
+    "[email]",
+    "[secret]",
+    "[phone]",
+    " ",
+    ".",
+    ":",
+    "-",
+    "@",
+    "=",
+    "+",
+    "(",
+    '"',
+]
+
+_messy_text = st.lists(st.sampled_from(_FRAGMENTS) | st.text(max_size=12), max_size=25).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(), _messy_text))
+def test_redact_is_idempotent_and_total(text: str) -> None:
+    first = redact(text)
+    assert isinstance(first.text, str)
+    assert first.kinds == sorted(set(first.kinds))
+    second = redact(first.text)
+    assert second.text == first.text
+
+
+_emails = st.builds(
+    lambda local, labels, tld: f"{local}@{'.'.join(labels)}.{tld}",
+    st.from_regex(r"[a-z0-9]([a-z0-9._+-]{0,15}[a-z0-9])?", fullmatch=True),
+    st.lists(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True), min_size=1),
+    st.from_regex(r"[a-z]{2,6}", fullmatch=True),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(email=_emails, before=st.text(max_size=30), after=st.text(max_size=30))
+def test_generated_email_never_survives(email: str, before: str, after: str) -> None:
+    out = redact(f"{before} {email} {after}").text
+    assert email not in out
+
+
+@st.composite
+def _cards(draw: st.DrawFn) -> tuple[str, str]:
+    length = draw(st.integers(min_value=13, max_value=19))
+    body = draw(st.text(alphabet="0123456789", min_size=length - 1, max_size=length - 1))
+    digits = luhn_complete(body)
+    sep = draw(st.sampled_from(["", " ", "-"]))
+    groups = [digits[i : i + 4] for i in range(0, len(digits), 4)]
+    return digits, sep.join(groups)
+
+
+_no_digit_text = st.text(alphabet=st.characters(blacklist_categories=("Nd", "Cs")), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(card=_cards(), before=_no_digit_text, after=_no_digit_text)
+def test_generated_card_never_survives(card: tuple[str, str], before: str, after: str) -> None:
+    digits, formatted = card
+    out = redact(f"{before} {formatted} {after}").text
+    assert formatted not in out
+    assert digits not in out.replace(" ", "").replace("-", "")
+
+
+# ------------------------------------------------------------------------ clean_text
+
+
+def test_clean_text_accepts_and_normalises() -> None:
+    assert clean_text("  hello world \n", 100) == "hello world"
+    # NFD "é" (e + combining acute) becomes the single NFC code point.
+    assert clean_text("caf\u0065\u0301", 100) == "caf\u00e9"
+    assert clean_text("line one\nline two\ttab\r\n", 100) == "line one\nline two\ttab"
+    assert clean_text("\ufeff\u200bzero width edges\u200b", 100) == "zero width edges"
+
+
+def test_clean_text_accepts_valid_utf8_bytes() -> None:
+    assert clean_text("naïve café ✓".encode(), 100) == "naïve café ✓"
+    assert clean_text(b"  plain ascii  ", 100) == "plain ascii"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "\n\t  \r\n", b"", b"   ", "\u200b\ufeff"])
+def test_clean_text_empty(raw: str | bytes) -> None:
+    with pytest.raises(InputError, match=r"^empty feedback text$"):
+        clean_text(raw, 100)
+
+
+def test_clean_text_invalid_utf8() -> None:
+    with pytest.raises(InputError, match=r"^binary content: not valid UTF-8 text$"):
+        clean_text(b"\xff\xfe\x00", 100)
+    with pytest.raises(InputError, match="binary content"):
+        clean_text(b"abc\xc3(", 100)
+
+
+@pytest.mark.parametrize("raw", ["abc\x00def", b"abc\x00def", "\x00"])
+def test_clean_text_nul_is_binary(raw: str | bytes) -> None:
+    with pytest.raises(InputError, match="binary content"):
+        clean_text(raw, 100)
+
+
+def test_clean_text_many_control_chars_is_binary() -> None:
+    with pytest.raises(InputError, match="binary content"):
+        clean_text("ab\x01\x02\x03cdefgh", 100)  # 3 of 11 are control chars
+    # A few stray controls in a long text are tolerated (<= 10%).
+    assert clean_text("a" * 50 + "\x1b" + "b" * 50, 200).startswith("a")
+
+
+def test_clean_text_oversize_reports_exact_bytes() -> None:
+    text = "é" * 30  # 60 UTF-8 bytes
+    with pytest.raises(InputError) as exc:
+        clean_text(text, 59)
+    assert str(exc.value) == "feedback text is 60 bytes, over the 59-byte limit"
+    assert clean_text(text, 60) == text
+    with pytest.raises(InputError, match=r"^feedback text is 101 bytes, over the 100-byte limit$"):
+        clean_text(b"x" * 101, 100)
+
+
+def test_clean_text_limit_counts_cleaned_text() -> None:
+    assert clean_text("   " + "x" * 10 + "   ", 10) == "x" * 10
+
+
+def test_input_error_is_value_error() -> None:
+    assert issubclass(InputError, ValueError)
+
+
+# --------------------------------------------------------------------- noise_signals
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The export button crashes when I click it twice.",
+        "Please add dark mode to the settings page, my eyes hurt at night.",
+        "Login fails with error 500 on https://app.example.com/login",
+        "应用程序在我点击导出按钮时崩溃",
+    ],
+)
+def test_noise_signals_empty_for_normal_feedback(text: str) -> None:
+    assert noise_signals(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "signal"),
+    [
+        ("ok", "very_short"),
+        ("thanks!", "very_short"),
+        ("123 456 !!! ???", "no_letters"),
+        ("this is sooooooooo bad", "repeated_chars"),
+        ("why does it crash!!!!!!", "repeated_chars"),
+        ("asdf asdf asdf", "keyboard_mash"),
+        ("qwerty uiop zxcv", "keyboard_mash"),
+        ("jkl; jkl; jkl;", "keyboard_mash"),
+        ("see https://a.example and https://b.example for more", "many_links"),
+        ("great post, check out my channel for more", "promo"),
+        ("cheap backlinks and SEO services available", "promo"),
+        ("best online casino bonus here", "promo"),
+        ("use discount code SAVE20 today", "promo"),
+        ("THIS APP IS COMPLETELY BROKEN AGAIN", "all_caps"),
+    ],
+)
+def test_noise_signal_detected(text: str, signal: str) -> None:
+    assert signal in noise_signals(text)
+
+
+def test_noise_signals_negatives() -> None:
+    assert "all_caps" not in noise_signals("The API returns HTTP 500 on GET requests today")
+    assert "all_caps" not in noise_signals("OK FINE")  # too few letters to judge
+    assert "many_links" not in noise_signals("see https://a.example for details please")
+    assert "repeated_chars" not in noise_signals("cost went from 1000000 to 2000000 -------")
+    assert "keyboard_mash" not in noise_signals("the property page is broken")
+    assert "promo" not in noise_signals("the search engine ranking feature is slow")
