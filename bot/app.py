@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from core.ports import Encoder, Store
 from core.service import TriageService
@@ -25,7 +26,9 @@ class Components:
         self.store.close()
 
 
+@cache
 def default_encoder() -> Encoder:
+    """One encoder per process: it is ~90 MB of weights and its cache is shared."""
     from core.backends.embedded import MiniLMEncoder
 
     return MiniLMEncoder(device="cpu")

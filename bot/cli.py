@@ -29,7 +29,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (figures as JSON)
 app.add_typer(export_app, name="export")
 app.add_typer(bench_app, name="bench")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 StoreOption = Annotated[
     str | None,
     typer.Option("--store", help="Store URL (default: $TRIAGE_STORE_URL or a SQLite file)."),

@@ -278,6 +278,23 @@ def test_secret_digits_are_not_misread_as_phone() -> None:
     assert r.kinds == ["secret"]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Found by hypothesis: a second email/phone glued to the first used to survive.
+        ("0@0.AA0@0.AA", "[email]"),
+        ("(000)000.0000(000)000.0000", "[phone][phone]"),
+        ("+00000000BEARER 00000000", "[phone]BEARER [secret]"),
+        # The card is only recognisable once the IPv6 before it is a placeholder.
+        ("::1 4111 1111 1111 1111", "[ip] [card]"),
+    ],
+)
+def test_adjacent_pii_all_redacted(text: str, expected: str) -> None:
+    r = redact(text)
+    assert r.text == expected
+    assert redact(r.text).text == r.text
+
+
 # ---------------------------------------------------------------------- performance
 
 
