@@ -212,7 +212,9 @@ def demo(
     store: Annotated[
         str | None, typer.Option("--store", help="Store URL (default: a fresh temporary file).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Also print the summary as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Also print the summary as JSON.")
+    ] = False,
 ) -> None:
     """The whole loop in the terminal on bundled feedback: triage, review, learn, measure."""
     from bot.console import DEMO_ITEMS, run_demo

@@ -36,7 +36,9 @@ def render_card(item: FeedbackItem, triage: Triage, taxonomy: Taxonomy) -> Panel
     )
     if triage.needs_human:
         head.append("   needs a human", style="bold magenta")
-    body = Text(item.redacted_text if len(item.redacted_text) < 600 else item.redacted_text[:600] + "…")
+    body = Text(
+        item.redacted_text if len(item.redacted_text) < 600 else item.redacted_text[:600] + "…"
+    )
     meta = ", ".join(
         part
         for part in (
@@ -51,7 +53,9 @@ def render_card(item: FeedbackItem, triage: Triage, taxonomy: Taxonomy) -> Panel
     if meta:
         parts.append(Text(meta, style="dim"))
     parts.append(Text.assemble(("Action: ", "bold"), triage.action))
-    return Panel(Group(*parts), title=item.id, subtitle=triage.model_version, border_style=sev_style)
+    return Panel(
+        Group(*parts), title=item.id, subtitle=triage.model_version, border_style=sev_style
+    )
 
 
 def triage_table(rows: list[tuple[FeedbackItem, Triage]]) -> Table:
@@ -130,7 +134,9 @@ def _accuracy(pairs: list[tuple[Triage, dict[str, str]]]) -> tuple[float, float]
 
 
 def load_demo_items(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def run_demo(
@@ -166,7 +172,9 @@ def run_demo(
 
     holdout_items = [to_item(r) for r in holdout]
     before_holdout = list(zip(service.engine.triage_many(holdout_items), holdout, strict=True))
-    console.rule(f"[bold]triage-bot demo[/] · {len(stream)} items to review, {len(holdout)} held out")
+    console.rule(
+        f"[bold]triage-bot demo[/] · {len(stream)} items to review, {len(holdout)} held out"
+    )
     mode = "simulated reviewer answers from the gold labels" if auto else "you review each card"
     console.print(f"Model {service.engine.model_version}; {mode}.\n")
 
@@ -210,7 +218,11 @@ def run_demo(
 
     after_holdout = list(zip(service.engine.triage_many(holdout_items), holdout, strict=True))
     reviewed_after = list(
-        zip(service.engine.triage_many([i for i, _ in reviewed]), [r for _, r in reviewed], strict=True)
+        zip(
+            service.engine.triage_many([i for i, _ in reviewed]),
+            [r for _, r in reviewed],
+            strict=True,
+        )
     )
     reviewed_before = [(t, r) for t, r in seen if any(r is rr for _, rr in reviewed)]
     half = len(seen) // 2
@@ -255,6 +267,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
         fmt(summary["prequential_second_half"]),
     )
     table.caption = (
-        f"model {summary['model_version']}; learning took {summary['learn_ms_p50']:.0f} ms per vote (p50)"
+        f"model {summary['model_version']}; "
+        f"learning took {summary['learn_ms_p50']:.0f} ms per vote (p50)"
     )
     return table

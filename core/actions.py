@@ -52,6 +52,4 @@ def location_of(text: str, page: str | None) -> str:
 
 def suggest_action(spec: CategorySpec, text: str, page: str | None) -> str:
     where = location_of(text, page)
-    return spec.action.format(
-        subject=subject_of(text, spec), where=f" on {where}" if where else ""
-    )
+    return spec.action.format(subject=subject_of(text, spec), where=f" on {where}" if where else "")

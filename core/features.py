@@ -85,9 +85,7 @@ class ColdStartPrior:
         return out
 
     @staticmethod
-    def _similarity(
-        emb: np.ndarray, protos: list[tuple[np.ndarray, np.ndarray]]
-    ) -> np.ndarray:
+    def _similarity(emb: np.ndarray, protos: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         cols = []
         for desc, examples in protos:
             sim_desc = emb @ desc
@@ -95,7 +93,9 @@ class ColdStartPrior:
             cols.append(0.4 * sim_desc + 0.6 * sim_ex)
         return np.stack(cols, axis=1)
 
-    def score(self, texts: list[str], embeddings: np.ndarray, form_types: list[str | None]) -> PriorOutput:
+    def score(
+        self, texts: list[str], embeddings: np.ndarray, form_types: list[str | None]
+    ) -> PriorOutput:
         n = len(texts)
         cat = SIMILARITY_SCALE * self._similarity(embeddings, self._cat_protos)
         sev = SIMILARITY_SCALE * self._similarity(embeddings, self._sev_protos)
@@ -107,12 +107,16 @@ class ColdStartPrior:
                 hits = pattern.findall(lowered) if pattern else []
                 if hits:
                     cat[i, j] += CUE_WEIGHT * min(len(hits), 3)
-                    evidence[i].append(f"cue for {cats[j].name}: " + ", ".join(sorted(set(hits))[:3]))
+                    evidence[i].append(
+                        f"cue for {cats[j].name}: " + ", ".join(sorted(set(hits))[:3])
+                    )
             for j, pattern in enumerate(self._sev_cues):
                 hits = pattern.findall(lowered) if pattern else []
                 if hits:
                     sev[i, j] += CUE_WEIGHT * min(len(hits), 3)
-                    evidence[i].append(f"cue for {sevs[j].name}: " + ", ".join(sorted(set(hits))[:3]))
+                    evidence[i].append(
+                        f"cue for {sevs[j].name}: " + ", ".join(sorted(set(hits))[:3])
+                    )
             form = form_types[i]
             priors = self.taxonomy.form_types.get(form or "", {})
             for j, spec in enumerate(cats):

@@ -46,7 +46,9 @@ class FeedbackItem(_Model):
     redacted_text: str = Field(description="Text with PII replaced; what is stored and modelled.")
     pii_kinds: list[str] = Field(default_factory=list)
     source: str = Field(default="cli", description="cli, slack, discord, webhook, mongodb, file")
-    external_ref: str | None = Field(default=None, description="Platform id/permalink of the origin")
+    external_ref: str | None = Field(
+        default=None, description="Platform id/permalink of the origin"
+    )
     page: str | None = None
     form_type: str | None = None
     rating: float | None = None

@@ -26,8 +26,8 @@ class Store(Protocol):
       redelivered vote never overwrites a newer one, and a retract removes the current vote.
       It returns False for a duplicate event id.
     - `save_triage` keeps every prediction; `latest_triage` returns the newest.
-    - `put_label` replaces the item's label (`delete_label` drops it when no vote is left); `put_reward` replaces the reward for
-      (item, model_version).
+    - `put_label` replaces the item's label (`delete_label` drops it when no vote is
+      left); `put_reward` replaces the reward for (item, model_version).
     """
 
     def add_item(self, item: FeedbackItem) -> bool: ...

@@ -44,8 +44,12 @@ def consensus(
         return None
     live.sort(key=lambda v: v.created_at)
     weight = {v.reviewer: (weights or {}).get(v.reviewer, 1.0) for v in live}
-    category, cat_share = _winner([(v.category or "", weight[v.reviewer], i) for i, v in enumerate(live)])
-    severity, sev_share = _winner([(v.severity or "", weight[v.reviewer], i) for i, v in enumerate(live)])
+    category, cat_share = _winner(
+        [(v.category or "", weight[v.reviewer], i) for i, v in enumerate(live)]
+    )
+    severity, sev_share = _winner(
+        [(v.severity or "", weight[v.reviewer], i) for i, v in enumerate(live)]
+    )
     actions = [v.action for v in live if v.action and v.category == category]
     agreement = min(cat_share, sev_share)
     return Label(

@@ -145,9 +145,10 @@ class TriageService:
             self.store.save_triage(triage)
         out = []
         for item, is_new in fresh:
-            triage = predicted.get(item.id) or self.store.latest_triage(item.id)
-            assert triage is not None
-            out.append((triage, is_new))
+            found = predicted.get(item.id) or self.store.latest_triage(item.id)
+            if found is None:  # only if another process deleted it in between
+                raise LookupError(f"item {item.id} has no triage")
+            out.append((found, is_new))
         return out
 
     # -- validation --------------------------------------------------------------------------
@@ -179,14 +180,15 @@ class TriageService:
         predicted = self.store.latest_triage(item_id)
         if kind == ValidationKind.CORRECT and not (category or severity or action):
             raise ValueError("a correction needs a category, a severity or an action")
-        if kind in (ValidationKind.CONFIRM, ValidationKind.CORRECT) and predicted is None:
-            if not (category and severity):
-                raise ValueError(f"item {item_id} has no prediction to confirm; give both fields")
         if kind == ValidationKind.CONFIRM:
-            category, severity = predicted.category, predicted.severity  # type: ignore[union-attr]
+            if predicted is None:
+                raise ValueError(f"item {item_id} has no prediction to confirm")
+            category, severity = predicted.category, predicted.severity
         elif kind == ValidationKind.CORRECT:
-            category = category or predicted.category  # type: ignore[union-attr]
-            severity = severity or predicted.severity  # type: ignore[union-attr]
+            category = category or (predicted.category if predicted else None)
+            severity = severity or (predicted.severity if predicted else None)
+            if category is None or severity is None:
+                raise ValueError(f"item {item_id} has no prediction; give category and severity")
         elif kind == ValidationKind.NOISE:
             noise = self.taxonomy.noise_category
             if noise is None:

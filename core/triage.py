@@ -15,7 +15,7 @@ import numpy as np
 from core.actions import suggest_action
 from core.backends.heads import Batch, LinearHeads
 from core.features import ColdStartPrior, lexical_ids, softmax
-from core.models import FeedbackItem, Label, Triage
+from core.models import FeedbackItem, FieldConfidence, Label, Triage
 from core.ports import Encoder
 from core.taxonomy import Taxonomy
 
@@ -92,13 +92,18 @@ class TriageEngine:
                     category=spec.name,
                     severity=names_s[s],
                     action=suggest_action(spec, item.redacted_text, item.page),
-                    confidence={
-                        "category": float(cat_probs[i, c]),
-                        "severity": float(sev_probs[i, s]),
-                    },
+                    confidence=FieldConfidence(
+                        category=float(cat_probs[i, c]), severity=float(sev_probs[i, s])
+                    ),
                     probabilities={
-                        "category": {n: round(float(p), 4) for n, p in zip(names_c, cat_probs[i], strict=True)},
-                        "severity": {n: round(float(p), 4) for n, p in zip(names_s, sev_probs[i], strict=True)},
+                        "category": {
+                            n: round(float(p), 4)
+                            for n, p in zip(names_c, cat_probs[i], strict=True)
+                        },
+                        "severity": {
+                            n: round(float(p), 4)
+                            for n, p in zip(names_s, sev_probs[i], strict=True)
+                        },
                     },
                     model_version=version,
                     needs_human=float(cat_probs[i, c]) < threshold,

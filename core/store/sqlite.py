@@ -140,7 +140,13 @@ class SQLiteStore:
                          retracted = excluded.retracted,
                          doc = excluded.doc
                        WHERE excluded.created_at >= votes.created_at""",
-                    (validation.item_id, validation.reviewer, _iso(validation.created_at), retracted, doc),
+                    (
+                        validation.item_id,
+                        validation.reviewer,
+                        _iso(validation.created_at),
+                        retracted,
+                        doc,
+                    ),
                 )
                 self._db.execute("COMMIT")
             except BaseException:

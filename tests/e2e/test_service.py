@@ -38,7 +38,9 @@ def encoder() -> Encoder:
     return default_encoder()
 
 
-def make_service(store: Store, encoder: Encoder, reviewers: frozenset[str] | None = None) -> TriageService:
+def make_service(
+    store: Store, encoder: Encoder, reviewers: frozenset[str] | None = None
+) -> TriageService:
     taxonomy = load_taxonomy()
     return TriageService(store, TriageEngine(taxonomy, encoder), taxonomy, reviewers=reviewers)
 
@@ -72,8 +74,10 @@ def test_form_type_shifts_the_prior(encoder: Encoder) -> None:
     as_feature = service.engine.triage(service.make_item(text, form_type="feature"))
     as_commercial = service.engine.triage(service.make_item(text, form_type="commercial"))
     general = service.engine.triage(service.make_item(text, form_type="general"))
-    p = {k: t.probabilities["category"] for k, t in
-         [("feature", as_feature), ("commercial", as_commercial), ("general", general)]}
+    p = {
+        k: t.probabilities["category"]
+        for k, t in [("feature", as_feature), ("commercial", as_commercial), ("general", general)]
+    }
     assert p["feature"]["feature-request"] > p["general"]["feature-request"] + 0.1
     assert p["commercial"]["noise"] > p["general"]["noise"] + 0.1
     assert as_feature.category == "feature-request"
@@ -127,7 +131,10 @@ def test_votes_labels_rewards_and_errors(backend, encoder: Encoder) -> None:
 
     confirmed = service.vote(item_id, "ann", "confirm")
     assert confirmed.stored and confirmed.label is not None
-    assert (confirmed.label.category, confirmed.label.severity) == (triage.category, triage.severity)
+    assert (confirmed.label.category, confirmed.label.severity) == (
+        triage.category,
+        triage.severity,
+    )
     assert confirmed.reward is not None and confirmed.reward.value == 1.0
     assert confirmed.reward.model_version == triage.model_version
 
@@ -150,7 +157,10 @@ def test_votes_labels_rewards_and_errors(backend, encoder: Encoder) -> None:
     assert len(store.events(item_id)) == 6
 
     noise = service.vote(item_id, "ann", ValidationKind.NOISE)
-    assert noise.label is not None and (noise.label.category, noise.label.severity) == ("noise", "low")
+    assert noise.label is not None and (noise.label.category, noise.label.severity) == (
+        "noise",
+        "low",
+    )
 
     before = len(store.events())
     with pytest.raises(ValueError, match="unknown category 'bugz'"):
@@ -167,7 +177,9 @@ def test_votes_labels_rewards_and_errors(backend, encoder: Encoder) -> None:
     assert len(store.events()) == before + 1
 
 
-def test_online_learning_changes_a_later_prediction_and_survives_restart(backend, encoder: Encoder) -> None:
+def test_online_learning_changes_a_later_prediction_and_survives_restart(
+    backend, encoder: Encoder
+) -> None:
     store = backend.reopen()
     service = make_service(store, encoder)
     texts = [

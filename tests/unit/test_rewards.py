@@ -7,7 +7,9 @@ from core.taxonomy import load_taxonomy
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def vote(reviewer: str, category: str, severity: str, minute: int, kind: str = "correct") -> Validation:
+def vote(
+    reviewer: str, category: str, severity: str, minute: int, kind: str = "correct"
+) -> Validation:
     return Validation(
         item_id="i1",
         reviewer=reviewer,
@@ -71,4 +73,7 @@ def test_reward_scores_each_field_with_partial_credit() -> None:
     assert abs(worst.value - (-0.6 + 0.4 * (1 - 2 * 2 / 3))) < 1e-3
     assert worst.model_version == "m1"
     data = worst.as_reward_data().model_dump()
-    assert set(data) == {"value", "source", "reason"} and "category noise != website-bug" in data["reason"]
+    assert (
+        set(data) == {"value", "source", "reason"}
+        and "category noise != website-bug" in data["reason"]
+    )

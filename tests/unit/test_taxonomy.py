@@ -8,7 +8,12 @@ from core.taxonomy import DEFAULT_CONFIG, ConfigError, load_taxonomy
 def test_default_taxonomy_has_the_documented_labels() -> None:
     tax = load_taxonomy()
     assert tax.category_names == [
-        "website-bug", "framework-issue", "content-gap", "feature-request", "positive", "noise"
+        "website-bug",
+        "framework-issue",
+        "content-gap",
+        "feature-request",
+        "positive",
+        "noise",
     ]
     assert tax.severity_names == ["critical", "high", "medium", "low"]
     assert tax.form_types["bug"] == {"website-bug": 0.6, "framework-issue": 0.4}
