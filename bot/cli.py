@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 export_app = typer.Typer(no_args_is_help=True, help="Export what the team has validated.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (figures as JSON).")
+serve_app = typer.Typer(no_args_is_help=True, help="Run the bot on a chat platform.")
+app.add_typer(serve_app, name="serve")
 app.add_typer(export_app, name="export")
 app.add_typer(bench_app, name="bench")
 
@@ -228,6 +230,30 @@ def demo(
             )
     if as_json:
         emit(summary)
+
+
+@serve_app.command("slack")
+def serve_slack(
+    host: Annotated[str, typer.Option(help="HTTP mode: address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="HTTP mode: port.")] = 3000,
+    store: StoreOption = None,
+) -> None:
+    """Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP (POST /slack/events, /feedback)."""
+    import logging
+
+    from bot.slack.settings import SlackSettings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        slack_settings = SlackSettings.from_env()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    from bot.slack.server import serve
+
+    with components(store) as c:
+        serve(c.service, slack_settings, host, port)
 
 
 @bench_app.command("latency")

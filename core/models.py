@@ -11,7 +11,7 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -97,6 +97,7 @@ class ValidationKind(StrEnum):
     CONFIRM = "confirm"
     CORRECT = "correct"
     NOISE = "noise"
+    REJECT = "reject"  # "this is wrong" without saying what is right: queues it for a human
     RETRACT = "retract"
 
 
@@ -156,3 +157,22 @@ class Reward(_Model):
 
     def as_reward_data(self) -> RewardData:
         return RewardData(value=self.value, source=self.source, reason=self.reason)
+
+
+class PostRecord(_Model):
+    """The outbox entry of one item for one destination (e.g. "slack:C123").
+
+    An item is stored first and posted after; the outbox is how a crash or an outage
+    between the two ends with the item posted exactly once. `ref` is the platform's id
+    of the posted card (Slack's message ts), which reactions and updates look up.
+    """
+
+    item_id: str
+    target: str
+    status: Literal["pending", "claimed", "posted"] = "pending"
+    ref: str | None = None
+    claimed_by: str | None = None
+    claimed_until: UTCDateTime | None = None
+    attempts: int = 0
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+    updated_at: UTCDateTime = Field(default_factory=utcnow)

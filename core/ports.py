@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from core.models import FeedbackItem, Label, Reward, Triage, Validation
+from core.models import FeedbackItem, Label, PostRecord, Reward, Triage, Validation
 
 
 class Store(Protocol):
@@ -26,6 +26,13 @@ class Store(Protocol):
       redelivered vote never overwrites a newer one, and a retract removes the current vote.
       It returns False for a duplicate event id.
     - `save_triage` keeps every prediction; `latest_triage` returns the newest.
+    - Outbox: `enqueue_post` is idempotent on (item_id, target). `claim_post` atomically
+      hands the oldest pending post of a target (or one whose claim lease expired) to one
+      worker: two workers never hold the same post at once. `mark_posted` records the
+      platform ref; `release_post` gives a claimed post back (a failed attempt);
+      `find_post` looks a post up by its ref.
+    - `mark_event_seen` is True the first time a key is seen, False after: a durable
+      dedupe of redelivered platform events, shared by every process on the store.
     - `put_label` replaces the item's label (`delete_label` drops it when no vote is
       left); `put_reward` replaces the reward for (item, model_version).
     """
@@ -49,6 +56,16 @@ class Store(Protocol):
 
     def put_reward(self, reward: Reward) -> None: ...
     def rewards(self, item_id: str | None = None) -> list[Reward]: ...
+
+    def enqueue_post(self, item_id: str, target: str) -> bool: ...
+    def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None: ...
+    def mark_posted(self, item_id: str, target: str, ref: str) -> None: ...
+    def release_post(self, item_id: str, target: str, worker: str) -> None: ...
+    def get_post(self, item_id: str, target: str) -> PostRecord | None: ...
+    def find_post(self, target: str, ref: str) -> PostRecord | None: ...
+    def count_unposted(self, target: str) -> int: ...
+
+    def mark_event_seen(self, key: str) -> bool: ...
 
     def close(self) -> None: ...
 

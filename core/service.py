@@ -26,7 +26,7 @@ from core.models import (
     utcnow,
 )
 from core.ports import Store
-from core.rewards import consensus, score
+from core.rewards import REWARD_SOURCE, consensus, score
 from core.taxonomy import Taxonomy
 from core.triage import LearnReport, TriageEngine
 
@@ -185,8 +185,21 @@ class TriageService:
                 raise ValueError(f"item {item_id} has no prediction to confirm")
             category, severity = predicted.category, predicted.severity
         elif kind == ValidationKind.CORRECT:
-            category = category or (predicted.category if predicted else None)
-            severity = severity or (predicted.severity if predicted else None)
+            # A correction of one field keeps what this reviewer said of the other before
+            # (a bug reaction, then a fire reaction), else the prediction.
+            mine = next(
+                (v for v in self.store.current_votes(item_id) if v.reviewer == reviewer), None
+            )
+            category = (
+                category
+                or (mine.category if mine else None)
+                or (predicted.category if predicted else None)
+            )
+            severity = (
+                severity
+                or (mine.severity if mine else None)
+                or (predicted.severity if predicted else None)
+            )
             if category is None or severity is None:
                 raise ValueError(f"item {item_id} has no prediction; give category and severity")
         elif kind == ValidationKind.NOISE:
@@ -216,6 +229,15 @@ class TriageService:
         reward = None
         if label is None:
             self.store.delete_label(item_id)
+            if predicted is not None and kind == ValidationKind.REJECT:
+                reward = Reward(
+                    item_id=item_id,
+                    model_version=predicted.model_version,
+                    value=-1.0,
+                    source=REWARD_SOURCE,
+                    reason=f"rejected by {reviewer} without a correction",
+                )
+                self.store.put_reward(reward)
         else:
             self.store.put_label(label)
             if predicted is not None:
@@ -250,11 +272,63 @@ class TriageService:
                 previous=0,
             )
 
+    # -- review ------------------------------------------------------------------------------
+    def review_queue(self, limit: int = 10) -> list[tuple[FeedbackItem, Triage, str]]:
+        """Items a human should look at next, with the reason.
+
+        Disputed labels first, then unvalidated items by (uncertainty + severity), so the
+        least confident and the most severe rise to the top.
+        """
+        severity_boost = {
+            name: 0.5 * (1 - i / max(1, len(self.taxonomy.severities) - 1))
+            for i, name in enumerate(self.taxonomy.severity_names)
+        }
+        scored: list[tuple[float, FeedbackItem, Triage, str]] = []
+        for item in self.store.iter_items():
+            triage = self.store.latest_triage(item.id)
+            if triage is None:
+                continue
+            label = self.store.get_label(item.id)
+            if label is not None and not label.disagreement:
+                continue
+            if label is not None:
+                scored.append((2.0 + (1 - label.agreement), item, triage, "reviewers disagree"))
+                continue
+            uncertainty = 1.0 - triage.confidence.category
+            reason = (
+                "needs a human" if triage.needs_human else f"{triage.confidence.category:.0%} sure"
+            )
+            scored.append(
+                (uncertainty + severity_boost.get(triage.severity, 0.0), item, triage, reason)
+            )
+        scored.sort(key=lambda row: -row[0])
+        return [(item, triage, reason) for _, item, triage, reason in scored[:limit]]
+
+    def similar_validated(
+        self, item: FeedbackItem, k: int = 2, min_similarity: float = 0.3
+    ) -> list[tuple[FeedbackItem, Label, float]]:
+        """The k validated items closest to this one (shown on cards, used as few-shot)."""
+        with self._learn_lock:
+            examples = [(i, lab) for i, lab in self._examples.values() if i.id != item.id]
+        if not examples:
+            return []
+        vectors = self.engine.embed([item] + [i for i, _ in examples])
+        sims = vectors[1:] @ vectors[0]
+        order = sims.argsort()[::-1][:k]
+        return [
+            (examples[j][0], examples[j][1], float(sims[j]))
+            for j in order
+            if sims[j] >= min_similarity
+        ]
+
     # -- reporting ---------------------------------------------------------------------------
-    def stats(self) -> Stats:
+    def stats(self, since: datetime | None = None) -> Stats:
+        """Counts and accuracy; with `since`, accuracy only over labels settled after it."""
         per: dict[str, Counter[str]] = {}
         cat_hits = sev_hits = judged = validated = disagreements = 0
         for label in self.store.iter_labels():
+            if since is not None and label.updated_at < since:
+                continue
             validated += 1
             disagreements += int(label.disagreement)
             triage = self.store.latest_triage(label.item_id)

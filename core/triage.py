@@ -56,6 +56,9 @@ class TriageEngine:
     def _model_text(self, item: FeedbackItem) -> str:
         return item.redacted_text[: self.taxonomy.triage.model_text_chars]
 
+    def embed(self, items: Sequence[FeedbackItem]) -> np.ndarray:
+        return self.encoder.encode([self._model_text(item) for item in items])
+
     def batch(self, items: Sequence[FeedbackItem]) -> tuple[Batch, list[list[str]]]:
         texts = [self._model_text(item) for item in items]
         embeddings = self.encoder.encode(texts)

@@ -9,10 +9,19 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.models import FeedbackItem, Label, Reward, Triage, Validation, ValidationKind
+from core.models import (
+    FeedbackItem,
+    Label,
+    PostRecord,
+    Reward,
+    Triage,
+    Validation,
+    ValidationKind,
+    utcnow,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -44,6 +53,24 @@ CREATE TABLE IF NOT EXISTS votes (
 CREATE TABLE IF NOT EXISTS labels (
     item_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS posts (
+    item_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    status TEXT NOT NULL,
+    ref TEXT,
+    claimed_by TEXT,
+    claimed_until TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (item_id, target)
+);
+CREATE INDEX IF NOT EXISTS posts_pending ON posts(target, status, created_at);
+CREATE INDEX IF NOT EXISTS posts_ref ON posts(target, ref);
+CREATE TABLE IF NOT EXISTS seen_events (
+    key TEXT PRIMARY KEY,
+    seen_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rewards (
     item_id TEXT NOT NULL,
@@ -213,6 +240,123 @@ class SQLiteStore:
                     "SELECT doc FROM rewards WHERE item_id = ? ORDER BY rowid", (item_id,)
                 ).fetchall()
         return [Reward.model_validate_json(doc) for (doc,) in rows]
+
+    # -- outbox --------------------------------------------------------------------------
+    _POST_COLUMNS = (
+        "item_id, target, status, ref, claimed_by, claimed_until, attempts, created_at, updated_at"
+    )
+
+    @staticmethod
+    def _post(row: tuple) -> PostRecord:  # type: ignore[type-arg]
+        item_id, target, status, ref, by, until, attempts, created, updated = row
+
+        def when(value: str | None) -> datetime | None:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+
+        return PostRecord(
+            item_id=item_id,
+            target=target,
+            status=status,
+            ref=ref,
+            claimed_by=by,
+            claimed_until=when(until),
+            attempts=attempts,
+            created_at=datetime.fromisoformat(created).replace(tzinfo=UTC),
+            updated_at=datetime.fromisoformat(updated).replace(tzinfo=UTC),
+        )
+
+    def enqueue_post(self, item_id: str, target: str) -> bool:
+        now = _iso(utcnow())
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO posts(item_id, target, status, created_at, updated_at) "
+                "VALUES (?, ?, 'pending', ?, ?)",
+                (item_id, target, now, now),
+            )
+            return cur.rowcount == 1
+
+    def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None:
+        now = utcnow()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT item_id FROM posts WHERE target = ? AND (status = 'pending' OR "
+                    "(status = 'claimed' AND claimed_until < ?)) ORDER BY created_at, item_id "
+                    "LIMIT 1",
+                    (target, _iso(now)),
+                ).fetchone()
+                if row is None:
+                    self._db.execute("COMMIT")
+                    return None
+                self._db.execute(
+                    "UPDATE posts SET status = 'claimed', claimed_by = ?, claimed_until = ?, "
+                    "attempts = attempts + 1, updated_at = ? WHERE item_id = ? AND target = ?",
+                    (
+                        worker,
+                        _iso(now + timedelta(seconds=lease_seconds)),
+                        _iso(now),
+                        row[0],
+                        target,
+                    ),
+                )
+                record = self._db.execute(
+                    f"SELECT {self._POST_COLUMNS} FROM posts WHERE item_id = ? AND target = ?",
+                    (row[0], target),
+                ).fetchone()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return self._post(record)
+
+    def mark_posted(self, item_id: str, target: str, ref: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE posts SET status = 'posted', ref = ?, claimed_by = NULL, "
+                "claimed_until = NULL, updated_at = ? WHERE item_id = ? AND target = ?",
+                (ref, _iso(utcnow()), item_id, target),
+            )
+
+    def release_post(self, item_id: str, target: str, worker: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE posts SET status = 'pending', claimed_by = NULL, claimed_until = NULL, "
+                "updated_at = ? WHERE item_id = ? AND target = ? AND status = 'claimed' "
+                "AND claimed_by = ?",
+                (_iso(utcnow()), item_id, target, worker),
+            )
+
+    def get_post(self, item_id: str, target: str) -> PostRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {self._POST_COLUMNS} FROM posts WHERE item_id = ? AND target = ?",
+                (item_id, target),
+            ).fetchone()
+        return self._post(row) if row else None
+
+    def find_post(self, target: str, ref: str) -> PostRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {self._POST_COLUMNS} FROM posts WHERE target = ? AND ref = ?",
+                (target, ref),
+            ).fetchone()
+        return self._post(row) if row else None
+
+    def count_unposted(self, target: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM posts WHERE target = ? AND status != 'posted'", (target,)
+            ).fetchone()
+        return int(row[0])
+
+    def mark_event_seen(self, key: str) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO seen_events(key, seen_at) VALUES (?, ?)",
+                (key, _iso(utcnow())),
+            )
+            return cur.rowcount == 1
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,498 @@
+"""The Slack edge: Bolt listeners, the outbox poster, and card updates.
+
+Every listener acks first and works after (Slack's 3-second limit). Every new item is
+stored (with where it must be posted) before the outbox posts it; a post that may have
+reached Slack before a crash is reconciled against the channel's history, found by the
+item id in the card's metadata, instead of being posted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+
+from bot.slack import cards
+from bot.slack.settings import SlackSettings
+from bot.webhook import FormFeedback
+from core.governance import InputError
+from core.models import FeedbackItem, Triage, ValidationKind, stable_id
+from core.ports import Store
+from core.service import TriageService, UnknownItemError, VoteOutcome
+
+log = logging.getLogger("triage_bot.slack")
+LEASE_SECONDS = 30.0
+RECONCILE_PAGES = 10
+
+
+def make_client(settings: SlackSettings) -> WebClient:
+    """A WebClient that waits out 429s (Retry-After) and retries dropped connections."""
+    return WebClient(
+        token=settings.bot_token,
+        base_url=settings.api_url,
+        timeout=15,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=5),
+        ],
+    )
+
+
+def _slack_time(ts: str | float | None) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(ts), UTC) if ts is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class SlackEdge:
+    def __init__(
+        self,
+        service: TriageService,
+        store: Store,
+        settings: SlackSettings,
+        client: WebClient,
+        worker_id: str | None = None,
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.taxonomy = service.taxonomy
+        self.settings = settings
+        self.client = client
+        self.target = f"slack:{settings.channel}"
+        self.worker_id = worker_id or f"slack-{uuid.uuid4().hex[:8]}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._last_post = 0.0
+        self._thread: threading.Thread | None = None
+
+    # -- intake ----------------------------------------------------------------------------
+    def accept(self, item: FeedbackItem) -> tuple[Triage, bool]:
+        """Store the item (marked for the triage channel), triage it, queue its card."""
+        item.metadata.setdefault("post_to", [self.target])
+        triage, is_new = self.service.submit(item)
+        self.store.enqueue_post(item.id, self.target)
+        self._wake.set()
+        return triage, is_new
+
+    def accept_form(self, form: FormFeedback) -> tuple[Triage, bool]:
+        item = self.service.make_item(
+            form.comment,
+            source="webhook",
+            item_id=stable_id("fb", "webhook", form.body_sha256),
+            form_type=form.form_type,
+            page=form.page,
+            rating=form.rating,
+            metadata={"form": form.metadata},
+        )
+        return self.accept(item)
+
+    def recover(self) -> int:
+        """Queue items stored for this channel whose outbox entry a crash prevented."""
+        queued = 0
+        for item in self.store.iter_items():
+            wanted = self.target in item.metadata.get("post_to", [])
+            if wanted and self.store.get_post(item.id, self.target) is None:
+                queued += int(self.store.enqueue_post(item.id, self.target))
+        if queued:
+            self._wake.set()
+        return queued
+
+    # -- the outbox poster -------------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._run, name="slack-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.post_next()
+            except Exception:  # keep the poster alive whatever one post does
+                log.exception("outbox: posting failed")
+                worked = False
+                self._stop.wait(2.0)
+            if not worked:
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+
+    def post_next(self) -> bool:
+        """Post one pending card; False when there is nothing to post."""
+        post = self.store.claim_post(self.target, self.worker_id, LEASE_SECONDS)
+        if post is None:
+            return False
+        item = self.store.get_item(post.item_id)
+        if item is None:
+            log.error("outbox: item %s vanished; dropping its post", post.item_id)
+            self.store.mark_posted(post.item_id, self.target, "missing-item")
+            return True
+        triage = self.store.latest_triage(item.id) or self.service.submit(item)[0]
+        if post.attempts > 1:
+            found = self.find_card(item)
+            if found is not None:
+                log.info("outbox: %s was already posted as %s; not reposting", item.id, found)
+                self.store.mark_posted(item.id, self.target, found)
+                return True
+        self._pace()
+        try:
+            response = self.client.chat_postMessage(
+                channel=self.settings.channel,
+                text=cards.card_text(item, triage),
+                blocks=self._blocks(item, triage),
+                metadata=cards.card_metadata(item.id),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            retry_after = float(exc.response.headers.get("Retry-After", 0) or 0)
+            log.warning("outbox: Slack refused %s: %s", item.id, exc.response.get("error"))
+            self.store.release_post(item.id, self.target, self.worker_id)
+            self._stop.wait(max(retry_after, 1.0))
+            return True
+        self.store.mark_posted(item.id, self.target, str(response["ts"]))
+        return True
+
+    def _pace(self) -> None:
+        wait = self._last_post + self.settings.post_interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_post = time.monotonic()
+
+    def find_card(self, item: FeedbackItem) -> str | None:
+        """The ts of a card for this item already in the channel, found by its metadata."""
+        oldest = (item.received_at - timedelta(minutes=5)).timestamp()
+        cursor = None
+        for _ in range(RECONCILE_PAGES):
+            page = self.client.conversations_history(
+                channel=self.settings.channel,
+                oldest=f"{oldest:.6f}",
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+            for message in page.get("messages", []):
+                if cards.card_item_id(message) == item.id:
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    def _blocks(self, item: FeedbackItem, triage: Triage) -> list[dict[str, Any]]:
+        source = item.metadata.get("slack")
+        link = (
+            cards.archive_link(source["channel"], source["ts"])
+            if isinstance(source, dict) and "channel" in source and "ts" in source
+            else item.page
+            if item.page and item.page.startswith("http")
+            else None
+        )
+        return cards.card_blocks(
+            item,
+            triage,
+            self.taxonomy,
+            votes=self.store.current_votes(item.id),
+            label=self.store.get_label(item.id),
+            similar=self.service.similar_validated(item),
+            source_link=link,
+        )
+
+    def refresh_card(self, item_id: str) -> None:
+        """Rewrite a posted card in place with who validated what."""
+        post = self.store.get_post(item_id, self.target)
+        item = self.store.get_item(item_id)
+        triage = self.store.latest_triage(item_id)
+        if post is None or post.status != "posted" or not post.ref or not item or not triage:
+            return  # not posted yet: the card will show the votes when it is
+        self.client.chat_update(
+            channel=self.settings.channel,
+            ts=post.ref,
+            text=cards.card_text(item, triage),
+            blocks=self._blocks(item, triage),
+        )
+
+    # -- votes -----------------------------------------------------------------------------
+    def vote(
+        self,
+        item_id: str,
+        user: str,
+        kind: ValidationKind,
+        *,
+        category: str | None = None,
+        severity: str | None = None,
+        action: str | None = None,
+        validation_id: str | None = None,
+        when: datetime | None = None,
+    ) -> VoteOutcome:
+        outcome = self.service.vote(
+            item_id,
+            user,
+            kind,
+            category=category,
+            severity=severity,
+            action=action,
+            platform="slack",
+            validation_id=validation_id,
+            created_at=when,
+        )
+        if outcome.stored:
+            self.refresh_card(item_id)
+        return outcome
+
+    def refuse(self, channel: str | None, user: str, text: str) -> None:
+        if channel:
+            self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    def allowed(self, user: str) -> bool:
+        reviewers = self.service.reviewers
+        return reviewers is None or user in reviewers
+
+    # -- Bolt wiring ---------------------------------------------------------------------------
+    def register(self, app: App) -> None:
+        app.middleware(self._dedupe)
+        app.event("message")(self._on_message)
+        app.event("reaction_added")(self._on_reaction_added)
+        app.event("reaction_removed")(self._on_reaction_removed)
+        app.action(cards.CONFIRM_ACTION)(self._on_confirm)
+        app.action(cards.NOISE_ACTION)(self._on_noise)
+        app.action(cards.CORRECT_ACTION)(self._on_correct)
+        app.view(cards.CORRECT_VIEW)(self._on_correct_submitted)
+        app.view(cards.SUBMIT_VIEW)(self._on_submit_view)
+        app.command("/triage")(self._on_command)
+
+    def _dedupe(self, body: dict[str, Any], next: Any) -> BoltResponse | None:
+        """Slack redelivers events it thinks we missed: handle each event_id once."""
+        event_id = body.get("event_id")
+        if event_id and not self.store.mark_event_seen(f"slack:{event_id}"):
+            log.info("duplicate event %s ignored", event_id)
+            return BoltResponse(status=200, body="")
+        next()
+        return None
+
+    def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if not cards.is_feedback_message(event, self.settings.intake_channels):
+            return
+        channel, ts = event["channel"], event["ts"]
+        try:
+            item = self.service.make_item(
+                event["text"],
+                source="slack",
+                external_ref=f"{channel}:{ts}",
+                received_at=_slack_time(ts),
+                metadata={"slack": {"channel": channel, "ts": ts, "user": event["user"]}},
+            )
+        except InputError as exc:
+            log.info("intake message %s:%s skipped: %s", channel, ts, exc)
+            return
+        self.accept(item)
+
+    def _reaction_target(self, event: dict[str, Any]) -> str | None:
+        target = event.get("item") or {}
+        if target.get("type") != "message" or target.get("channel") != self.settings.channel:
+            return None
+        post = self.store.find_post(self.target, str(target.get("ts")))
+        return post.item_id if post else None
+
+    def _on_reaction_added(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        meaning = cards.reaction_vote(event.get("reaction", ""), self.taxonomy)
+        item_id = self._reaction_target(event)
+        user = event.get("user", "")
+        if meaning is None or item_id is None or not user:
+            return
+        if not self.allowed(user):
+            self.refuse(self.settings.channel, user, "You are not on this channel's reviewer list.")
+            return
+        self.vote(
+            item_id,
+            user,
+            meaning.kind,
+            category=meaning.category,
+            severity=meaning.severity,
+            validation_id=f"slack:{body.get('event_id') or uuid.uuid4().hex}",
+            when=_slack_time(event.get("event_ts")),
+        )
+
+    def _on_reaction_removed(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        meaning = cards.reaction_vote(event.get("reaction", ""), self.taxonomy)
+        item_id = self._reaction_target(event)
+        user = event.get("user", "")
+        if meaning is None or item_id is None or not user or not self.allowed(user):
+            return
+        mine = next((v for v in self.store.current_votes(item_id) if v.reviewer == user), None)
+        if mine is None or mine.kind != meaning.kind:
+            return  # the removed reaction is not what this reviewer's vote rests on
+        if meaning.category and mine.category != meaning.category:
+            return
+        if meaning.severity and mine.severity != meaning.severity:
+            return
+        self.vote(
+            item_id,
+            user,
+            ValidationKind.RETRACT,
+            validation_id=f"slack:{body.get('event_id') or uuid.uuid4().hex}",
+            when=_slack_time(event.get("event_ts")),
+        )
+
+    def _button(self, ack: Any, body: dict[str, Any], kind: ValidationKind) -> None:
+        ack()
+        user = body["user"]["id"]
+        channel = (body.get("container") or {}).get("channel_id") or self.settings.channel
+        item_id = body["actions"][0].get("value", "")
+        if not self.allowed(user):
+            self.refuse(channel, user, "You are not on this channel's reviewer list.")
+            return
+        try:
+            self.vote(item_id, user, kind)
+        except (UnknownItemError, ValueError) as exc:
+            self.refuse(channel, user, f"Could not record that: {exc}")
+
+    def _on_confirm(self, ack: Any, body: dict[str, Any]) -> None:
+        self._button(ack, body, ValidationKind.CONFIRM)
+
+    def _on_noise(self, ack: Any, body: dict[str, Any]) -> None:
+        self._button(ack, body, ValidationKind.NOISE)
+
+    def _on_correct(self, ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        user = body["user"]["id"]
+        container = body.get("container") or {}
+        channel = container.get("channel_id") or self.settings.channel
+        item_id = body["actions"][0].get("value", "")
+        if not self.allowed(user):
+            self.refuse(channel, user, "You are not on this channel's reviewer list.")
+            return
+        triage = self.store.latest_triage(item_id)
+        if triage is None:
+            self.refuse(channel, user, f"Unknown item {item_id}.")
+            return
+        self.client.views_open(
+            trigger_id=body["trigger_id"],
+            view=cards.correct_modal(
+                item_id, triage, self.taxonomy, channel, container.get("message_ts", "")
+            ),
+        )
+
+    def _on_correct_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        ack()
+        user = body["user"]["id"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        if not self.allowed(user):
+            return
+        try:
+            self.vote(
+                meta.get("item_id", ""),
+                user,
+                ValidationKind.CORRECT,
+                category=cards.view_value(view, "category"),
+                severity=cards.view_value(view, "severity"),
+                action=cards.view_value(view, "action"),
+            )
+        except (UnknownItemError, ValueError) as exc:
+            self.refuse(meta.get("channel"), user, f"Could not record that: {exc}")
+
+    def _on_submit_view(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        text = cards.view_value(view, "text")
+        if not text:
+            ack(response_action="errors", errors={"text": "Please write the feedback."})
+            return
+        try:
+            item = self.service.make_item(
+                text,
+                source="slack",
+                form_type=cards.view_value(view, "form_type"),
+                page=cards.view_value(view, "page"),
+                metadata={"submitted_by": body["user"]["id"]},
+            )
+        except InputError as exc:
+            ack(response_action="errors", errors={"text": str(exc)})
+            return
+        ack()
+        self.accept(item)
+
+    def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        ack()
+        text = (command.get("text") or "").strip()
+        word = text.lower()
+        if not text:
+            self.client.views_open(
+                trigger_id=command["trigger_id"], view=cards.submit_modal(self.taxonomy)
+            )
+        elif word == "help":
+            respond(
+                text=cards.HELP_TEXT.format(reactions=cards.reactions_help(self.taxonomy)),
+                response_type="ephemeral",
+            )
+        elif word == "queue":
+            respond(blocks=self._queue_blocks(), text="Review queue", response_type="ephemeral")
+        elif word == "stats":
+            respond(text=self._stats_text(), response_type="ephemeral")
+        else:
+            try:
+                item = self.service.make_item(
+                    text, source="slack", metadata={"submitted_by": command.get("user_id")}
+                )
+            except InputError as exc:
+                respond(text=f"Not triaged: {exc}", response_type="ephemeral")
+                return
+            triage, _ = self.accept(item)
+            respond(
+                text=(
+                    f"Triaged `{item.id}` as *{triage.category} / {triage.severity}* "
+                    f"({triage.confidence.category:.0%}); "
+                    f"its card goes to <#{self.settings.channel}>."
+                ),
+                response_type="ephemeral",
+            )
+
+    def _queue_blocks(self) -> list[dict[str, Any]]:
+        rows = []
+        for item, triage, reason in self.service.review_queue(limit=10):
+            post = self.store.get_post(item.id, self.target)
+            link = (
+                cards.archive_link(self.settings.channel, post.ref)
+                if post and post.status == "posted" and post.ref
+                else None
+            )
+            rows.append((item, triage, reason, link))
+        return cards.queue_blocks(rows)
+
+    def _stats_text(self) -> str:
+        now = datetime.now(UTC)
+        lines = []
+        overall = self.service.stats()
+        lines.append(
+            f"*{overall.validated}* validated of {overall.items} items · {overall.votes} votes · "
+            f"{overall.disagreements} disputed · model `{overall.model_version}`"
+        )
+        for days in (7, 30):
+            window = self.service.stats(since=now - timedelta(days=days))
+            if window.validated == 0:
+                lines.append(f"Last {days} days: no validations.")
+                continue
+            per = ", ".join(
+                f"{name} {row['accuracy']:.0%} (n={row['n']})"
+                for name, row in window.per_category.items()
+            )
+            lines.append(
+                f"Last {days} days: category accuracy {window.category_accuracy:.0%}, "
+                f"severity {window.severity_accuracy:.0%} over {window.validated}: {per}"
+            )
+        return "\n".join(lines)

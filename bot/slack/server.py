@@ -1,0 +1,134 @@
+"""Running the Slack edge: HTTP mode (Starlette on uvicorn) or Socket Mode.
+
+HTTP mode serves, on one concurrent server:
+  POST /slack/events  events, interactivity and slash commands (Bolt verifies signatures)
+  POST /feedback      the website form webhook (HMAC-SHA256, see bot/webhook.py)
+  GET  /healthz       liveness and outbox depth
+Bolt's dispatch and our store writes are blocking, so they run in a thread pool and the
+event loop stays free to accept the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot import webhook
+from bot.slack.edge import SlackEdge, make_client
+from bot.slack.settings import SlackSettings
+from core.governance import InputError
+from core.service import TriageService
+
+log = logging.getLogger("triage_bot.slack")
+
+
+def create_bolt_app(edge: SlackEdge, settings: SlackSettings) -> App:
+    app = App(
+        token=settings.bot_token,
+        signing_secret=settings.signing_secret or "",
+        client=edge.client,
+        request_verification_enabled=not settings.socket_mode,
+        process_before_response=False,
+        logger=logging.getLogger("triage_bot.bolt"),
+    )
+    edge.register(app)
+    return app
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it exceeds `limit` (we never buffer a huge upload)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlette:
+    async def slack_events(request: Request) -> Response:
+        body = await _read_limited(request, 1024 * 1024)
+        if body is None:
+            return Response("payload too large", status_code=413)
+        bolt_response = await run_in_threadpool(bolt.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(bolt_response)
+
+    async def feedback(request: Request) -> Response:
+        if not settings.webhook_secret:
+            return JSONResponse(
+                {"error": "webhook disabled: TRIAGE_WEBHOOK_SECRET is not set"}, status_code=503
+            )
+        body = await _read_limited(request, webhook.MAX_BODY_BYTES)
+        if body is None:
+            return JSONResponse(
+                {"error": f"body over the {webhook.MAX_BODY_BYTES}-byte limit"}, status_code=413
+            )
+        try:
+            webhook.verify(
+                body, request.headers.get(webhook.SIGNATURE_HEADER), settings.webhook_secret
+            )
+            form = webhook.parse(body, request.headers.get("content-type"))
+            triage, is_new = await run_in_threadpool(edge.accept_form, form)
+        except webhook.WebhookError as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        except InputError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(
+            {"id": triage.item_id, "status": "accepted" if is_new else "duplicate"},
+            status_code=202,
+        )
+
+    async def healthz(request: Request) -> Response:
+        unposted = await run_in_threadpool(edge.store.count_unposted, edge.target)
+        return JSONResponse(
+            {"ok": True, "unposted": unposted, "model": edge.service.engine.model_version}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/feedback", feedback, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+def build_slack(service: TriageService, settings: SlackSettings) -> tuple[SlackEdge, App]:
+    edge = SlackEdge(service, service.store, settings, make_client(settings))
+    return edge, create_bolt_app(edge, settings)
+
+
+def serve(service: TriageService, settings: SlackSettings, host: str, port: int) -> None:
+    """Run until interrupted: Socket Mode when SLACK_APP_TOKEN is set, else HTTP."""
+    edge, bolt = build_slack(service, settings)
+    edge.start()
+    try:
+        if settings.socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler: Any = SocketModeHandler(
+                bolt, app_token=settings.app_token, web_client=edge.client
+            )
+            log.info("Slack Socket Mode: connecting")
+            handler.start()
+        else:
+            import uvicorn
+
+            log.info("Slack HTTP mode on http://%s:%d (POST /slack/events, /feedback)", host, port)
+            uvicorn.run(
+                create_asgi(bolt, edge, settings), host=host, port=port, log_level="warning"
+            )
+    finally:
+        edge.stop()

@@ -1,0 +1,126 @@
+from bot.slack import cards
+from bot.slack.settings import SlackSettings
+from core.models import FeedbackItem, FieldConfidence, Triage, Validation, ValidationKind
+from core.settings import SettingsError
+from core.taxonomy import load_taxonomy
+
+TAX = load_taxonomy()
+
+
+def make() -> tuple[FeedbackItem, Triage]:
+    item = FeedbackItem(
+        id="fb_1",
+        text="x",
+        redacted_text="Login fails, mail [email]",
+        pii_kinds=["email"],
+        source="slack",
+        page="/login",
+        form_type="bug",
+        rating=1,
+    )
+    triage = Triage(
+        item_id="fb_1",
+        category="website-bug",
+        severity="critical",
+        action="Fix login on /login",
+        confidence=FieldConfidence(category=0.4, severity=0.8),
+        model_version="m1",
+        needs_human=True,
+    )
+    return item, triage
+
+
+def test_card_has_severity_first_buttons_and_tally() -> None:
+    item, triage = make()
+    votes = [
+        Validation(
+            item_id="fb_1",
+            reviewer="U1",
+            kind=ValidationKind.CONFIRM,
+            category="website-bug",
+            severity="critical",
+        ),
+        Validation(
+            item_id="fb_1",
+            reviewer="U2",
+            kind=ValidationKind.CORRECT,
+            category="framework-issue",
+            severity="high",
+        ),
+    ]
+    blocks = cards.card_blocks(item, triage, TAX, votes=votes, source_link="https://x/y")
+    head = blocks[0]["text"]["text"]
+    assert head.index("CRITICAL") < head.index("website-bug") and "needs a human" in head
+    assert ":fire:" in head and ":bug:" in head
+    text = str(blocks)
+    assert "[email]" in text and "<https://x/y|source message>" in text and "Fix login" in text
+    actions = next(b for b in blocks if b["type"] == "actions")["elements"]
+    assert [a["action_id"] for a in actions] == [
+        cards.CONFIRM_ACTION,
+        cards.CORRECT_ACTION,
+        cards.NOISE_ACTION,
+    ]
+    assert {a["value"] for a in actions} == {"fb_1"}
+    assert "<@U1> confirmed" in text and "<@U2> → framework-issue / high" in text
+    assert cards.card_metadata("fb_1") == {
+        "event_type": "triage_card",
+        "event_payload": {"item_id": "fb_1"},
+    }
+    assert cards.card_item_id({"metadata": cards.card_metadata("fb_1")}) == "fb_1"
+    assert cards.card_item_id({"metadata": {"event_type": "other"}}) is None
+
+
+def test_reactions_map_to_votes() -> None:
+    assert cards.reaction_vote("white_check_mark", TAX).kind == ValidationKind.CONFIRM
+    assert cards.reaction_vote("x", TAX).kind == ValidationKind.REJECT
+    assert cards.reaction_vote("memo", TAX) == cards.ReactionVote(
+        ValidationKind.CORRECT, category="content-gap"
+    )
+    assert cards.reaction_vote("fire", TAX) == cards.ReactionVote(
+        ValidationKind.CORRECT, severity="critical"
+    )
+    assert cards.reaction_vote("wastebasket", TAX).kind == ValidationKind.NOISE
+    assert cards.reaction_vote("white_check_mark::skin-tone-3", TAX).kind == ValidationKind.CONFIRM
+    assert cards.reaction_vote("tada", TAX) is None
+
+
+def test_intake_filter_takes_only_new_human_messages() -> None:
+    intake = frozenset({"C1"})
+    base = {"type": "message", "channel": "C1", "user": "U1", "text": "hi", "ts": "1.0"}
+    assert cards.is_feedback_message(base, intake)
+    assert not cards.is_feedback_message({**base, "channel": "C2"}, intake)
+    assert not cards.is_feedback_message({**base, "subtype": "message_changed"}, intake)
+    assert not cards.is_feedback_message({**base, "bot_id": "B1"}, intake)
+
+
+def test_modal_values_and_settings_errors() -> None:
+    item, triage = make()
+    modal = cards.correct_modal("fb_1", triage, TAX, "C1", "1.2")
+    assert modal["blocks"][0]["element"]["initial_option"]["value"] == "website-bug"
+    view = {
+        "state": {
+            "values": {
+                "category": {
+                    "value": {"type": "static_select", "selected_option": {"value": "noise"}}
+                },
+                "action": {"value": {"type": "plain_text_input", "value": "  "}},
+            }
+        }
+    }
+    assert cards.view_value(view, "category") == "noise"
+    assert cards.view_value(view, "action") is None
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "TRIAGE_SLACK_CHANNEL": "C1AB"}
+    assert SlackSettings.from_env(env).channel == "C1AB"
+    for bad, name in [
+        ({**env, "SLACK_BOT_TOKEN": ""}, "SLACK_BOT_TOKEN"),
+        ({**env, "TRIAGE_SLACK_CHANNEL": "#general"}, "TRIAGE_SLACK_CHANNEL"),
+        ({**env, "SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET"),
+        ({**env, "SLACK_APP_TOKEN": "bad"}, "SLACK_APP_TOKEN"),
+        ({**env, "TRIAGE_SLACK_INTAKE_CHANNELS": "C1AB,nope"}, "TRIAGE_SLACK_INTAKE_CHANNELS"),
+    ]:
+        try:
+            SlackSettings.from_env(bad)
+        except SettingsError as exc:
+            assert name in str(exc)
+        else:
+            raise AssertionError(f"{name} accepted")
