@@ -33,7 +33,7 @@ from core.ports import Store
 from core.service import TriageService, UnknownItemError, VoteOutcome
 
 log = logging.getLogger("triage_bot.slack")
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 120.0  # longer than any post attempt, 429 retries included
 RECONCILE_PAGES = 10
 
 
@@ -45,7 +45,7 @@ def make_client(settings: SlackSettings) -> WebClient:
         timeout=15,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=5),
+            RateLimitErrorRetryHandler(max_retry_count=3),
         ],
     )
 

@@ -32,7 +32,6 @@ log = logging.getLogger("triage_bot.slack")
 
 def create_bolt_app(edge: SlackEdge, settings: SlackSettings) -> App:
     app = App(
-        token=settings.bot_token,
         signing_secret=settings.signing_secret or "",
         client=edge.client,
         request_verification_enabled=not settings.socket_mode,

@@ -3,7 +3,8 @@
 Each document is its model's JSON (`model_dump(mode="json")`) plus a few underscore-prefixed
 query fields (`_key`, `_seq`, `_retracted`). Datetimes therefore stay ISO strings inside the
 model fields, so they round-trip exactly (offset and microseconds) as they do in SQLite; the
-query fields hold fixed-width UTC strings that sort by time.
+query fields hold fixed-width UTC strings that sort by time. The outbox (`posts`) is the
+exception: its times are BSON dates, so the server itself compares claim leases with "now".
 
 Nothing here needs transactions (a standalone mongod refuses them) or change streams: every
 write is a single-document atomic operation, ordered so that a crash between two of them is
@@ -13,7 +14,7 @@ healed by the redelivery that follows.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -22,7 +23,16 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
-from core.models import FeedbackItem, Label, Reward, Triage, Validation, ValidationKind
+from core.models import (
+    FeedbackItem,
+    Label,
+    PostRecord,
+    Reward,
+    Triage,
+    Validation,
+    ValidationKind,
+    utcnow,
+)
 
 DEFAULT_DATABASE = "triage_bot"
 
@@ -73,6 +83,8 @@ class MongoStore:
         self._labels: Collection[Doc] = self._db["labels"]
         self._rewards: Collection[Doc] = self._db["rewards"]
         self._counters: Collection[Doc] = self._db["counters"]  # the `_seq` counter
+        self._posts: Collection[Doc] = self._db["posts"]
+        self._seen: Collection[Doc] = self._db["seen_events"]
         try:
             self._ensure_indexes()  # also the first round trip: an unreachable server fails here
         except BaseException:
@@ -97,6 +109,14 @@ class MongoStore:
             [("item_id", ASCENDING), ("model_version", ASCENDING)], unique=True
         )
         self._rewards.create_index([("_seq", ASCENDING)])
+        # posts: the claim scans (target, status) oldest first; `_key` is created_at to the µs
+        # (BSON dates keep only ms, and SQLite orders by the µs).
+        self._posts.create_index([("item_id", ASCENDING), ("target", ASCENDING)], unique=True)
+        self._posts.create_index(
+            [("target", ASCENDING), ("status", ASCENDING), ("_key", ASCENDING)]
+        )
+        self._posts.create_index([("target", ASCENDING), ("ref", ASCENDING)])
+        # seen_events: _id = key, so the default unique _id index is the dedupe.
 
     def _next_seq(self) -> int:
         """A server-side counter: insertion order that holds across processes and within
@@ -232,6 +252,95 @@ class MongoStore:
             collection.replace_one(key, doc, upsert=True)
         except DuplicateKeyError:
             collection.replace_one(key, doc, upsert=True)
+
+    # -- outbox --------------------------------------------------------------------------
+    # Outbox times are BSON dates (so the server compares leases as times) plus `_key`, the
+    # µs creation stamp that orders claims as SQLite does and restores `created_at` exactly.
+    @staticmethod
+    def _post(doc: Mapping[str, Any]) -> PostRecord:
+        fields = {k: v for k, v in doc.items() if not k.startswith("_")}
+        fields["created_at"] = datetime.fromisoformat(doc["_key"]).replace(tzinfo=UTC)
+        return PostRecord.model_validate(fields)
+
+    def enqueue_post(self, item_id: str, target: str) -> bool:
+        now = utcnow()
+        doc = PostRecord(item_id=item_id, target=target, created_at=now, updated_at=now)
+        try:
+            self._posts.insert_one({**doc.model_dump(), "_key": _utc_key(now)})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None:
+        # One find_one_and_update: the server matches and claims in a single atomic write,
+        # so two workers (threads or processes) can never both win the same post.
+        now = utcnow()
+        doc = self._posts.find_one_and_update(
+            {
+                "target": target,
+                "$or": [
+                    {"status": "pending"},
+                    {"status": "claimed", "claimed_until": {"$lt": now}},
+                ],
+            },
+            {
+                "$set": {
+                    "status": "claimed",
+                    "claimed_by": worker,
+                    "claimed_until": now + timedelta(seconds=lease_seconds),
+                    "updated_at": now,
+                },
+                "$inc": {"attempts": 1},
+            },
+            sort=[("_key", ASCENDING), ("item_id", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return self._post(doc) if doc else None
+
+    def mark_posted(self, item_id: str, target: str, ref: str) -> None:
+        self._posts.update_one(
+            {"item_id": item_id, "target": target},
+            {
+                "$set": {
+                    "status": "posted",
+                    "ref": ref,
+                    "claimed_by": None,
+                    "claimed_until": None,
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+
+    def release_post(self, item_id: str, target: str, worker: str) -> None:
+        self._posts.update_one(
+            {"item_id": item_id, "target": target, "status": "claimed", "claimed_by": worker},
+            {
+                "$set": {
+                    "status": "pending",
+                    "claimed_by": None,
+                    "claimed_until": None,
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+
+    def get_post(self, item_id: str, target: str) -> PostRecord | None:
+        doc = self._posts.find_one({"item_id": item_id, "target": target})
+        return self._post(doc) if doc else None
+
+    def find_post(self, target: str, ref: str) -> PostRecord | None:
+        doc = self._posts.find_one({"target": target, "ref": ref})
+        return self._post(doc) if doc else None
+
+    def count_unposted(self, target: str) -> int:
+        return self._posts.count_documents({"target": target, "status": {"$ne": "posted"}})
+
+    def mark_event_seen(self, key: str) -> bool:
+        try:
+            self._seen.insert_one({"_id": key, "seen_at": utcnow()})
+        except DuplicateKeyError:
+            return False
+        return True
 
     def close(self) -> None:
         self._client.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Protocol
 
@@ -343,6 +344,170 @@ def test_rewards_replace_per_item_and_model_version(store: Store) -> None:
     assert everything == {**mine, ("itm_2", "v1"): 0.5}
     assert len(store.rewards()) == 3
     assert store.rewards("nothing") == []
+
+
+# -- outbox and event dedupe ----------------------------------------------------------------
+SLACK = "slack:C123"
+LONG = 60.0  # a lease that cannot expire during a test
+
+
+def aware_utc(value: datetime | None) -> bool:
+    return value is not None and value.utcoffset() == timedelta(0)
+
+
+def test_enqueue_post_is_idempotent(store: Store) -> None:
+    assert store.get_post("itm_1", SLACK) is None
+    assert store.count_unposted(SLACK) == 0
+    assert store.enqueue_post("itm_1", SLACK) is True
+    assert store.enqueue_post("itm_1", SLACK) is False
+    post = store.get_post("itm_1", SLACK)
+    assert post is not None
+    assert (post.item_id, post.target, post.status) == ("itm_1", SLACK, "pending")
+    assert (post.ref, post.claimed_by, post.claimed_until, post.attempts) == (None, None, None, 0)
+    assert aware_utc(post.created_at) and aware_utc(post.updated_at)
+    assert store.count_unposted(SLACK) == 1
+
+
+def test_claim_hands_out_the_oldest_pending_post_first(store: Store) -> None:
+    for item_id in ["itm_c", "itm_a", "itm_b"]:  # creation order is not id order
+        assert store.enqueue_post(item_id, SLACK)
+        time.sleep(0.005)
+    claimed = [store.claim_post(SLACK, "w1", LONG) for _ in range(4)]
+    assert [p.item_id if p else None for p in claimed] == ["itm_c", "itm_a", "itm_b", None]
+    first = claimed[0]
+    assert first is not None
+    assert (first.status, first.claimed_by, first.attempts) == ("claimed", "w1", 1)
+    assert aware_utc(first.claimed_until) and first.claimed_until is not None
+    assert first.claimed_until > datetime.now(UTC) + timedelta(seconds=LONG - 10)
+    assert store.get_post("itm_c", SLACK) == first
+
+
+def test_a_claimed_post_is_claimed_again_only_after_its_lease_expires(store: Store) -> None:
+    store.enqueue_post("itm_1", SLACK)
+    first = store.claim_post(SLACK, "w1", 0.2)
+    assert first is not None and first.claimed_by == "w1"
+    assert store.claim_post(SLACK, "w2", LONG) is None  # w1 still holds it
+    time.sleep(0.4)
+    again = store.claim_post(SLACK, "w2", LONG)
+    assert again is not None
+    assert (again.item_id, again.claimed_by, again.attempts) == ("itm_1", "w2", 2)
+    assert store.claim_post(SLACK, "w1", LONG) is None  # w2's lease is long
+
+
+def test_release_post_only_by_the_holder(store: Store) -> None:
+    store.enqueue_post("itm_1", SLACK)
+    assert store.claim_post(SLACK, "w1", LONG) is not None
+    store.release_post("itm_1", SLACK, "w2")  # not w2's to give back
+    held = store.get_post("itm_1", SLACK)
+    assert held is not None and (held.status, held.claimed_by) == ("claimed", "w1")
+    assert store.claim_post(SLACK, "w2", LONG) is None
+    store.release_post("itm_1", SLACK, "w1")
+    back = store.get_post("itm_1", SLACK)
+    assert back is not None
+    assert (back.status, back.claimed_by, back.claimed_until) == ("pending", None, None)
+    retry = store.claim_post(SLACK, "w2", LONG)
+    assert retry is not None and (retry.claimed_by, retry.attempts) == ("w2", 2)
+
+
+def test_mark_posted_records_the_ref_and_is_never_claimed_again(store: Store) -> None:
+    store.enqueue_post("itm_a", SLACK)
+    time.sleep(0.005)
+    store.enqueue_post("itm_b", SLACK)
+    assert store.find_post(SLACK, "1700000000.000100") is None
+    claimed = store.claim_post(SLACK, "w1", 0.2)
+    assert claimed is not None and claimed.item_id == "itm_a"
+    store.mark_posted("itm_a", SLACK, "1700000000.000100")
+    posted = store.get_post("itm_a", SLACK)
+    assert posted is not None
+    assert (posted.status, posted.ref) == ("posted", "1700000000.000100")
+    assert (posted.claimed_by, posted.claimed_until, posted.attempts) == (None, None, 1)
+    assert store.find_post(SLACK, "1700000000.000100") == posted
+    assert store.find_post(SLACK, "1700000000.999999") is None
+    assert store.find_post("slack:OTHER", "1700000000.000100") is None
+    assert store.count_unposted(SLACK) == 1
+    store.release_post("itm_a", SLACK, "w1")  # a late release cannot un-post it
+    assert store.get_post("itm_a", SLACK) == posted
+    assert store.enqueue_post("itm_a", SLACK) is False  # nor can a re-enqueue
+    time.sleep(0.4)  # past the lease it was claimed with
+    nxt = store.claim_post(SLACK, "w2", 0.2)
+    assert nxt is not None and nxt.item_id == "itm_b"
+    store.mark_posted("itm_b", SLACK, "1700000000.000200")
+    assert store.count_unposted(SLACK) == 0
+    time.sleep(0.4)
+    assert store.claim_post(SLACK, "w3", LONG) is None
+
+
+def test_outbox_targets_are_independent(store: Store) -> None:
+    other = "slack:C999"
+    assert store.enqueue_post("itm_1", SLACK) is True
+    assert store.enqueue_post("itm_1", other) is True  # same item, another destination
+    mine = store.claim_post(SLACK, "w1", LONG)
+    assert mine is not None and mine.target == SLACK
+    theirs = store.claim_post(other, "w1", LONG)  # not blocked by the claim on SLACK
+    assert theirs is not None and (theirs.item_id, theirs.target) == ("itm_1", other)
+    store.mark_posted("itm_1", SLACK, "ref-1")
+    assert store.count_unposted(SLACK) == 0
+    assert store.count_unposted(other) == 1
+    assert store.find_post(other, "ref-1") is None
+    left = store.get_post("itm_1", other)
+    assert left is not None and left.status == "claimed"
+    assert store.claim_post("slack:EMPTY", "w1", LONG) is None
+
+
+def test_mark_event_seen_once_and_durably(store: Store, backend: Backend) -> None:
+    assert store.mark_event_seen("slack:Ev1") is True
+    assert store.mark_event_seen("slack:Ev1") is False
+    assert store.mark_event_seen("slack:Ev2") is True
+    store.enqueue_post("itm_1", SLACK)
+    store.claim_post(SLACK, "w1", LONG)
+    store.close()
+
+    again = backend.reopen()
+    assert again.mark_event_seen("slack:Ev1") is False
+    assert again.mark_event_seen("slack:Ev2") is False
+    assert again.mark_event_seen("slack:Ev3") is True
+    held = again.get_post("itm_1", SLACK)
+    assert held is not None and (held.status, held.claimed_by) == ("claimed", "w1")
+    assert again.claim_post(SLACK, "w2", LONG) is None
+
+
+def test_concurrent_claims_hand_each_post_to_exactly_one_worker(
+    store: Store, backend: Backend
+) -> None:
+    """8 workers, each on its own handle (as separate processes would be), drain 30 posts."""
+    ids = [f"itm_{n:02d}" for n in range(30)]
+    for item_id in ids:
+        assert store.enqueue_post(item_id, SLACK)
+    workers = 8
+    handles = [backend.reopen() for _ in range(workers)]
+    barrier = threading.Barrier(workers)
+    claims: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        handle, name = handles[n], f"w{n}"
+        try:
+            barrier.wait()
+            while (post := handle.claim_post(SLACK, name, LONG)) is not None:
+                assert post.claimed_by == name
+                claims.append((post.item_id, name))
+                handle.mark_posted(post.item_id, SLACK, f"ref-{post.item_id}")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    claimed = sorted(item_id for item_id, _ in claims)
+    assert claimed == ids  # every post exactly once: none missed, none twice
+    assert store.count_unposted(SLACK) == 0
+    for item_id in ids:
+        post = store.get_post(item_id, SLACK)
+        assert post is not None and (post.status, post.attempts) == ("posted", 1)
+        assert store.find_post(SLACK, f"ref-{item_id}") == post
 
 
 # -- representation and durability ----------------------------------------------------------

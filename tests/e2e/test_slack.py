@@ -1,0 +1,605 @@
+"""The Slack app end to end: the real Bolt app served over real HTTP (uvicorn), signed
+requests as Slack sends them, and a local fake of Slack's Web API (tests/fakes/slack.py)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from slack_sdk.signature import SignatureVerifier
+
+from bot.app import default_encoder
+from bot.slack.edge import SlackEdge
+from bot.slack.server import build_slack, create_asgi
+from bot.slack.settings import SlackSettings
+from bot.webhook import sign
+from core.service import TriageService
+from core.store.sqlite import SQLiteStore
+from core.taxonomy import load_taxonomy
+from core.triage import TriageEngine
+from tests.fakes.slack import FakeSlack
+
+SECRET = "signing-secret"
+WEBHOOK_SECRET = "webhook-secret"
+CHANNEL = "CTRIAGE"
+INTAKE = "CINTAKE"
+REVIEWERS = frozenset({"UANN", "UBOB"})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    fake: FakeSlack
+    store: SQLiteStore
+    service: TriageService
+    edge: SlackEdge
+    url: str
+
+    def request(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any] | str]:
+        req = urllib.request.Request(self.url + path, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw) if raw else ""
+        except json.JSONDecodeError:
+            return status, raw.decode()
+
+    def slack(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        age: int = 0,
+        secret: str = SECRET,
+        retry: int | None = None,
+    ) -> tuple[int, Any]:
+        ts = str(int(time.time()) - age)
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": SignatureVerifier(secret).generate_signature(
+                timestamp=ts, body=body
+            ),
+        }
+        if retry is not None:
+            headers["X-Slack-Retry-Num"] = str(retry)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return self.request("/slack/events", body.encode(), headers)
+
+    def event(self, event: dict[str, Any], event_id: str, **kw: Any) -> tuple[int, Any]:
+        body = {
+            "token": "x",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "event": event,
+        }
+        return self.slack(json.dumps(body), "application/json", **kw)
+
+    def interact(self, payload: dict[str, Any]) -> tuple[int, Any]:
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        return self.slack(body, "application/x-www-form-urlencoded")
+
+    def command(self, text: str, user: str = "UANN", name: str = "cmd") -> tuple[int, Any]:
+        body = urllib.parse.urlencode(
+            {
+                "token": "x",
+                "team_id": "T1",
+                "channel_id": INTAKE,
+                "user_id": user,
+                "command": "/triage",
+                "text": text,
+                "trigger_id": f"trig-{name}",
+                "response_url": self.fake.response_url(name),
+                "api_app_id": "A1",
+            }
+        )
+        return self.slack(body, "application/x-www-form-urlencoded")
+
+    def feedback(self, payload: Any, secret: str = WEBHOOK_SECRET, **headers: str):
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.request(
+            "/feedback",
+            body,
+            {
+                "Content-Type": "application/json",
+                "X-Triage-Signature": sign(body, secret),
+                **headers,
+            },
+        )
+
+    def posts(self) -> list[dict[str, Any]]:
+        return self.fake.messages(CHANNEL)
+
+    def wait_posts(self, n: int) -> list[dict[str, Any]]:
+        assert self.fake.wait_for(lambda: len(self.posts()) >= n, timeout=20), self.posts()
+        time.sleep(0.2)  # and no more than n
+        return self.posts()
+
+
+def settings_for(fake: FakeSlack) -> SlackSettings:
+    return SlackSettings(
+        bot_token="xoxb-test",
+        signing_secret=SECRET,
+        app_token=None,
+        api_url=fake.base_url,
+        channel=CHANNEL,
+        intake_channels=frozenset({INTAKE}),
+        webhook_secret=WEBHOOK_SECRET,
+        post_interval=0.0,
+    )
+
+
+def make_service(store: SQLiteStore) -> TriageService:
+    taxonomy = load_taxonomy()
+    engine = TriageEngine(taxonomy, default_encoder())
+    return TriageService(store, engine, taxonomy, reviewers=REVIEWERS)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with FakeSlack() as fake:
+        store = SQLiteStore(tmp_path / "slack.db")
+        service = make_service(store)
+        edge, bolt = build_slack(service, settings_for(fake))
+        edge.start()
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_asgi(bolt, edge, settings_for(fake)),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.time() + 10
+        while not server.started and time.time() < deadline:
+            time.sleep(0.02)
+        try:
+            yield Stack(fake, store, service, edge, f"http://127.0.0.1:{port}")
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            edge.stop()
+            store.close()
+
+
+def card_of(stack: Stack, item_id: str) -> dict[str, Any]:
+    post = stack.store.get_post(item_id, f"slack:{CHANNEL}")
+    assert post is not None and post.ref
+    return next(m for m in stack.posts() if m["ts"] == post.ref)
+
+
+def button(stack: Stack, action: str, item_id: str, user: str = "UANN") -> tuple[int, Any]:
+    card = card_of(stack, item_id)
+    return stack.interact(
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "trigger_id": f"trig-{action}",
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "container": {"type": "message", "channel_id": CHANNEL, "message_ts": card["ts"]},
+            "channel": {"id": CHANNEL},
+            "message": {"ts": card["ts"]},
+            "response_url": stack.fake.response_url("button"),
+            "actions": [
+                {
+                    "action_id": action,
+                    "block_id": "triage_actions",
+                    "value": item_id,
+                    "type": "button",
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+    )
+
+
+def webhook_item(stack: Stack, comment: str = "The checkout page crashes with a 500 error") -> str:
+    status, body = stack.feedback(
+        {"type": "bug", "rating": 1, "comment": comment, "page": "/checkout"}
+    )
+    assert status == 202, body
+    return body["id"]
+
+
+def latest_update_text(stack: Stack) -> str:
+    updates = stack.fake.calls("chat.update")
+    return json.dumps(updates[-1].params["blocks"], ensure_ascii=False) if updates else ""
+
+
+def test_webhook_stores_then_posts_one_card_with_metadata(stack: Stack) -> None:
+    item_id = webhook_item(stack, "Checkout fails, card 4111 1111 1111 1111, mail jo@example.com")
+    assert stack.store.get_item(item_id) is not None
+    (card,) = stack.wait_posts(1)
+    assert card["metadata"] == {"event_type": "triage_card", "event_payload": {"item_id": item_id}}
+    text = json.dumps(card["blocks"])
+    assert (
+        "[card]" in text and "[email]" in text and "4111" not in text and "jo@example" not in text
+    )
+    assert "Confirm" in text and "Suggested action" in text
+    # The same submission again (a replay) is the same item: 202, no second card.
+    status, body = stack.feedback(
+        {
+            "type": "bug",
+            "rating": 1,
+            "comment": "Checkout fails, card 4111 1111 1111 1111, mail jo@example.com",
+            "page": "/checkout",
+        }
+    )
+    assert status == 202 and body == {"id": item_id, "status": "duplicate"}
+    assert len(stack.wait_posts(1)) == 1
+
+
+def test_webhook_rejects_bad_requests_and_stores_nothing(stack: Stack) -> None:
+    good = json.dumps({"comment": "hello there"}).encode()
+    cases = [
+        (stack.feedback(good, secret="wrong"), 401),
+        (stack.request("/feedback", good, {"Content-Type": "application/json"}), 401),
+        (stack.feedback(b"{not json"), 400),
+        (stack.feedback({"comment": ""}), 400),
+        (stack.feedback({"comment": "x" * 70_000}), 413),
+        (stack.feedback({"comment": "\x00\x01binary"}), 400),
+    ]
+    for (status, body), expected in cases:
+        assert status == expected, body
+        assert body["error"]
+    assert stack.store.count_items() == 0
+    status, body = stack.request("/healthz", b"", {}) if False else (200, None)
+    with urllib.request.urlopen(stack.url + "/healthz", timeout=5) as resp:
+        health = json.loads(resp.read())
+    assert health["ok"] and health["unposted"] == 0
+
+
+def test_forged_and_old_signatures_are_refused(stack: Stack) -> None:
+    event = {
+        "type": "message",
+        "channel": INTAKE,
+        "user": "UANN",
+        "text": "Docs are wrong",
+        "ts": f"{time.time():.6f}",
+    }
+    assert stack.event(event, "Ev-forged", secret="not-the-secret")[0] == 401
+    assert stack.event(event, "Ev-old", age=6 * 60)[0] == 401
+    time.sleep(0.3)
+    assert stack.store.count_items() == 0
+
+
+def test_intake_message_is_posted_once_even_when_redelivered(stack: Stack) -> None:
+    ts = f"{time.time():.6f}"
+    event = {
+        "type": "message",
+        "channel": INTAKE,
+        "user": "UCUS",
+        "text": "There is no guide for deploying to Kubernetes",
+        "ts": ts,
+    }
+    assert stack.event(event, "Ev1")[0] == 200
+    assert stack.event(event, "Ev1", retry=1)[0] == 200  # Slack's redelivery
+    assert stack.event({**event, "channel": "COTHER"}, "Ev2")[0] == 200
+    assert stack.event({**event, "bot_id": "B1", "ts": "1.0"}, "Ev3")[0] == 200
+    (card,) = stack.wait_posts(1)
+    assert f"archives/{INTAKE}/p{ts.replace('.', '')}" in json.dumps(card["blocks"])
+    assert stack.store.count_items() == 1
+
+
+def test_buttons_vote_update_the_card_and_refuse_outsiders(stack: Stack) -> None:
+    item_id = webhook_item(stack)
+    stack.wait_posts(1)
+    triage = stack.store.latest_triage(item_id)
+    assert triage is not None
+
+    assert button(stack, "triage_confirm", item_id)[0] == 200
+    assert stack.fake.wait_for(lambda: "<@UANN> confirmed" in latest_update_text(stack))
+    label = stack.store.get_label(item_id)
+    assert label is not None and label.category == triage.category
+
+    assert button(stack, "triage_noise", item_id, user="UMAL")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("chat.postEphemeral")))
+    refusal = stack.fake.calls("chat.postEphemeral")[-1].params
+    assert refusal["user"] == "UMAL" and "not on" in refusal["text"]
+    assert [v.reviewer for v in stack.store.current_votes(item_id)] == ["UANN"]
+
+    assert button(stack, "triage_noise", item_id, user="UBOB")[0] == 200
+    assert stack.fake.wait_for(lambda: "<@UBOB> marked noise" in latest_update_text(stack))
+    text = latest_update_text(stack)
+    assert "<@UANN> confirmed" in text and "Confirm" in text  # buttons stay for others
+
+
+def test_correct_opens_a_modal_and_the_submission_relabels(stack: Stack) -> None:
+    item_id = webhook_item(stack)
+    stack.wait_posts(1)
+    assert button(stack, "triage_correct", item_id)[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("views.open")))
+    view = stack.fake.calls("views.open")[-1].params["view"]
+    assert view["callback_id"] == "triage_correct_view"
+    submitted = {
+        **view,
+        "id": "V1",
+        "state": {
+            "values": {
+                "category": {
+                    "value": {"type": "static_select", "selected_option": {"value": "content-gap"}}
+                },
+                "severity": {
+                    "value": {"type": "static_select", "selected_option": {"value": "low"}}
+                },
+                "action": {
+                    "value": {"type": "plain_text_input", "value": "Document the checkout limits"}
+                },
+            }
+        },
+    }
+    status, _ = stack.interact(
+        {
+            "type": "view_submission",
+            "user": {"id": "UBOB"},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "view": submitted,
+        }
+    )
+    assert status == 200
+    assert stack.fake.wait_for(lambda: stack.store.get_label(item_id) is not None)
+    label = stack.store.get_label(item_id)
+    assert (label.category, label.severity, label.action) == (
+        "content-gap",
+        "low",
+        "Document the checkout limits",
+    )
+    assert stack.fake.wait_for(lambda: "<@UBOB> → content-gap / low" in latest_update_text(stack))
+
+
+def test_reactions_vote_merge_and_retract(stack: Stack) -> None:
+    item_id = webhook_item(stack)
+    (card,) = stack.wait_posts(1)
+
+    def react(kind: str, name: str, event_id: str, user: str = "UANN") -> None:
+        event = {
+            "type": kind,
+            "user": user,
+            "reaction": name,
+            "event_ts": f"{time.time():.6f}",
+            "item": {"type": "message", "channel": CHANNEL, "ts": card["ts"]},
+        }
+        assert stack.event(event, event_id)[0] == 200
+
+    react("reaction_added", "memo", "EvR1")
+    assert stack.fake.wait_for(lambda: stack.store.get_label(item_id) is not None)
+    react("reaction_added", "fire", "EvR2")
+    assert stack.fake.wait_for(
+        lambda: (lab := stack.store.get_label(item_id)) is not None and lab.severity == "critical"
+    )
+    label = stack.store.get_label(item_id)
+    assert label.category == "content-gap"  # the severity reaction kept the category vote
+    react("reaction_removed", "white_check_mark", "EvR3")  # not what the current vote rests on
+    time.sleep(0.3)
+    assert stack.store.get_label(item_id) is not None
+    react("reaction_removed", "fire", "EvR4")
+    assert stack.fake.wait_for(lambda: stack.store.get_label(item_id) is None)
+    assert len(stack.store.events(item_id)) == 3
+    react("reaction_added", "white_check_mark", "EvR5", user="UMAL")
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("chat.postEphemeral")))
+    assert len(stack.store.events(item_id)) == 3
+
+
+def test_slash_commands(stack: Stack) -> None:
+    assert stack.command("The docs search returns nothing for 'router'", name="submit")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("submit")))
+    reply = stack.fake.responses("submit")[-1]
+    assert reply["response_type"] == "ephemeral" and "Triaged `fb_" in reply["text"]
+    stack.wait_posts(1)
+
+    assert stack.command("", name="empty")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("views.open")))
+    assert stack.fake.calls("views.open")[-1].params["view"]["callback_id"] == "triage_submit_view"
+
+    for word in ("help", "queue", "stats"):
+        assert stack.command(word, name=word)[0] == 200
+        assert stack.fake.wait_for(lambda w=word: bool(stack.fake.responses(w)))
+    assert "/triage queue" in stack.fake.responses("help")[-1]["text"]
+    assert "Review queue" in json.dumps(stack.fake.responses("queue")[-1])
+    assert "validated of 1 items" in stack.fake.responses("stats")[-1]["text"]
+
+
+def test_submit_modal_creates_an_item(stack: Stack) -> None:
+    view = {
+        "id": "V2",
+        "callback_id": "triage_submit_view",
+        "type": "modal",
+        "state": {
+            "values": {
+                "text": {
+                    "value": {"type": "plain_text_input", "value": "Please add SSO with Okta"}
+                },
+                "form_type": {
+                    "value": {"type": "static_select", "selected_option": {"value": "feature"}}
+                },
+                "page": {"value": {"type": "plain_text_input", "value": None}},
+            }
+        },
+    }
+    status, _ = stack.interact(
+        {
+            "type": "view_submission",
+            "user": {"id": "UANN"},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "view": view,
+        }
+    )
+    assert status == 200
+    (card,) = stack.wait_posts(1)
+    assert "feature-request" in json.dumps(card["blocks"])
+
+
+def test_ack_comes_before_the_slow_work(stack: Stack) -> None:
+    item_id = webhook_item(stack)
+    stack.wait_posts(1)
+    stack.fake.set_latency("chat.update", 2.5)
+    started = time.monotonic()
+    assert button(stack, "triage_confirm", item_id)[0] == 200
+    acked = time.monotonic() - started
+    assert not stack.fake.calls("chat.update")  # the card update is still on its way
+    assert acked < 2.5
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("chat.update")), timeout=10)
+
+
+def test_a_429_storm_slows_posting_but_every_card_arrives_once(stack: Stack) -> None:
+    stack.fake.fail_next("chat.postMessage", times=3, status=429, retry_after=1)
+    ids = [webhook_item(stack, f"Broken link number {i} on the blog") for i in range(3)]
+    posts = stack.wait_posts(3)
+    assert sorted(p["metadata"]["event_payload"]["item_id"] for p in posts) == sorted(ids)
+    assert len([c for c in stack.fake.calls("chat.postMessage") if c.failed]) == 3
+
+
+def test_restart_posts_what_was_left_and_reconciles_a_post_slack_already_has(
+    tmp_path: Path,
+) -> None:
+    with FakeSlack() as fake:
+        store = SQLiteStore(tmp_path / "restart.db")
+        service = make_service(store)
+        settings = settings_for(fake)
+        edge, _ = build_slack(service, settings)
+        # Process 1 accepted two items but died before posting them (no poster running);
+        # for the second, it died after Slack accepted the post but before recording it.
+        first, _ = edge.accept(service.make_item("Login page is blank", source="t"))
+        second, _ = edge.accept(service.make_item("Pricing page typo", source="t"))
+        target = edge.target
+        assert store.claim_post(target, "dead-worker", lease_seconds=0.0) is not None
+        crashed = store.get_post(second.item_id, target) or store.get_post(first.item_id, target)
+        claimed = (
+            first.item_id
+            if store.get_post(first.item_id, target).status == "claimed"
+            else second.item_id
+        )
+        fake.add_message(
+            CHANNEL,
+            text="card",
+            metadata={"event_type": "triage_card", "event_payload": {"item_id": claimed}},
+        )
+        assert crashed is not None
+
+        # Process 2 starts on the same store.
+        restarted = SQLiteStore(tmp_path / "restart.db")
+        edge2, _ = build_slack(make_service(restarted), settings)
+        edge2.start()
+        try:
+            assert fake.wait_for(lambda: restarted.count_unposted(target) == 0, timeout=20)
+            time.sleep(0.3)
+            cards = [m for m in fake.messages(CHANNEL) if m.get("metadata")]
+            ids = [m["metadata"]["event_payload"]["item_id"] for m in cards]
+            assert sorted(ids) == sorted([first.item_id, second.item_id])  # each exactly once
+            assert fake.calls("conversations.history")  # looked before reposting
+        finally:
+            edge2.stop()
+            restarted.close()
+            store.close()
+
+
+def test_socket_mode_against_a_local_fake_connection(tmp_path: Path) -> None:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from tests.fakes.slack import FakeSocketMode
+
+    with FakeSocketMode() as sock, FakeSlack(socket_mode=sock) as fake:
+        store = SQLiteStore(tmp_path / "socket.db")
+        settings = SlackSettings(
+            bot_token="xoxb-test",
+            signing_secret=None,
+            app_token="xapp-test",
+            api_url=fake.base_url,
+            channel=CHANNEL,
+            intake_channels=frozenset({INTAKE}),
+            webhook_secret=None,
+            post_interval=0.0,
+        )
+        edge, bolt = build_slack(make_service(store), settings)
+        edge.start()
+        handler = SocketModeHandler(bolt, app_token="xapp-test", web_client=edge.client)
+        handler.connect()
+        try:
+            assert sock.wait_connected()
+            ts = f"{time.time():.6f}"
+            envelope = sock.send(
+                "events_api",
+                {
+                    "type": "event_callback",
+                    "event_id": "EvS1",
+                    "team_id": "T1",
+                    "event": {
+                        "type": "message",
+                        "channel": INTAKE,
+                        "user": "UCUS",
+                        "text": "The pricing page says 10 seats but checkout allows 5",
+                        "ts": ts,
+                    },
+                },
+            )
+            assert sock.wait_ack(envelope)["envelope_id"] == envelope
+            assert fake.wait_for(lambda: len(fake.messages(CHANNEL)) == 1, timeout=20)
+            card = fake.messages(CHANNEL)[0]
+            item_id = card["metadata"]["event_payload"]["item_id"]
+            assert fake.wait_for(
+                lambda: (
+                    (store.get_post(item_id, edge.target) or None) is not None
+                    and store.get_post(item_id, edge.target).status == "posted"
+                )
+            )
+            click = sock.send(
+                "interactive",
+                {
+                    "type": "block_actions",
+                    "user": {"id": "UANN"},
+                    "trigger_id": "t1",
+                    "team": {"id": "T1"},
+                    "api_app_id": "A1",
+                    "container": {
+                        "type": "message",
+                        "channel_id": CHANNEL,
+                        "message_ts": card["ts"],
+                    },
+                    "actions": [
+                        {
+                            "action_id": "triage_confirm",
+                            "block_id": "triage_actions",
+                            "value": item_id,
+                            "type": "button",
+                            "action_ts": "1",
+                        }
+                    ],
+                },
+            )
+            sock.wait_ack(click)
+            assert fake.wait_for(lambda: store.get_label(item_id) is not None)
+            assert fake.wait_for(lambda: bool(fake.calls("chat.update")))
+        finally:
+            sock.close_client(handler)
+            edge.stop()
+            store.close()
