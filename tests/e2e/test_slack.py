@@ -603,3 +603,83 @@ def test_socket_mode_against_a_local_fake_connection(tmp_path: Path) -> None:
             sock.close_client(handler)
             edge.stop()
             store.close()
+
+
+def test_serve_slack_as_a_user_runs_it(tmp_path: Path) -> None:
+    """`triage-bot serve slack --port P` in a real process, configured from the environment."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    missing = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "slack"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "SLACK_BOT_TOKEN is not set" in missing.stderr
+
+    with FakeSlack() as fake:
+        port = free_port()
+        env = {
+            **os.environ,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake.base_url,
+            "TRIAGE_SLACK_CHANNEL": CHANNEL,
+            "TRIAGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "TRIAGE_SLACK_POST_INTERVAL": "0",
+            "TRIAGE_STORE_URL": f"sqlite:///{tmp_path / 'served.db'}",
+        }
+        env.pop("SLACK_APP_TOKEN", None)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "serve",
+                "slack",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+
+            def healthy() -> bool:
+                try:
+                    with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                        return resp.status == 200
+                except OSError:
+                    return False
+
+            assert fake.wait_for(healthy, timeout=60), "server did not come up"
+            body = json.dumps({"type": "bug", "comment": "The search box does nothing"}).encode()
+            req = urllib.request.Request(
+                url + "/feedback",
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Triage-Signature": sign(body, WEBHOOK_SECRET),
+                },
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert resp.status == 202
+                item_id = json.loads(resp.read())["id"]
+            assert fake.wait_for(lambda: len(fake.messages(CHANNEL)) == 1, timeout=20)
+            card = fake.messages(CHANNEL)[0]
+            assert card["metadata"]["event_payload"]["item_id"] == item_id
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)

@@ -124,3 +124,27 @@ def test_modal_values_and_settings_errors() -> None:
             assert name in str(exc)
         else:
             raise AssertionError(f"{name} accepted")
+
+
+def test_manifest_asks_for_what_the_app_uses() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    manifest = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "config" / "slack-manifest.yml").read_text()
+    )
+    settings = manifest["settings"]
+    assert {"message.channels", "reaction_added", "reaction_removed"} <= set(
+        settings["event_subscriptions"]["bot_events"]
+    )
+    assert settings["interactivity"]["is_enabled"]
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/triage"]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"chat:write", "commands", "channels:history", "reactions:read"} <= scopes
+    urls = {
+        settings["event_subscriptions"]["request_url"],
+        settings["interactivity"]["request_url"],
+        manifest["features"]["slash_commands"][0]["url"],
+    }
+    assert len(urls) == 1 and urls.pop().endswith("/slack/events")
