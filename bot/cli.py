@@ -15,7 +15,7 @@ from rich.console import Console
 from core.governance import InputError
 from core.models import ValidationKind
 from core.service import NotAllowedError, UnknownItemError
-from core.settings import SettingsError
+from core.settings import Settings, SettingsError
 from core.store import StoreURLError
 from core.taxonomy import ConfigError
 
@@ -254,6 +254,105 @@ def serve_slack(
 
     with components(store) as c:
         serve(c.service, slack_settings, host, port)
+
+
+@serve_app.command("discord")
+def serve_discord(store: StoreOption = None) -> None:
+    """Discord: cards in TRIAGE_DISCORD_CHANNEL, /triage commands, intake channels."""
+    import logging
+
+    from bot.discord.settings import DiscordSettings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        discord_settings = DiscordSettings.from_env()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    from bot.discord.edge import serve
+
+    with components(store) as c:
+        serve(c.service, discord_settings)
+
+
+@app.command()
+def simulate(
+    stream: Annotated[Path, typer.Option("--stream", help="JSONL: items that arrive, in order.")],
+    test: Annotated[Path, typer.Option("--test", help="JSONL: items to measure macro-F1 on.")],
+    budget: Annotated[int, typer.Option(help="Validations the reviewer makes.")] = 200,
+    order: Annotated[str, typer.Option(help="random or uncertainty (the review queue).")] = (
+        "uncertainty"
+    ),
+    label_field: Annotated[
+        str | None, typer.Option(help="Field with the gold label; its values become the labels.")
+    ] = None,
+    noise: Annotated[float, typer.Option(help="Probability the reviewer answers wrong.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the learning curve to this PNG.")] = None,
+) -> None:
+    """Replay a labelled stream through the production learning loop with a simulated reviewer."""
+    from rich.progress import Progress
+
+    from bot.app import default_encoder
+    from core.taxonomy import load_taxonomy
+    from training.simulate import load_rows, plot_curves, taxonomy_for_labels
+    from training.simulate import simulate as run_simulation
+
+    if order not in ("random", "uncertainty"):
+        raise fail("--order must be random or uncertainty")
+    if not 0.0 <= noise < 1.0:
+        raise fail("--noise must be in [0, 1)")
+    if budget < 1:
+        raise fail("--budget must be at least 1")
+    field = label_field or "category"
+    try:
+        base = load_taxonomy(Settings.from_env().config_path)
+        stream_rows, test_rows = load_rows(stream, field), load_rows(test, field)
+        labels = sorted({str(r[field]) for r in stream_rows} | {str(r[field]) for r in test_rows})
+        taxonomy = taxonomy_for_labels(labels, base) if label_field else base
+        for label in labels:
+            taxonomy.check_category(label)
+        with err.status("loading model…"):
+            encoder = default_encoder()
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"simulating ({order})", total=min(budget, len(stream_rows)))
+            result = run_simulation(
+                stream_rows,
+                test_rows,
+                taxonomy=taxonomy,
+                encoder=encoder,
+                budget=budget,
+                order=order,
+                label_field=field,
+                noise=noise,
+                seed=seed,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+    except (ValueError, OSError, ConfigError, SettingsError) as exc:
+        raise fail(str(exc)) from None
+    figures = result.as_dict() | {"order": order, "budget": budget, "noise": noise, "seed": seed}
+    if plot is not None:
+        plot_curves({order: result.curve}, result.full_macro_f1, plot, f"{stream.name}: {order}")
+        figures["plot"] = str(plot)
+    if as_json:
+        emit(figures)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"simulation · {order} · noise {noise:.0%}")
+    table.add_column("validations", justify="right")
+    table.add_column("macro-F1 on test", justify="right")
+    table.add_row("0 (cold start)", f"{result.cold_macro_f1:.3f}")
+    for key, value in result.macro_f1_at.items():
+        table.add_row(key, f"{value:.3f}")
+    table.add_row("all labels", f"{result.full_macro_f1:.3f}")
+    table.caption = (
+        f"prequential accuracy {result.prequential_accuracy:.3f}; "
+        f"learning {result.learn_ms_p50:.0f} ms per vote (p50)"
+    )
+    Console().print(table)
 
 
 @bench_app.command("latency")

@@ -7,6 +7,7 @@ the service (`core.service`) gives it items and labels and stores what it return
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,17 @@ from core.features import ColdStartPrior, lexical_ids, softmax
 from core.models import FeedbackItem, FieldConfidence, Label, Triage
 from core.ports import Encoder
 from core.taxonomy import Taxonomy
+
+FEATURE_CACHE_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class _Features:
+    embedding: np.ndarray
+    lexical: list[int]
+    prior_category: np.ndarray
+    prior_severity: np.ndarray
+    evidence: list[str]
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class TriageEngine:
             seed=seed,
         )
         self._lock = threading.RLock()
+        self._features: OrderedDict[tuple[str, str | None], _Features] = OrderedDict()
         self._base_version = f"embedded-{taxonomy.fingerprint()}"
 
     @property
@@ -60,17 +73,43 @@ class TriageEngine:
         return self.encoder.encode([self._model_text(item) for item in items])
 
     def batch(self, items: Sequence[FeedbackItem]) -> tuple[Batch, list[list[str]]]:
-        texts = [self._model_text(item) for item in items]
-        embeddings = self.encoder.encode(texts)
-        prior = self.prior.score(texts, embeddings, [item.form_type for item in items])
-        buckets = self.taxonomy.learning.lexical_buckets
+        """Model inputs for items, from the feature cache where possible.
+
+        Features depend only on the text and form type, never on learned weights, so an
+        item's features are computed once: learning replays every label at every vote
+        and the review queue rescores every open item, both from this cache.
+        """
+        keys = [(self._model_text(item), item.form_type) for item in items]
+        missing = [i for i, key in enumerate(keys) if key not in self._features]
+        if missing:
+            texts = [keys[i][0] for i in missing]
+            embeddings = self.encoder.encode(texts)
+            prior = self.prior.score(texts, embeddings, [keys[i][1] for i in missing])
+            buckets = self.taxonomy.learning.lexical_buckets
+            with self._lock:
+                for row, i in enumerate(missing):
+                    self._features[keys[i]] = _Features(
+                        embeddings[row],
+                        lexical_ids(texts[row], buckets),
+                        prior.category_logits[row].astype(np.float32),
+                        prior.severity_logits[row].astype(np.float32),
+                        prior.evidence[row],
+                    )
+                while len(self._features) > FEATURE_CACHE_SIZE:
+                    self._features.popitem(last=False)
+        with self._lock:
+            feats = [self._features.get(key) for key in keys]
+        if any(f is None for f in feats):  # evicted between the two steps: compute directly
+            self._features.clear()
+            return self.batch(items)
+        rows = [f for f in feats if f is not None]
         batch = Batch(
-            embeddings=embeddings,
-            lexical=[lexical_ids(t, buckets) for t in texts],
-            prior_category=prior.category_logits.astype(np.float32),
-            prior_severity=prior.severity_logits.astype(np.float32),
+            embeddings=np.stack([f.embedding for f in rows]),
+            lexical=[f.lexical for f in rows],
+            prior_category=np.stack([f.prior_category for f in rows]),
+            prior_severity=np.stack([f.prior_severity for f in rows]),
         )
-        return batch, prior.evidence
+        return batch, [f.evidence for f in rows]
 
     def triage(self, item: FeedbackItem) -> Triage:
         return self.triage_many([item])[0]

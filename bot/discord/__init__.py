@@ -1,0 +1,1 @@
+"""The Discord edge: settings, pure embed rendering, and the discord.py client."""

@@ -1,0 +1,443 @@
+"""The Discord bot end to end: the real TriageBot (discord.py's parsers, cache, command tree,
+views and DynamicItems) against simcord's in-memory Discord, with the real engine and a SQLite
+store. simcord settles the bot's work (executor calls included) after every user action, so
+the assertions below need no sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+import pytest
+import pytest_asyncio
+import simcord
+from simcord.actors import MemberActor
+from simcord.builders import ChannelHandle, GuildHandle
+
+from bot.app import default_encoder
+from bot.discord import embeds
+from bot.discord.edge import TriageBot
+from bot.discord.settings import DiscordSettings
+from core.models import ValidationKind
+from core.ports import Encoder
+from core.service import TriageService
+from core.store.sqlite import SQLiteStore
+from core.taxonomy import load_taxonomy
+from core.triage import TriageEngine
+from tests.fakes.discord import FakeDiscord
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    """Loaded (and warmed) outside any simulated Discord: it takes seconds, once."""
+    enc = default_encoder()
+    enc.encode(["warm up"])
+    return enc
+
+
+@dataclass
+class World:
+    env: simcord.Env
+    guild: GuildHandle
+    cards: ChannelHandle
+    intake: ChannelHandle
+    ann: MemberActor  # reviewer
+    bob: MemberActor  # reviewer
+    mal: MemberActor  # not a reviewer
+    settings: DiscordSettings
+    db: Path
+    encoder: Encoder
+    store: SQLiteStore
+    bot: TriageBot
+
+    @property
+    def target(self) -> str:
+        return f"discord:{self.cards.id}"
+
+    def new_bot(self) -> TriageBot:
+        """A fresh process: a new store handle on the same file, a new engine and client."""
+        self.store = SQLiteStore(self.db)
+        taxonomy = load_taxonomy()
+        service = TriageService(self.store, TriageEngine(taxonomy, self.encoder), taxonomy)
+        service.warm_start()
+        self.bot = TriageBot(service, self.settings)
+        return self.bot
+
+    async def restart(self) -> TriageBot:
+        old = self.store
+        await self.env.restart_bot(self.new_bot())
+        old.close()
+        return self.bot
+
+    def card_messages(self) -> list[discord.Message]:
+        return [m for m in self.cards.history() if m.embeds]
+
+    def card(self, item_id: str) -> discord.Message:
+        post = self.store.get_post(item_id, self.target)
+        assert post is not None and post.status == "posted" and post.ref, post
+        return next(m for m in self.cards.history() if m.id == int(post.ref))
+
+    def field(self, item_id: str, name: str) -> str:
+        embed = self.card(item_id).embeds[0]
+        return next(f.value or "" for f in embed.fields if f.name == name)
+
+    async def intake_item(self, text: str) -> str:
+        before = {i.id for i in self.store.iter_items()}
+        await self.ann.send(self.intake, text)
+        (item_id,) = {i.id for i in self.store.iter_items()} - before
+        return item_id
+
+
+def reply_text(result: simcord.InteractionResult) -> str:
+    parts = [result.response.content] if result.response else []
+    return "\n".join(parts + [f.content for f in result.followups])
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path, encoder: Encoder) -> AsyncIterator[World]:
+    # The world is built before our bot attaches, so its settings can name real ids.
+    env = simcord.Env(discord.Client(intents=discord.Intents.default()), settle_timeout=60)
+    await env.start()
+    guild = env.create_guild("Acme")
+    reviewers = guild.create_role("Reviewers")
+    cards = guild.create_text_channel("triage")
+    intake = guild.create_text_channel("feedback")
+    ann = guild.add_member(env.create_user("ann"), roles=[reviewers])
+    bob = guild.add_member(env.create_user("bob"), roles=[reviewers])
+    mal = guild.add_member(env.create_user("mal"))
+    settings = DiscordSettings(
+        token="test-token",
+        channel=cards.id,
+        intake_channels=frozenset({intake.id}),
+        reviewer_role=reviewers.id,
+        guild=guild.id,
+    )
+    db = tmp_path / "discord.db"
+    world = World(env, guild, cards, intake, ann, bob, mal, settings, db, encoder, None, None)  # type: ignore[arg-type]
+    await env.restart_bot(world.new_bot())
+    try:
+        yield world
+    finally:
+        await env.shutdown()
+        world.store.close()
+        env.raise_errors()
+
+
+async def test_intake_message_is_stored_then_posted_once_as_an_embed(world: World) -> None:
+    item_id = await world.intake_item(
+        "The checkout page crashes with a 500 error, mail me at jo@example.com"
+    )
+    item = world.store.get_item(item_id)
+    assert item is not None and "jo@example.com" not in item.redacted_text
+    (card,) = world.card_messages()
+    embed = card.embeds[0]
+    triage = world.store.latest_triage(item_id)
+    assert triage is not None
+    taxonomy = world.bot.taxonomy
+    assert embed.colour == embeds.severity_colour(taxonomy, triage.severity)
+    assert embed.footer.text and embed.footer.text.startswith(f"item {item_id} ")
+    assert embeds.card_item_id(card) == item_id
+    fields = {f.name: f.value or "" for f in embed.fields}
+    assert fields["Category"] == triage.category and fields["Severity"] == triage.severity
+    assert triage.action[:50] in fields["Suggested action"]
+    assert "%" in fields["Confidence"] and fields["Votes"] == "No votes yet."
+    source = item.metadata["discord"]
+    link = embeds.message_link(world.guild.id, world.intake.id, source["message"])
+    assert link in fields["Source"]
+    assert "jo@example.com" not in (embed.description or "") and "[email]" in (
+        embed.description or ""
+    )
+    # The components carry the item id, for every button and both menus.
+    ids = {c.custom_id for row in card.components for c in row.children}  # type: ignore[attr-defined]
+    assert ids == {f"triage:{a}:{item_id}" for a in ("confirm", "correct", "noise")} | {
+        f"triage:category:{item_id}",
+        f"triage:severity:{item_id}",
+    }
+    # Not feedback: the bot's own channel, other channels, and nothing more is posted.
+    other = world.guild.create_text_channel("random")
+    await world.ann.send(other, "Search is broken on the docs site")
+    await world.ann.send(world.cards, "Chatting in the triage channel")
+    assert world.store.count_items() == 1
+    assert len(world.card_messages()) == 1
+
+
+async def test_buttons_vote_edit_the_card_and_refuse_outsiders(world: World) -> None:
+    item_id = await world.intake_item("The login button does nothing on Safari")
+    triage = world.store.latest_triage(item_id)
+    assert triage is not None
+
+    result = await world.ann.click(world.card(item_id), custom_id=f"triage:confirm:{item_id}")
+    assert result.acknowledged and result.ephemeral
+    assert "you confirmed" in reply_text(result)
+    label = world.store.get_label(item_id)
+    assert label is not None and (label.category, label.severity) == (
+        triage.category,
+        triage.severity,
+    )
+    assert f"<@{world.ann.id}> confirmed" in world.field(item_id, "Votes")
+
+    refused = await world.mal.click(world.card(item_id), custom_id=f"triage:noise:{item_id}")
+    assert refused.ephemeral and "not on" in reply_text(refused)
+    assert [v.reviewer for v in world.store.current_votes(item_id)] == [str(world.ann.id)]
+
+    await world.bob.click(world.card(item_id), custom_id=f"triage:noise:{item_id}")
+    votes = world.field(item_id, "Votes")
+    assert f"<@{world.bob.id}> marked noise" in votes and "2 vote(s)" in votes
+    # Still one card, edited in place.
+    assert len(world.card_messages()) == 1
+
+
+async def test_menus_and_the_correct_modal_record_corrections(world: World) -> None:
+    item_id = await world.intake_item("How do I configure authentication? The docs say nothing")
+    card = world.card(item_id)
+
+    result = await world.ann.select(
+        card, ["framework-issue"], custom_id=f"triage:category:{item_id}"
+    )
+    assert "framework-issue" in reply_text(result)
+    result = await world.ann.select(
+        world.card(item_id), ["critical"], custom_id=f"triage:severity:{item_id}"
+    )
+    (vote,) = world.store.current_votes(item_id)
+    assert (vote.kind, vote.category, vote.severity) == (
+        ValidationKind.CORRECT,
+        "framework-issue",
+        "critical",
+    )
+
+    shown = await world.ann.click(world.card(item_id), custom_id=f"triage:correct:{item_id}")
+    assert shown.modal is not None and shown.modal["custom_id"] == f"triage:modal:{item_id}"
+    submitted = await world.ann.submit_modal(shown, {"action": "Write an auth guide for v3"})
+    assert submitted.ephemeral
+    (vote,) = world.store.current_votes(item_id)
+    assert vote.action == "Write an auth guide for v3" and vote.category == "framework-issue"
+    label = world.store.get_label(item_id)
+    assert label is not None and label.action == "Write an auth guide for v3"
+    assert "framework-issue / critical: Write an auth guide" in world.field(item_id, "Votes")
+
+    # The noise category in the menu is a noise vote; an outsider's menu pick is refused.
+    await world.bob.select(world.card(item_id), ["noise"], custom_id=f"triage:category:{item_id}")
+    kinds = {v.reviewer: v.kind for v in world.store.current_votes(item_id)}
+    assert kinds[str(world.bob.id)] == ValidationKind.NOISE
+    refused = await world.mal.select(
+        world.card(item_id), ["low"], custom_id=f"triage:severity:{item_id}"
+    )
+    assert "not on" in reply_text(refused) and len(world.store.current_votes(item_id)) == 2
+
+
+async def test_reactions_vote_combine_and_removal_retracts(world: World) -> None:
+    item_id = await world.intake_item("It would be great to have a dark mode")
+    card = world.card(item_id)
+
+    await world.ann.react(card, "\U0001f41b")  # bug -> website-bug
+    await world.ann.react(card, "\U0001f525")  # fire -> critical, combined with the bug
+    (vote,) = world.store.current_votes(item_id)
+    assert (vote.category, vote.severity) == ("website-bug", "critical")
+    assert "website-bug / critical" in world.field(item_id, "Votes")
+
+    await world.ann.react(card, "\U0001f4a1")  # bulb: the latest category wins
+    await world.ann.unreact(card, "\U0001f41b")  # the vote no longer rests on the bug
+    (vote,) = world.store.current_votes(item_id)
+    assert (vote.category, vote.severity) == ("feature-request", "critical")
+    await world.ann.unreact(card, "\U0001f525")  # a reaction the vote rests on: retract
+    assert world.store.current_votes(item_id) == []
+    assert world.field(item_id, "Votes") == "No votes yet."
+
+    await world.bob.react(card, "\u2705")  # white_check_mark -> confirm
+    (vote,) = world.store.current_votes(item_id)
+    assert vote.kind == ValidationKind.CONFIRM and vote.reviewer == str(world.bob.id)
+    await world.bob.react(card, "\u2699\ufe0f")  # gear, with the variation selector
+    (vote,) = world.store.current_votes(item_id)
+    assert vote.category == "framework-issue"
+    await world.bob.react(card, "\U0001f389")  # tada: means nothing
+    assert len(world.store.events(item_id)) == 6  # 3 + retract + confirm + gear
+
+    # An outsider's reaction is taken off, explained in a DM, and nothing is stored.
+    await world.mal.react(card, "\U0001f5d1\ufe0f")  # wastebasket
+    assert [v.reviewer for v in world.store.current_votes(item_id)] == [str(world.bob.id)]
+    dm = world.mal.user.dm_channel.last_message
+    assert dm is not None and "not on" in dm.content
+    card_now = world.card(item_id)
+    assert not any(str(r.emoji).startswith("\U0001f5d1") for r in card_now.reactions)
+
+
+async def test_slash_commands_submit_queue_stats_help(world: World) -> None:
+    assert "triage submit" in world.ann.available_commands(world.intake)
+    result = await world.mal.slash(
+        world.intake,
+        "triage submit",
+        text="Please add an export to CSV",
+        page="/reports",
+        form_type="feature",
+    )
+    assert result.ephemeral
+    text = reply_text(result)
+    (item,) = list(world.store.iter_items())
+    assert item.id in text and item.form_type == "feature" and item.page == "/reports"
+    assert world.card(item.id).embeds  # posted by the outbox
+
+    result = await world.ann.slash(world.intake, "triage help")
+    assert result.ephemeral and "/triage queue" in reply_text(result)
+    assert "\U0001f41b website-bug" in reply_text(result)
+
+    result = await world.ann.slash(world.intake, "triage queue")
+    assert result.ephemeral and str(world.card(item.id).id) in reply_text(result)
+
+    await world.ann.click(world.card(item.id), custom_id=f"triage:confirm:{item.id}")
+    result = await world.ann.slash(world.intake, "triage stats")
+    assert result.ephemeral and "**1** validated of 1 items" in reply_text(result)
+    result = await world.ann.slash(world.intake, "triage queue")
+    assert "Nothing waits for a human." in reply_text(result)
+
+    result = await world.ann.slash(world.intake, "triage submit", text="   ")
+    assert "Not triaged" in reply_text(result) and world.store.count_items() == 1
+
+
+async def test_restart_keeps_cards_alive_and_the_outbox_posts_once(world: World) -> None:
+    item_id = await world.intake_item("Search returns no results for anything")
+    old_card = world.card(item_id)
+
+    # A new process that has posted nothing yet: the old card's button still votes.
+    await world.restart()
+    result = await world.ann.click(old_card, custom_id=f"triage:confirm:{item_id}")
+    assert "you confirmed" in reply_text(result)
+    assert world.store.get_label(item_id) is not None
+    assert f"<@{world.ann.id}> confirmed" in world.field(item_id, "Votes")
+    result = await world.bob.select(old_card, ["low"], custom_id=f"triage:severity:{item_id}")
+    assert "low" in reply_text(result)
+
+    service = world.bot.service
+    # Crash 1: a post claimed and sent, but the process died before recording it.
+    sent = service.make_item(
+        "Docs on caching are confusing", source="discord", received_at=world.env.now()
+    )
+    world.bot.accept(sent)
+    claimed = world.store.claim_post(world.target, "dead-worker", 0.0)  # lease already over
+    assert claimed is not None and claimed.item_id == sent.id
+    # Crash 2: an item stored and queued, never posted (the process died first).
+    stored = service.make_item("The pricing page link is dead", source="discord")
+    world.bot.accept(stored)
+    rendered = world.bot._render(sent.id)
+    assert rendered is not None
+    channel = world.bot.get_channel(world.cards.id)
+    assert isinstance(channel, discord.TextChannel)
+    ghost = await channel.send(embed=rendered[2])
+    await world.env.settle()
+
+    await world.restart()
+    # The unposted item got its card; the one Discord already had was found, not reposted.
+    assert world.card(stored.id).embeds
+    post = world.store.get_post(sent.id, world.target)
+    assert post is not None and post.ref == str(ghost.id)
+    per_item = [embeds.card_item_id(m) for m in world.card_messages()]
+    assert sorted(per_item) == sorted([item_id, stored.id, sent.id])
+
+
+# -- over real sockets: discord.py's HTTP client and gateway against a local fake -------------
+async def connect(bot: TriageBot) -> asyncio.Task[None]:
+    """Log in (REST, setup_hook) and connect (gateway) as `triage-bot serve discord` does."""
+    await bot.login("fake-token")
+    task = asyncio.create_task(bot.connect(reconnect=False))
+    await asyncio.wait_for(bot.wait_until_ready(), 60)  # guards a hang; not a timing claim
+    return task
+
+
+async def disconnect(bot: TriageBot, task: asyncio.Task[None]) -> None:
+    await bot.close()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def component_click(
+    fake: FakeDiscord, card: dict[str, object], custom_id: str, user: int, roles: list[int]
+) -> dict[str, object]:
+    """An INTERACTION_CREATE for a button click, as Discord sends it."""
+    return {
+        "id": str(fake.new_id()),
+        "application_id": str(fake.app_id),
+        "type": 3,
+        "token": f"tok-{custom_id}",
+        "version": 1,
+        "guild_id": str(fake.guild_id),
+        "channel_id": card["channel_id"],
+        "channel": {"id": card["channel_id"], "type": 0, "guild_id": str(fake.guild_id)},
+        "member": fake.member(user, "ann", roles),
+        "message": card,
+        "data": {"custom_id": custom_id, "component_type": 2},
+        "app_permissions": str(discord.Permissions.all().value),
+        "locale": "en-US",
+        "guild_locale": "en-US",
+        "entitlements": [],
+        "authorizing_integration_owners": {},
+        "attachment_size_limit": 8388608,
+    }
+
+
+async def test_over_real_sockets_restart_keeps_the_buttons_alive(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDiscord()
+    cards, intake, role, ann = 833333333333333331, 833333333333333332, 833333333333333333, 844
+    fake.channels = {cards: "triage", intake: "feedback"}
+    fake.roles = {role: "Reviewers"}
+    await fake.start()
+    fake.patch(monkeypatch)
+    settings = DiscordSettings("fake-token", cards, frozenset({intake}), role, fake.guild_id)
+    taxonomy = load_taxonomy()
+
+    def process() -> tuple[SQLiteStore, TriageBot]:
+        store = SQLiteStore(tmp_path / "discord.db")
+        service = TriageService(store, TriageEngine(taxonomy, encoder), taxonomy)
+        service.warm_start()
+        return store, TriageBot(service, settings, guild_ready_timeout=0.1)
+
+    try:
+        store, bot = process()
+        task = await connect(bot)
+        # A message in the intake channel arrives over the gateway and becomes a card.
+        source = fake.message(intake, fake.user(ann, "ann"), {"content": "Search is broken"})
+        await fake.dispatch("MESSAGE_CREATE", source)
+        await fake.wait_for(lambda: len(fake.messages.get(cards, [])) == 1)
+        (card,) = fake.messages[cards]
+        (item,) = list(store.iter_items())
+        assert card["embeds"][0]["footer"]["text"].startswith(f"item {item.id} ")
+        await disconnect(bot, task)
+        store.close()
+
+        # A new process: its commands are synced again, and the old card's button still votes.
+        store, bot = process()
+        task = await connect(bot)
+        syncs = fake.requests("PUT", f"/applications/{fake.app_id}/guilds/{fake.guild_id}/")
+        assert len(syncs) == 2 and {c["name"] for c in syncs[-1].body} == {"triage"}
+        await fake.dispatch(
+            "INTERACTION_CREATE",
+            component_click(fake, card, f"triage:confirm:{item.id}", ann, [role]),
+        )
+        await fake.wait_for(lambda: bool(fake.requests("PATCH", f"/channels/{cards}/messages/")))
+        edited = fake.requests("PATCH", f"/channels/{cards}/messages/{card['id']}")[-1].body
+        votes = next(f for f in edited["embeds"][0]["fields"] if f["name"] == "Votes")
+        assert f"<@{ann}> confirmed" in votes["value"]
+        (ack,) = fake.requests("POST", "/interactions/")
+        assert ack.body["type"] == 5 and ack.body["data"]["flags"] & 64  # ephemeral defer
+        label = store.get_label(item.id)
+        assert label is not None and label.reviewers == [str(ann)]
+        assert len(fake.messages[cards]) == 1  # nothing reposted by the new process
+
+        # Someone without the reviewer role is refused privately and nothing is stored.
+        await fake.dispatch(
+            "INTERACTION_CREATE",
+            component_click(fake, card, f"triage:noise:{item.id}", 845, []),
+        )
+        await fake.wait_for(lambda: len(fake.requests("POST", "/interactions/")) == 2)
+        refusal = fake.requests("POST", "/interactions/")[-1].body
+        assert refusal["type"] == 4 and refusal["data"]["flags"] & 64
+        assert "not on" in refusal["data"]["content"]
+        assert [v.reviewer for v in store.current_votes(item.id)] == [str(ann)]
+        await disconnect(bot, task)
+        store.close()
+    finally:
+        await fake.stop()

@@ -1,0 +1,240 @@
+"""A reviewer simulation: how fast does the production learning loop learn from validations?
+
+Items of a stream arrive in order and are triaged by the production service (store, votes,
+consensus, online learning: the same code the bot runs). A simulated reviewer validates a
+budget of them, spread over the stream, chosen at random or from the review queue (least
+confident first), answering with the gold label (wrong with probability `noise`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.models import FeedbackItem
+from core.ports import Encoder
+from core.service import TriageService
+from core.store.sqlite import SQLiteStore
+from core.taxonomy import Taxonomy
+from core.triage import TriageEngine
+from training.metrics import accuracy, macro_f1
+
+CHECKPOINTS = (25, 50, 100, 200)
+
+
+def load_rows(path: Path, label_field: str) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise ValueError(f"{path}:{number}: expected an object with a text field")
+        if label_field not in row:
+            raise ValueError(f"{path}:{number}: no {label_field!r} field")
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+def taxonomy_for_labels(labels: Sequence[str], base: Taxonomy) -> Taxonomy:
+    """A taxonomy whose categories are a data set's labels (for --label-field).
+
+    Labels that the base taxonomy knows keep their description, examples and cues; others
+    get their own name as a description, so the cold start still has something to go on.
+    """
+    known = {c.name: c for c in base.categories}
+    categories = []
+    for i, label in enumerate(labels):
+        spec = known.get(label)
+        categories.append(
+            {
+                "name": label,
+                "description": spec.description if spec else label.replace("-", " "),
+                "examples": list(spec.examples) if spec else [],
+                "cues": list(spec.cues) if spec else [],
+                "emoji": f"label_{i}",
+                "action": spec.action if spec else f"Handle as {label}: {{subject}}{{where}}.",
+            }
+        )
+    data = base.model_dump()
+    data.update(categories=categories, form_types={})
+    return Taxonomy.model_validate(data)
+
+
+@dataclass
+class SimulationResult:
+    prequential_accuracy: float
+    macro_f1_at: dict[str, float]
+    full_macro_f1: float
+    cold_macro_f1: float
+    validations: int
+    learn_ms_p50: float
+    learn_ms_max: float
+    curve: list[tuple[int, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "prequential_accuracy": round(self.prequential_accuracy, 4),
+            "macro_f1_at": {k: round(v, 4) for k, v in self.macro_f1_at.items()},
+            "full_macro_f1": round(self.full_macro_f1, 4),
+            "cold_macro_f1": round(self.cold_macro_f1, 4),
+            "validations": self.validations,
+            "learn_ms_p50": round(self.learn_ms_p50, 1),
+            "learn_ms_max": round(self.learn_ms_max, 1),
+        }
+
+
+def _items(
+    service: TriageService, rows: Sequence[dict[str, Any]], prefix: str
+) -> list[FeedbackItem]:
+    items = []
+    for i, row in enumerate(rows):
+        text = row["text"][: service.taxonomy.triage.max_text_bytes // 4]
+        items.append(
+            service.make_item(
+                text, source="simulation", item_id=f"{prefix}-{i}", form_type=row.get("form_type")
+            )
+        )
+    return items
+
+
+def simulate(
+    stream: Sequence[dict[str, Any]],
+    test: Sequence[dict[str, Any]],
+    *,
+    taxonomy: Taxonomy,
+    encoder: Encoder,
+    budget: int,
+    order: str = "uncertainty",
+    label_field: str = "category",
+    noise: float = 0.0,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationResult:
+    if order not in ("random", "uncertainty"):
+        raise ValueError("order must be 'random' or 'uncertainty'")
+    rng = random.Random(seed)
+    labels = taxonomy.category_names
+    service = TriageService(
+        SQLiteStore(":memory:"), TriageEngine(taxonomy, encoder, seed=seed), taxonomy
+    )
+    stream_items = _items(service, stream, "a")
+    test_items = _items(service, test, "b")
+    gold_stream = [str(r[label_field]) for r in stream]
+    gold_test = [str(r[label_field]) for r in test]
+    with_progress = progress or (lambda done, total: None)
+
+    def test_f1() -> float:
+        return macro_f1(
+            gold_test, [t.category for t in service.engine.triage_many(test_items)], labels
+        )
+
+    cold = test_f1()
+    budget = min(budget, len(stream_items))
+    checkpoints = sorted({c for c in CHECKPOINTS if c <= budget} | {budget})
+    f1_at: dict[str, float] = {}
+    curve: list[tuple[int, float]] = [(0, cold)]
+    arrived_predictions: list[str] = []
+    pool: list[int] = []
+    done = 0
+    learn_ms: list[float] = []
+    for i, item in enumerate(stream_items):
+        triage, _ = service.submit(item)
+        arrived_predictions.append(triage.category)
+        pool.append(i)
+        target = budget * (i + 1) // len(stream_items)
+        while done < target and pool:
+            if order == "random":
+                pick = pool.pop(rng.randrange(len(pool)))
+            else:
+                scored = service.engine.triage_many([stream_items[j] for j in pool])
+                best = min(range(len(pool)), key=lambda k: scored[k].confidence.category)
+                pick = pool.pop(best)
+            answer = gold_stream[pick]
+            if noise and rng.random() < noise:
+                answer = rng.choice([lab for lab in labels if lab != answer] or [answer])
+            predicted = service.store.latest_triage(stream_items[pick].id)
+            started = time.perf_counter()
+            if predicted is not None and predicted.category == answer:
+                service.vote(
+                    stream_items[pick].id, "sim-reviewer", "confirm", platform="simulation"
+                )
+            else:
+                service.vote(
+                    stream_items[pick].id,
+                    "sim-reviewer",
+                    "correct",
+                    category=answer,
+                    platform="simulation",
+                )
+            learn_ms.append((time.perf_counter() - started) * 1000)
+            done += 1
+            if done in checkpoints:
+                f1_at[str(done)] = test_f1()
+                curve.append((done, f1_at[str(done)]))
+            with_progress(done, budget)
+
+    full = TriageEngine(taxonomy, encoder, seed=seed)
+    from core.models import Label
+
+    examples = [
+        (
+            item,
+            Label(
+                item_id=item.id,
+                category=g,
+                severity=taxonomy.lowest_severity,
+                reviewers=["gold"],
+                agreement=1.0,
+            ),
+        )
+        for item, g in zip(stream_items, gold_stream, strict=True)
+    ]
+    full.learn(examples, steps=4 * taxonomy.learning.online_steps, previous=0)
+    full_f1 = macro_f1(gold_test, [t.category for t in full.triage_many(test_items)], labels)
+    learn_ms.sort()
+    return SimulationResult(
+        prequential_accuracy=accuracy(gold_stream, arrived_predictions),
+        macro_f1_at=f1_at,
+        full_macro_f1=full_f1,
+        cold_macro_f1=cold,
+        validations=done,
+        learn_ms_p50=learn_ms[len(learn_ms) // 2] if learn_ms else 0.0,
+        learn_ms_max=learn_ms[-1] if learn_ms else 0.0,
+        curve=curve,
+    )
+
+
+def plot_curves(
+    curves: dict[str, list[tuple[int, float]]], full: float, path: Path, title: str
+) -> None:
+    """Learning curves (macro-F1 on the test set by validations) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, points in curves.items():
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.axhline(full, color="grey", linestyle="--", label=f"all labels ({full:.3f})")
+    ax.axhline(0.9 * full, color="grey", linestyle=":", label="90% of all labels")
+    ax.set_xlabel("validations")
+    ax.set_ylabel("macro-F1 on the test set")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
