@@ -277,6 +277,79 @@ def serve_discord(store: StoreOption = None) -> None:
 
 
 @app.command()
+def train(
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 300,
+    holdout: Annotated[float, typer.Option(help="Share of validated items held out.")] = 0.2,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if worse.")] = False,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Retrain from every label; promote the candidate only if it is not worse."""
+    from rich.progress import Progress
+
+    from training.train import train as run_training
+
+    if not 0.0 <= holdout < 1.0:
+        raise fail("--holdout must be in [0, 1)")
+    with components(store, warm_start=False) as c, Progress(console=err, transient=True) as bar:
+        task = bar.add_task("training", total=steps)
+        result = run_training(
+            c.store,
+            c.taxonomy,
+            c.engine.encoder,
+            steps=steps,
+            holdout=holdout,
+            force=force,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    if as_json or not sys.stdout.isatty():
+        emit(result.as_dict())
+        return
+    verdict = "[green]promoted[/]" if result.promoted else "[yellow]not promoted[/]"
+    Console().print(
+        f"{result.version}: {verdict} ({result.reason}); trained on {result.train_count}, "
+        f"evaluated on {result.eval_count}; candidate {result.candidate} vs "
+        f"{result.current_version} {result.current}; {result.seconds} s"
+    )
+
+
+@app.command()
+def models(
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Model versions with their metrics and training data counts; * marks the promoted one."""
+    with components(store, warm_start=False) as c:
+        records = c.store.list_models()
+        current = c.store.promoted_model()
+    if as_json or not sys.stdout.isatty():
+        for record in records:
+            emit(
+                record.model_dump(mode="json", exclude={"config"})
+                | {"promoted": current is not None and record.version == current.version}
+            )
+        return
+    from rich.table import Table
+
+    table = Table(title="models")
+    for column in ("", "version", "created", "train", "eval", "macro-F1", "vs current"):
+        table.add_column(column)
+    for record in records:
+        cand = record.metrics.get("candidate", {})
+        cur = record.metrics.get("current", {})
+        table.add_row(
+            "*" if current is not None and record.version == current.version else "",
+            record.version,
+            record.created_at.strftime("%Y-%m-%d %H:%M"),
+            str(record.train_count),
+            str(record.eval_count),
+            str(cand.get("category_macro_f1")),
+            f"{cur.get('category_macro_f1')} ({record.metrics.get('current_version', '')})",
+        )
+    Console().print(table)
+
+
+@app.command()
 def simulate(
     stream: Annotated[Path, typer.Option("--stream", help="JSONL: items that arrive, in order.")],
     test: Annotated[Path, typer.Option("--test", help="JSONL: items to measure macro-F1 on.")],

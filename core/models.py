@@ -176,3 +176,20 @@ class PostRecord(_Model):
     attempts: int = 0
     created_at: UTCDateTime = Field(default_factory=utcnow)
     updated_at: UTCDateTime = Field(default_factory=utcnow)
+
+
+class ModelRecord(_Model):
+    """A trained model in the registry: what it is, what it was trained on, how it scored.
+
+    The weights travel next to it as bytes (a torch state dict), so every process on the
+    store (bots, trainer) sees the same models and the same promoted one.
+    """
+
+    version: str
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+    taxonomy_fingerprint: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    train_count: int = 0
+    eval_count: int = 0
+    promoted_at: UTCDateTime | None = None

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from core.models import FeedbackItem, Label, PostRecord, Reward, Triage, Validation
+from core.models import FeedbackItem, Label, ModelRecord, PostRecord, Reward, Triage, Validation
 
 
 class Store(Protocol):
@@ -33,6 +33,10 @@ class Store(Protocol):
       `find_post` looks a post up by its ref.
     - `mark_event_seen` is True the first time a key is seen, False after: a durable
       dedupe of redelivered platform events, shared by every process on the store.
+    - Model registry: `put_model` is idempotent on `record.version` (False if it exists);
+      `list_models` is newest first; `promote_model` makes a stored version the promoted
+      one (setting its `promoted_at`; KeyError for an unknown version) and
+      `promoted_model` returns the latest promoted record, or None.
     - `put_label` replaces the item's label (`delete_label` drops it when no vote is
       left); `put_reward` replaces the reward for (item, model_version).
     """
@@ -66,6 +70,12 @@ class Store(Protocol):
     def count_unposted(self, target: str) -> int: ...
 
     def mark_event_seen(self, key: str) -> bool: ...
+
+    def put_model(self, record: ModelRecord, weights: bytes) -> bool: ...
+    def get_model(self, version: str) -> tuple[ModelRecord, bytes] | None: ...
+    def list_models(self) -> list[ModelRecord]: ...
+    def promote_model(self, version: str) -> ModelRecord: ...
+    def promoted_model(self) -> ModelRecord | None: ...
 
     def close(self) -> None: ...
 

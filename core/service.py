@@ -225,7 +225,7 @@ class TriageService:
         )
         if not self.store.add_validation(validation):
             return VoteOutcome(False, validation, self.store.get_label(item_id), None, None)
-        label = consensus(self.store.current_votes(item_id))
+        label = consensus(self.store.current_votes(item_id), self.reviewer_weights())
         reward = None
         if label is None:
             self.store.delete_label(item_id)
@@ -259,7 +259,9 @@ class TriageService:
             return self.engine.learn(list(self._examples.values()), previous=previous)
 
     def warm_start(self, steps: int | None = None) -> LearnReport:
-        """Rebuild the learned model from every stored label (start-up, after a restart)."""
+        """Rebuild the learned model (start-up, after a restart): the promoted model, if
+        any, then every stored label on top of it."""
+        self.refresh_model()
         with self._learn_lock:
             self._examples = {}
             for label in self.store.iter_labels():
@@ -271,6 +273,47 @@ class TriageService:
                 steps=steps or 4 * self.taxonomy.learning.online_steps,
                 previous=0,
             )
+
+    def reviewer_weights(self) -> dict[str, float]:
+        """Each reviewer's weight from their track record: agreement with settled labels.
+
+        Only items with two or more reviewers count (a lone vote agrees with itself).
+        Laplace-smoothed and scaled so a newcomer weighs 1.0, a reviewer who always agrees
+        approaches 2.0 and one who never does approaches 0.
+        """
+        agree: Counter[str] = Counter()
+        total: Counter[str] = Counter()
+        for label in self.store.iter_labels():
+            if len(label.reviewers) < 2:
+                continue
+            for vote in self.store.current_votes(label.item_id):
+                if vote.category is None:
+                    continue
+                total[vote.reviewer] += 1
+                agree[vote.reviewer] += int(vote.category == label.category)
+        return {r: 2.0 * (agree[r] + 1) / (total[r] + 2) for r in total}
+
+    # -- model registry ---------------------------------------------------------------------
+    def refresh_model(self) -> bool:
+        """Load the promoted model if it changed, then relearn the labels on top of it.
+
+        The bot calls this periodically: a model promoted by `triage-bot train` (on any
+        machine that shares the store) is picked up without a restart.
+        """
+        record = self.store.promoted_model()
+        if record is None or record.version == self.engine.base_version:
+            return False
+        found = self.store.get_model(record.version)
+        if found is None:
+            return False
+        if record.taxonomy_fingerprint != self.taxonomy.fingerprint():
+            return False  # trained for another label space: never load it
+        with self._learn_lock:
+            self.engine.load(record.version, found[1])
+            examples = list(self._examples.values())
+            if examples:
+                self.engine.learn(examples, previous=0)
+        return True
 
     # -- review ------------------------------------------------------------------------------
     def review_queue(self, limit: int = 10) -> list[tuple[FeedbackItem, Triage, str]]:

@@ -53,9 +53,9 @@ class TriageSettings(_Strict):
 
 
 class LearningSettings(_Strict):
-    online_steps: int = Field(default=40, ge=1, le=10000)
-    learning_rate: float = Field(default=0.05, gt=0.0, le=10.0)
-    weight_decay: float = Field(default=1e-2, ge=0.0)
+    online_steps: int = Field(default=25, ge=1, le=10000)
+    learning_rate: float = Field(default=0.01, gt=0.0, le=10.0)
+    weight_decay: float = Field(default=1e-3, ge=0.0)
     lexical_buckets: int = Field(default=32768, ge=1024)
 
 

@@ -66,6 +66,21 @@ class TriageEngine:
     def model_version(self) -> str:
         return f"{self._base_version}.{self.heads.trained_on}"
 
+    @property
+    def base_version(self) -> str:
+        return self._base_version
+
+    def load(self, version: str, weights: bytes) -> None:
+        """Adopt a registry model's weights; online learning continues from them."""
+        with self._lock:
+            self.heads.load_state_bytes(weights)
+            self.heads.trained_on = 0
+            self._base_version = version
+
+    def weights(self) -> bytes:
+        with self._lock:
+            return self.heads.state_bytes()
+
     def _model_text(self, item: FeedbackItem) -> str:
         return item.redacted_text[: self.taxonomy.triage.model_text_chars]
 
@@ -110,6 +125,15 @@ class TriageEngine:
             prior_severity=np.stack([f.prior_severity for f in rows]),
         )
         return batch, [f.evidence for f in rows]
+
+    def category_confidence(self, items: Sequence[FeedbackItem]) -> np.ndarray:
+        """Top category probability per item: what the review queue ranks by (no actions)."""
+        if not items:
+            return np.zeros(0)
+        batch, _ = self.batch(items)
+        with self._lock:
+            cat_logits, _ = self.heads.predict(batch)
+        return softmax(cat_logits).max(axis=1)
 
     def triage(self, item: FeedbackItem) -> Triage:
         return self.triage_many([item])[0]
@@ -191,13 +215,14 @@ class TriageEngine:
             snapshot = self.heads.state_bytes()
             trained_before = self.heads.trained_on
             before = self._accuracy(batch, y_cat, y_sev, previous)
-            loss = self.heads.fit(batch, y_cat, y_sev, steps)
+            focus = np.arange(previous, len(examples))
+            loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus)
             after = self._accuracy(batch, y_cat, y_sev, previous)
             used = steps
             for _ in range(3):
                 if not after < before:
                     break
-                loss = self.heads.fit(batch, y_cat, y_sev, steps)
+                loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus)
                 after = self._accuracy(batch, y_cat, y_sev, previous)
                 used += steps
             if after < before:

@@ -157,9 +157,8 @@ def simulate(
             if order == "random":
                 pick = pool.pop(rng.randrange(len(pool)))
             else:
-                scored = service.engine.triage_many([stream_items[j] for j in pool])
-                best = min(range(len(pool)), key=lambda k: scored[k].confidence.category)
-                pick = pool.pop(best)
+                confidence = service.engine.category_confidence([stream_items[j] for j in pool])
+                pick = pool.pop(int(confidence.argmin()))
             answer = gold_stream[pick]
             if noise and rng.random() < noise:
                 answer = rng.choice([lab for lab in labels if lab != answer] or [answer])

@@ -287,8 +287,13 @@ class TriageBot(discord.Client):
 
     @tasks.loop(seconds=SWEEP_SECONDS)
     async def _sweep(self) -> None:
-        """Retry posts given back after a failure and posts whose worker died."""
+        """Retry posts given back after a failure and posts whose worker died; pick up a
+        newly promoted model."""
         self.kick()
+        try:
+            await asyncio.to_thread(self.service.refresh_model)
+        except Exception:  # a registry hiccup must not stop the sweep
+            log.exception("could not refresh the promoted model")
 
     async def _card_channel(self) -> discord.abc.Messageable:
         channel = self.get_channel(self.settings.channel)

@@ -35,6 +35,7 @@ from core.service import TriageService, UnknownItemError, VoteOutcome
 log = logging.getLogger("triage_bot.slack")
 LEASE_SECONDS = 120.0  # longer than any post attempt, 429 retries included
 RECONCILE_PAGES = 10
+MODEL_REFRESH_SECONDS = 30.0  # how soon a model promoted elsewhere is served
 
 
 def make_client(settings: SlackSettings) -> WebClient:
@@ -123,7 +124,15 @@ class SlackEdge:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        next_refresh = time.monotonic() + MODEL_REFRESH_SECONDS
         while not self._stop.is_set():
+            if time.monotonic() >= next_refresh:
+                next_refresh = time.monotonic() + MODEL_REFRESH_SECONDS
+                try:
+                    if self.service.refresh_model():
+                        log.info("now serving %s", self.service.engine.model_version)
+                except Exception:
+                    log.exception("could not refresh the promoted model")
             try:
                 worked = self.post_next()
             except Exception:  # keep the poster alive whatever one post does

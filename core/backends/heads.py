@@ -70,6 +70,7 @@ class LinearHeads:
         self.category = _make_head(dim, buckets, n_categories)
         self.severity = _make_head(dim, buckets, n_severities)
         self.trained_on = 0
+        self._adam: Any = None
 
     @staticmethod
     def _inputs(batch: Batch) -> tuple[Any, Any, Any]:
@@ -92,6 +93,15 @@ class LinearHeads:
             sev = self.severity(emb, ids, offsets, torch.from_numpy(batch.prior_severity).float())
         return cat.numpy().astype(np.float64), sev.numpy().astype(np.float64)
 
+    def _optimiser(self) -> Any:
+        """One Adam for the life of the heads: warm-started updates continue smoothly
+        instead of restarting with cold moment estimates at every vote."""
+        if self._adam is None:
+            torch = _torch()
+            params = list(self.category.parameters()) + list(self.severity.parameters())
+            self._adam = torch.optim.Adam(params, lr=self.learning_rate)
+        return self._adam
+
     def fit(
         self,
         batch: Batch,
@@ -99,28 +109,39 @@ class LinearHeads:
         severity_targets: np.ndarray,
         steps: int,
         sample_weight: np.ndarray | None = None,
+        focus: np.ndarray | None = None,
+        max_batch: int = 256,
+        seed: int = 0,
     ) -> float:
-        """Full-batch Adam from the current weights (warm start); returns the final loss.
+        """Adam steps from the current weights (warm start); returns the last loss.
 
-        Full batch over every label is the replay that keeps old corrections learned
-        while new ones arrive.
+        Each step replays the labels: all of them while they fit in `max_batch`, else the
+        `focus` rows (the new labels) plus a fresh random sample of the rest, so an update
+        costs the same at 200 labels and at 20,000 and old corrections stay learned.
         """
         torch = _torch()
         functional = torch.nn.functional
-        emb, ids, offsets = self._inputs(batch)
-        prior_c = torch.from_numpy(batch.prior_category).float()
-        prior_s = torch.from_numpy(batch.prior_severity).float()
-        y_c = torch.from_numpy(category_targets).long()
-        y_s = torch.from_numpy(severity_targets).long()
-        weight = (
-            torch.ones(len(y_c))
-            if sample_weight is None
-            else torch.from_numpy(sample_weight.astype(np.float32))
-        )
-        params = list(self.category.parameters()) + list(self.severity.parameters())
-        optimiser = torch.optim.Adam(params, lr=self.learning_rate)
+        n = len(category_targets)
+        rng = np.random.default_rng(seed + n)
+        weight_all = np.ones(n, dtype=np.float32) if sample_weight is None else sample_weight
+        focus = np.zeros(0, dtype=np.int64) if focus is None else focus
+        rest = np.setdiff1d(np.arange(n), focus)
+        optimiser = self._optimiser()
+        full = n <= max_batch
+        if full:
+            rows_fixed = np.arange(n)
+            tensors = self._step_tensors(
+                batch, rows_fixed, category_targets, severity_targets, weight_all
+            )
         loss_value = 0.0
         for _ in range(steps):
+            if not full:
+                sample = rng.choice(rest, size=max(0, max_batch - len(focus)), replace=False)
+                rows = np.concatenate([focus, sample])
+                tensors = self._step_tensors(
+                    batch, rows, category_targets, severity_targets, weight_all
+                )
+            emb, ids, offsets, prior_c, prior_s, y_c, y_s, weight = tensors
             optimiser.zero_grad()
             loss_c = functional.cross_entropy(
                 self.category(emb, ids, offsets, prior_c), y_c, reduction="none"
@@ -136,8 +157,35 @@ class LinearHeads:
             (loss + self.weight_decay * penalty).backward()
             optimiser.step()
             loss_value = float(loss.detach())
-        self.trained_on = len(y_c)
+        self.trained_on = n
         return loss_value
+
+    def _step_tensors(
+        self,
+        batch: Batch,
+        rows: np.ndarray,
+        category_targets: np.ndarray,
+        severity_targets: np.ndarray,
+        weight: np.ndarray,
+    ) -> tuple[Any, ...]:
+        torch = _torch()
+        sub = Batch(
+            embeddings=batch.embeddings[rows],
+            lexical=[batch.lexical[i] for i in rows],
+            prior_category=batch.prior_category[rows],
+            prior_severity=batch.prior_severity[rows],
+        )
+        emb, ids, offsets = self._inputs(sub)
+        return (
+            emb,
+            ids,
+            offsets,
+            torch.from_numpy(sub.prior_category).float(),
+            torch.from_numpy(sub.prior_severity).float(),
+            torch.from_numpy(category_targets[rows]).long(),
+            torch.from_numpy(severity_targets[rows]).long(),
+            torch.from_numpy(weight[rows].astype(np.float32)),
+        )
 
     def state_bytes(self) -> bytes:
         torch = _torch()
@@ -153,3 +201,4 @@ class LinearHeads:
         state = torch.load(io.BytesIO(data), weights_only=True)
         self.category.load_state_dict(state["category"])
         self.severity.load_state_dict(state["severity"])
+        self._adam = None  # moments of other weights would mislead the next step

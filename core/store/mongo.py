@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+from bson.binary import Binary
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.collection import Collection
@@ -26,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 from core.models import (
     FeedbackItem,
     Label,
+    ModelRecord,
     PostRecord,
     Reward,
     Triage,
@@ -43,6 +45,10 @@ _DEFAULT_OPTIONS: dict[str, Any] = {
     "connectTimeoutMS": 5000,
     "socketTimeoutMS": 30000,
 }
+
+# Weights live inside the model's document (no GridFS): BSON documents stop at 16 MiB, so
+# refuse anything that would not leave room for the record next to them.
+MAX_WEIGHTS_BYTES = 15 * 1024 * 1024
 
 _M = TypeVar("_M", bound=BaseModel)
 Doc = dict[str, Any]
@@ -85,6 +91,7 @@ class MongoStore:
         self._counters: Collection[Doc] = self._db["counters"]  # the `_seq` counter
         self._posts: Collection[Doc] = self._db["posts"]
         self._seen: Collection[Doc] = self._db["seen_events"]
+        self._models: Collection[Doc] = self._db["models"]
         try:
             self._ensure_indexes()  # also the first round trip: an unreachable server fails here
         except BaseException:
@@ -117,6 +124,9 @@ class MongoStore:
         )
         self._posts.create_index([("target", ASCENDING), ("ref", ASCENDING)])
         # seen_events: _id = key, so the default unique _id index is the dedupe.
+        # models: _id = version; listed newest first; `_promoted_key` finds the promoted one.
+        self._models.create_index([("_key", DESCENDING), ("_id", DESCENDING)])
+        self._models.create_index([("_promoted_key", DESCENDING), ("_id", DESCENDING)])
 
     def _next_seq(self) -> int:
         """A server-side counter: insertion order that holds across processes and within
@@ -252,6 +262,77 @@ class MongoStore:
             collection.replace_one(key, doc, upsert=True)
         except DuplicateKeyError:
             collection.replace_one(key, doc, upsert=True)
+
+    # -- model registry ------------------------------------------------------------------
+    # The record is its JSON (created_at an ISO string, `_key` its µs sort key) except
+    # `promoted_at`, a BSON date like the outbox times, with `_promoted_key` its µs string:
+    # it orders promotions and restores `promoted_at` exactly. Weights are `_weights`, Binary.
+    _NO_WEIGHTS: Doc = {"_weights": False}
+
+    @staticmethod
+    def _model(doc: Mapping[str, Any]) -> ModelRecord:
+        fields = {k: v for k, v in doc.items() if not k.startswith("_")}
+        key = doc.get("_promoted_key")
+        fields["promoted_at"] = datetime.fromisoformat(key).replace(tzinfo=UTC) if key else None
+        return ModelRecord.model_validate(fields)
+
+    def put_model(self, record: ModelRecord, weights: bytes) -> bool:
+        if len(weights) > MAX_WEIGHTS_BYTES:
+            raise ValueError(
+                f"model {record.version!r}: weights are {len(weights)} bytes, above the "
+                f"{MAX_WEIGHTS_BYTES} byte limit of the Mongo store (BSON documents stop at "
+                "16 MiB)"
+            )
+        doc = record.model_dump(mode="json")
+        doc["promoted_at"] = record.promoted_at
+        doc["_id"] = record.version
+        doc["_key"] = _utc_key(record.created_at)
+        doc["_promoted_key"] = _utc_key(record.promoted_at) if record.promoted_at else None
+        doc["_weights"] = Binary(bytes(weights))
+        try:
+            self._models.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def get_model(self, version: str) -> tuple[ModelRecord, bytes] | None:
+        doc = self._models.find_one({"_id": version})
+        return (self._model(doc), bytes(doc["_weights"])) if doc else None
+
+    def list_models(self) -> list[ModelRecord]:
+        docs = self._models.find({}, self._NO_WEIGHTS).sort(
+            [("_key", DESCENDING), ("_id", DESCENDING)]
+        )
+        return [self._model(doc) for doc in docs]
+
+    def _latest_promoted(self) -> Doc | None:
+        return self._models.find_one(
+            {"_promoted_key": {"$gt": ""}},
+            self._NO_WEIGHTS,
+            sort=[("_promoted_key", DESCENDING), ("_id", DESCENDING)],
+        )
+
+    def promote_model(self, version: str) -> ModelRecord:
+        now = utcnow()
+        # Strictly after the current promotion, so the latest call wins even within one
+        # clock tick (across processes a same-µs tie falls back to the version order).
+        latest = self._latest_promoted()
+        if latest is not None and _utc_key(now) <= latest["_promoted_key"]:
+            previous = datetime.fromisoformat(latest["_promoted_key"]).replace(tzinfo=UTC)
+            now = previous + timedelta(microseconds=1)
+        doc = self._models.find_one_and_update(
+            {"_id": version},
+            {"$set": {"promoted_at": now, "_promoted_key": _utc_key(now)}},
+            projection=self._NO_WEIGHTS,
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise KeyError(f"unknown model version {version!r}")
+        return self._model(doc)
+
+    def promoted_model(self) -> ModelRecord | None:
+        doc = self._latest_promoted()
+        return self._model(doc) if doc else None
 
     # -- outbox --------------------------------------------------------------------------
     # Outbox times are BSON dates (so the server compares leases as times) plus `_key`, the

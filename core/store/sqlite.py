@@ -15,6 +15,7 @@ from pathlib import Path
 from core.models import (
     FeedbackItem,
     Label,
+    ModelRecord,
     PostRecord,
     Reward,
     Triage,
@@ -78,6 +79,15 @@ CREATE TABLE IF NOT EXISTS rewards (
     doc TEXT NOT NULL,
     PRIMARY KEY (item_id, model_version)
 );
+CREATE TABLE IF NOT EXISTS models (
+    version TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    promoted_at TEXT,
+    doc TEXT NOT NULL,
+    weights BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS models_created ON models(created_at, version);
+CREATE INDEX IF NOT EXISTS models_promoted ON models(promoted_at);
 """
 
 
@@ -91,6 +101,17 @@ def _iso(stamp: datetime) -> str:
     if stamp.tzinfo is not None:
         stamp = stamp.astimezone(UTC).replace(tzinfo=None)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _from_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _model(doc: str, promoted_at: str | None) -> ModelRecord:
+    """The `promoted_at` column is the truth; the JSON copy keeps the rest of the record."""
+    record = ModelRecord.model_validate_json(doc)
+    record.promoted_at = _from_iso(promoted_at) if promoted_at else None
+    return record
 
 
 class SQLiteStore:
@@ -240,6 +261,69 @@ class SQLiteStore:
                     "SELECT doc FROM rewards WHERE item_id = ? ORDER BY rowid", (item_id,)
                 ).fetchall()
         return [Reward.model_validate_json(doc) for (doc,) in rows]
+
+    # -- model registry ------------------------------------------------------------------
+    def put_model(self, record: ModelRecord, weights: bytes) -> bool:
+        promoted = _iso(record.promoted_at) if record.promoted_at else None
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO models(version, created_at, promoted_at, doc, weights) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    record.version,
+                    _iso(record.created_at),
+                    promoted,
+                    record.model_dump_json(),
+                    sqlite3.Binary(bytes(weights)),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def get_model(self, version: str) -> tuple[ModelRecord, bytes] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc, promoted_at, weights FROM models WHERE version = ?", (version,)
+            ).fetchone()
+        return (_model(row[0], row[1]), bytes(row[2])) if row else None
+
+    def list_models(self) -> list[ModelRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc, promoted_at FROM models ORDER BY created_at DESC, version DESC"
+            ).fetchall()
+        return [_model(doc, promoted) for doc, promoted in rows]
+
+    def promote_model(self, version: str) -> ModelRecord:
+        now = utcnow()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Strictly after the current promotion, so the latest call always wins even
+                # when two promotions land within one clock tick.
+                latest = self._db.execute("SELECT MAX(promoted_at) FROM models").fetchone()[0]
+                if latest is not None and _iso(now) <= latest:
+                    now = _from_iso(latest) + timedelta(microseconds=1)
+                cur = self._db.execute(
+                    "UPDATE models SET promoted_at = ? WHERE version = ?", (_iso(now), version)
+                )
+                row = self._db.execute(
+                    "SELECT doc, promoted_at FROM models WHERE version = ?", (version,)
+                ).fetchone()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if cur.rowcount == 0 or row is None:
+            raise KeyError(f"unknown model version {version!r}")
+        return _model(row[0], row[1])
+
+    def promoted_model(self) -> ModelRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc, promoted_at FROM models WHERE promoted_at IS NOT NULL "
+                "ORDER BY promoted_at DESC, version DESC LIMIT 1"
+            ).fetchone()
+        return _model(row[0], row[1]) if row else None
 
     # -- outbox --------------------------------------------------------------------------
     _POST_COLUMNS = (

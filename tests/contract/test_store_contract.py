@@ -19,6 +19,7 @@ from core.models import (
     FeedbackItem,
     FieldConfidence,
     Label,
+    ModelRecord,
     Reward,
     Triage,
     Validation,
@@ -508,6 +509,147 @@ def test_concurrent_claims_hand_each_post_to_exactly_one_worker(
         post = store.get_post(item_id, SLACK)
         assert post is not None and (post.status, post.attempts) == ("posted", 1)
         assert store.find_post(SLACK, f"ref-{item_id}") == post
+
+
+# -- model registry --------------------------------------------------------------------------
+def model(version: str, *, created_at: datetime = T0, **kw: object) -> ModelRecord:
+    fields: dict[str, object] = {
+        "version": version,
+        "created_at": created_at,
+        "taxonomy_fingerprint": "tax_abc",
+        "config": {"lr": 0.01, "heads": ["category", "severity"], "nested": {"a.b": 1}},
+        "metrics": {"macro_f1": 0.71, "per_class": {"bug": 0.8}},
+        "train_count": 120,
+        "eval_count": 30,
+    }
+    fields.update(kw)
+    return ModelRecord.model_validate(fields)
+
+
+def test_put_model_is_idempotent_and_keeps_the_first_weights(store: Store) -> None:
+    assert store.put_model(model("m1"), b"first") is True
+    assert store.put_model(model("m1", train_count=999), b"second") is False
+    got = store.get_model("m1")
+    assert got is not None
+    record, weights = got
+    assert weights == b"first"
+    assert record == model("m1")
+    assert len(store.list_models()) == 1
+
+
+def test_get_model_returns_the_record_and_identical_bytes(store: Store) -> None:
+    blob = random.Random(7).randbytes(3 * 1024 * 1024)  # a realistic state dict size
+    stamp = datetime(2025, 6, 30, 23, 59, 58, 654321, tzinfo=CEST)
+    assert store.put_model(model("big", created_at=stamp), blob) is True
+    assert store.put_model(model("empty"), b"") is True
+    got = store.get_model("big")
+    assert got is not None
+    record, weights = got
+    assert type(weights) is bytes and weights == blob
+    assert record == model("big", created_at=stamp)
+    assert record.created_at.tzinfo is not None
+    assert record.created_at.astimezone(UTC) == stamp.astimezone(UTC)
+    assert record.created_at.microsecond == 654321
+    assert record.promoted_at is None
+    assert store.get_model("empty") == (model("empty"), b"")
+    assert store.get_model("nope") is None
+
+
+def test_list_models_is_newest_first(store: Store) -> None:
+    assert store.list_models() == []
+    store.put_model(model("m_mid", created_at=at(10)), b"b")
+    store.put_model(model("m_old", created_at=at(0)), b"a")
+    store.put_model(model("m_new", created_at=at(20)), b"c")
+    store.put_model(model("m_new2", created_at=at(20)), b"d")  # same time: version breaks it
+    assert [m.version for m in store.list_models()] == ["m_new2", "m_new", "m_mid", "m_old"]
+    assert store.list_models()[2] == model("m_mid", created_at=at(10))
+
+
+def test_promote_unknown_version_raises_key_error(store: Store) -> None:
+    store.put_model(model("m1"), b"w")
+    with pytest.raises(KeyError, match="nope"):
+        store.promote_model("nope")
+    assert store.promoted_model() is None
+    assert store.list_models()[0].promoted_at is None
+
+
+def test_promote_makes_the_latest_promoted_version_current(store: Store) -> None:
+    assert store.promoted_model() is None
+    store.put_model(model("m1", created_at=at(0)), b"one")
+    store.put_model(model("m2", created_at=at(1)), b"two")
+    assert store.promoted_model() is None
+
+    before = datetime.now(UTC)
+    first = store.promote_model("m1")
+    assert first.version == "m1" and first.promoted_at is not None
+    assert aware_utc(first.promoted_at) and first.promoted_at >= before - timedelta(seconds=1)
+    assert store.promoted_model() == first
+    got = store.get_model("m1")
+    assert got is not None and got[0] == first and got[1] == b"one"
+
+    second = store.promote_model("m2")
+    assert second.promoted_at is not None and second.promoted_at > first.promoted_at
+    assert store.promoted_model() == second
+
+    # Promoting the first one again makes it current again (a rollback), immediately.
+    again = store.promote_model("m1")
+    assert again.promoted_at is not None and again.promoted_at > second.promoted_at
+    current = store.promoted_model()
+    assert current is not None and current.version == "m1" and current == again
+    # The others keep their own promotion time; the record is otherwise unchanged.
+    listed = {m.version: m for m in store.list_models()}
+    assert listed["m2"] == second and listed["m1"] == again
+    assert again.model_copy(update={"promoted_at": None}) == model("m1", created_at=at(0))
+
+
+def test_rapid_promotions_always_end_with_the_last_one(store: Store) -> None:
+    for version in ("a", "b", "c"):
+        store.put_model(model(version), version.encode())
+    order = ["a", "b", "c", "a", "c", "b", "a", "b", "c", "a"] * 3
+    for version in order:
+        store.promote_model(version)
+        current = store.promoted_model()
+        assert current is not None and current.version == version
+
+
+def test_model_registry_survives_close_and_reopen(store: Store, backend: Backend) -> None:
+    blob = random.Random(11).randbytes(256 * 1024)
+    store.put_model(model("m1", created_at=at(0)), blob)
+    store.put_model(model("m2", created_at=at(5)), b"two")
+    store.promote_model("m2")
+    promoted = store.promote_model("m1")
+    store.close()
+
+    again = backend.reopen()
+    assert [m.version for m in again.list_models()] == ["m2", "m1"]
+    assert again.promoted_model() == promoted
+    got = again.get_model("m1")
+    assert got is not None and got == (promoted, blob)
+    assert again.put_model(model("m1"), b"other") is False
+    assert again.promote_model("m2").version == "m2"
+    current = again.promoted_model()
+    assert current is not None and current.version == "m2"
+
+
+def test_mongo_refuses_oversized_weights_and_stores_promotion_as_a_date(
+    store: Store, backend: Backend
+) -> None:
+    if getattr(backend, "name", None) != "mongo":
+        pytest.skip("Mongo-only: the BSON document limit and BSON dates")
+    from core.store.mongo import MAX_WEIGHTS_BYTES, MongoStore
+
+    assert isinstance(store, MongoStore)
+    with pytest.raises(ValueError, match="limit"):
+        store.put_model(model("huge"), b"\0" * (MAX_WEIGHTS_BYTES + 1))
+    assert store.get_model("huge") is None
+    store.put_model(model("m1"), b"w")
+    promoted = store.promote_model("m1")
+    assert promoted.promoted_at is not None
+    raw = store._models.find_one({"_id": "m1"})
+    assert raw is not None and isinstance(raw["promoted_at"], datetime)
+    assert abs(raw["promoted_at"] - promoted.promoted_at) < timedelta(milliseconds=1)
+    indexed = [dict(ix["key"]) for ix in store._models.list_indexes()]
+    assert any(next(iter(key)) == "_promoted_key" for key in indexed)
 
 
 # -- representation and durability ----------------------------------------------------------
