@@ -1,9 +1,13 @@
 """From votes to labels and rewards: the contract between the bot and every trainer.
 
-- A vote (confirm / correct / noise / retract) is an event; events are never deleted.
+- A vote (confirm / correct / noise / reject / retract) is an event; never deleted.
+  A reject says "wrong" without a correction: no label, reward -1 (core.service).
 - An item's label is the consensus of its reviewers' *current* votes (each reviewer's
-  latest, retracted ones dropped), per field, weighted by reviewer weight (1.0 unless a
-  track record says otherwise), ties broken by the most recent vote.
+  latest, retracted ones dropped), per field, weighted by reviewer weight (their
+  track record, `TriageService.reviewer_weights`), ties broken by the most recent vote.
+- What a trainer consumes is `triage-bot export labels`: per validated item its id,
+  redacted text, source, form type, page, final category / severity / action, reviewers,
+  agreement, the reward of the prediction ({value, source, reason}) and its model version.
 - A prediction's reward scores it against that label, field by field, in [-1, 1]:
   category right +1 / wrong -1 (weight 0.6); severity by ordinal distance, exact +1 down
   to -1 at the far end (weight 0.4). A plain confirm is therefore +1.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -127,7 +128,8 @@ def train(
     current = current_engine(store, taxonomy, encoder)
     candidate_scores = score(candidate, evaluation)
     current_scores = score(current, evaluation)
-    version = f"m{utcnow().strftime('%Y%m%d-%H%M%S')}-{taxonomy.fingerprint()}-n{len(training)}"
+    # A random suffix: two runs in the same second must not collide (put_model is idempotent).
+    version = f"m{utcnow().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}-n{len(training)}"
     better_or_equal = not evaluation or (
         candidate_scores["category_macro_f1"] >= current_scores["category_macro_f1"]
     )
@@ -161,7 +163,8 @@ def train(
         train_count=len(training),
         eval_count=len(evaluation),
     )
-    store.put_model(record, candidate.weights())
+    if not store.put_model(record, candidate.weights()):
+        raise RuntimeError(f"model version {version} already exists in the registry")
     if promoted:
         store.promote_model(version)
     return TrainResult(
