@@ -544,11 +544,7 @@ class TriageBot(discord.Client):
             return
         votes = await self.blocking(self.store.current_votes, item_id)
         mine = next((v for v in votes if v.reviewer == str(payload.user_id)), None)
-        if mine is None or mine.kind != meaning.kind:
-            return  # the removed reaction is not what this reviewer's vote rests on
-        if meaning.category and mine.category != meaning.category:
-            return
-        if meaning.severity and mine.severity != meaning.severity:
+        if not meaning.supports(mine):
             return
         try:
             await self.record_vote(item_id, payload.user_id, ValidationKind.RETRACT)

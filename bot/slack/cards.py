@@ -300,6 +300,15 @@ class ReactionVote:
     category: str | None = None
     severity: str | None = None
 
+    def supports(self, vote: Validation | None) -> bool:
+        """Whether a reviewer's current vote rests on this reaction, so removing the
+        reaction retracts it (removing an unrelated emoji changes nothing)."""
+        if vote is None or vote.kind != self.kind:
+            return False
+        if self.category and vote.category != self.category:
+            return False
+        return not (self.severity and vote.severity != self.severity)
+
 
 def reaction_vote(reaction: str, taxonomy: Taxonomy) -> ReactionVote | None:
     """What an emoji reaction on a card means, per the taxonomy's emoji; None if nothing."""

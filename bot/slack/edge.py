@@ -346,11 +346,7 @@ class SlackEdge:
         if meaning is None or item_id is None or not user or not self.allowed(user):
             return
         mine = next((v for v in self.store.current_votes(item_id) if v.reviewer == user), None)
-        if mine is None or mine.kind != meaning.kind:
-            return  # the removed reaction is not what this reviewer's vote rests on
-        if meaning.category and mine.category != meaning.category:
-            return
-        if meaning.severity and mine.severity != meaning.severity:
+        if not meaning.supports(mine):
             return
         self.vote(
             item_id,
