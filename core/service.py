@@ -320,7 +320,8 @@ class TriageService:
         """Items a human should look at next, with the reason.
 
         Disputed labels first, then unvalidated items by (uncertainty + severity), so the
-        least confident and the most severe rise to the top.
+        items the model is most torn on (smallest top-two margin) and the most severe rise
+        to the top.
         """
         severity_boost = {
             name: 0.5 * (1 - i / max(1, len(self.taxonomy.severities) - 1))
@@ -337,7 +338,9 @@ class TriageService:
             if label is not None:
                 scored.append((2.0 + (1 - label.agreement), item, triage, "reviewers disagree"))
                 continue
-            uncertainty = 1.0 - triage.confidence.category
+            probs = sorted(triage.probabilities.get("category", {}).values(), reverse=True)
+            top_two = probs[0] - probs[1] if len(probs) > 1 else triage.confidence.category
+            uncertainty = 1.0 - top_two  # torn between two labels: most to learn from
             reason = (
                 "needs a human" if triage.needs_human else f"{triage.confidence.category:.0%} sure"
             )

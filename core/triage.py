@@ -23,6 +23,11 @@ from core.taxonomy import Taxonomy
 FEATURE_CACHE_SIZE = 100_000
 
 
+def margin(probabilities: np.ndarray) -> np.ndarray:
+    ordered = np.sort(probabilities, axis=-1)
+    return ordered[..., -1] - ordered[..., -2]
+
+
 @dataclass(frozen=True)
 class _Features:
     embedding: np.ndarray
@@ -126,14 +131,15 @@ class TriageEngine:
         )
         return batch, [f.evidence for f in rows]
 
-    def category_confidence(self, items: Sequence[FeedbackItem]) -> np.ndarray:
-        """Top category probability per item: what the review queue ranks by (no actions)."""
+    def category_margin(self, items: Sequence[FeedbackItem]) -> np.ndarray:
+        """Top-1 minus top-2 category probability per item: small means torn between two
+        labels, the items whose validation teaches most (the review queue ranks by it)."""
         if not items:
             return np.zeros(0)
         batch, _ = self.batch(items)
         with self._lock:
             cat_logits, _ = self.heads.predict(batch)
-        return softmax(cat_logits).max(axis=1)
+        return margin(softmax(cat_logits))
 
     def triage(self, item: FeedbackItem) -> Triage:
         return self.triage_many([item])[0]

@@ -2,8 +2,9 @@
 
 Items of a stream arrive in order and are triaged by the production service (store, votes,
 consensus, online learning: the same code the bot runs). A simulated reviewer validates a
-budget of them, spread over the stream, chosen at random or from the review queue (least
-confident first), answering with the gold label (wrong with probability `noise`).
+budget of them, spread over the stream, chosen at random or from the review queue (smallest
+margin between the top two categories first), answering with the gold label (wrong
+with probability `noise`).
 """
 
 from __future__ import annotations
@@ -157,8 +158,8 @@ def simulate(
             if order == "random":
                 pick = pool.pop(rng.randrange(len(pool)))
             else:
-                confidence = service.engine.category_confidence([stream_items[j] for j in pool])
-                pick = pool.pop(int(confidence.argmin()))
+                margins = service.engine.category_margin([stream_items[j] for j in pool])
+                pick = pool.pop(int(margins.argmin()))
             answer = gold_stream[pick]
             if noise and rng.random() < noise:
                 answer = rng.choice([lab for lab in labels if lab != answer] or [answer])
