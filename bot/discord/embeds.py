@@ -14,11 +14,11 @@ from datetime import datetime
 
 import discord
 
-from bot.slack.cards import ReactionVote
+from bot.slack.cards import ReactionVote, item_facts
 from bot.slack.cards import reaction_vote as slack_reaction_vote
 from core.models import FeedbackItem, Label, Triage, Validation, ValidationKind
 from core.service import Stats
-from core.taxonomy import Taxonomy
+from core.taxonomy import CategorySpec, SeveritySpec, Taxonomy
 
 PREFIX = "triage"
 BUTTON_ACTIONS = ("confirm", "correct", "noise")
@@ -182,14 +182,7 @@ def card_embed(
     context = [f"from {item.source}"]
     if source_link:
         context.append(f"[source message]({source_link})")
-    if item.page:
-        context.append(f"page `{_clip(item.page, 200)}`")
-    if item.form_type:
-        context.append(f"form `{item.form_type}`")
-    if item.rating is not None:
-        context.append(f"rating {item.rating:g}")
-    if item.pii_kinds:
-        context.append("redacted: " + ", ".join(item.pii_kinds))
+    context += item_facts(item)
     embed.add_field(name="Source", value=_clip(" · ".join(context), 1024), inline=False)
     embed.add_field(name="Votes", value=tally_text(votes or [], label), inline=False)
     embed.set_footer(text=f"item {item.id} · model {triage.model_version}")
@@ -204,7 +197,9 @@ def card_text(item: FeedbackItem, triage: Triage) -> str:
 
 
 # -- selects and help --------------------------------------------------------------------------
-def category_options(taxonomy: Taxonomy, current: str) -> list[discord.SelectOption]:
+def _options(
+    specs: Sequence[CategorySpec] | Sequence[SeveritySpec], current: str
+) -> list[discord.SelectOption]:
     return [
         discord.SelectOption(
             label=spec.name,
@@ -213,21 +208,16 @@ def category_options(taxonomy: Taxonomy, current: str) -> list[discord.SelectOpt
             description=_clip(spec.description, 100),
             default=spec.name == current,
         )
-        for spec in taxonomy.categories[:25]
+        for spec in specs[:25]  # Discord's limit per select
     ]
+
+
+def category_options(taxonomy: Taxonomy, current: str) -> list[discord.SelectOption]:
+    return _options(taxonomy.categories, current)
 
 
 def severity_options(taxonomy: Taxonomy, current: str) -> list[discord.SelectOption]:
-    return [
-        discord.SelectOption(
-            label=spec.name,
-            value=spec.name,
-            emoji=UNICODE_EMOJI.get(spec.emoji),
-            description=_clip(spec.description, 100),
-            default=spec.name == current,
-        )
-        for spec in taxonomy.severities[:25]
-    ]
+    return _options(taxonomy.severities, current)
 
 
 def reactions_help(taxonomy: Taxonomy) -> str:

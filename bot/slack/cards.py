@@ -55,6 +55,20 @@ def archive_link(channel: str, ts: str) -> str:
     return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
 
 
+def item_facts(item: FeedbackItem) -> list[str]:
+    """Where an item came from, as short phrases (both platforms' cards show them)."""
+    facts = []
+    if item.page:
+        facts.append(f"page `{item.page[:200]}`")
+    if item.form_type:
+        facts.append(f"form `{item.form_type}`")
+    if item.rating is not None:
+        facts.append(f"rating {item.rating:g}")
+    if item.pii_kinds:
+        facts.append("redacted: " + ", ".join(item.pii_kinds))
+    return facts
+
+
 def _clip(text: str, limit: int = SECTION_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -108,14 +122,7 @@ def card_blocks(
     context = [f"from {item.source}"]
     if source_link:
         context.append(f"<{source_link}|source message>")
-    if item.page:
-        context.append(f"page `{item.page}`")
-    if item.form_type:
-        context.append(f"form `{item.form_type}`")
-    if item.rating is not None:
-        context.append(f"rating {item.rating:g}")
-    if item.pii_kinds:
-        context.append("redacted: " + ", ".join(item.pii_kinds))
+    context += item_facts(item)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _quote(item.redacted_text)}},
