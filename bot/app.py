@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
+from core.backends.llm import LLMTriageEngine
 from core.ports import Encoder, Store
 from core.service import TriageService
 from core.settings import Settings
@@ -40,16 +41,30 @@ def build(
     store_url: str | None = None,
     encoder: Encoder | None = None,
     warm_start: bool = True,
+    backend: str | None = None,
 ) -> Components:
-    """Wire settings -> taxonomy -> store -> engine -> service, and relearn stored labels."""
-    settings = settings or Settings.from_env()
+    """Wire settings -> taxonomy -> store -> engine -> service, and relearn stored labels.
+
+    `backend` ("embedded" or "llm") overrides $TRIAGE_BACKEND, as `--backend` does.
+    """
+    settings = (settings or Settings.from_env()).with_backend(backend)
     taxonomy = load_taxonomy(settings.config_path)
     store = open_store(store_url or settings.store_url)
     try:
-        engine = TriageEngine(taxonomy, encoder or default_encoder())
+        engine = make_engine(settings, taxonomy, encoder or default_encoder())
         service = TriageService(store, engine, taxonomy, reviewers=settings.reviewers)
+        if isinstance(engine, LLMTriageEngine):
+            # Few-shot from what people validated: a correction changes the next prompt.
+            engine.few_shot = partial(service.similar_validated, k=settings.llm.examples)
         report = service.warm_start() if warm_start else None
     except BaseException:
         store.close()
         raise
     return Components(settings, taxonomy, store, engine, service, report)
+
+
+def make_engine(settings: Settings, taxonomy: Taxonomy, encoder: Encoder) -> TriageEngine:
+    """The embedded engine, or the LLM one that falls back to it."""
+    if settings.backend == "llm":
+        return LLMTriageEngine(taxonomy, encoder, settings.llm)
+    return TriageEngine(taxonomy, encoder)

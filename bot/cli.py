@@ -36,6 +36,31 @@ StoreOption = Annotated[
     str | None,
     typer.Option("--store", help="Store URL (default: $TRIAGE_STORE_URL or a SQLite file)."),
 ]
+BackendOption = Annotated[
+    str | None,
+    typer.Option("--backend", help="embedded or llm (default: $TRIAGE_BACKEND, else embedded)."),
+]
+WatchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--watch",
+        help="Also triage every new document of this MongoDB collection: "
+        "mongodb://host:port/database.collection (fields: [intake.mongo] in the config).",
+    ),
+]
+
+
+def check_watch(watch: str | None) -> None:
+    """A malformed --watch URL is one line before the model loads, not a thread's log."""
+    if watch is not None:
+        from bot.intake import parse_watch_url
+
+        try:
+            parse_watch_url(watch)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+
+
 EXPECTED_ERRORS = (
     InputError,
     ConfigError,
@@ -54,13 +79,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 @contextmanager
-def components(store: str | None, warm_start: bool = True) -> Any:
+def components(store: str | None, warm_start: bool = True, backend: str | None = None) -> Any:
     """Build the process's components; turn expected failures into one-line errors."""
     from bot.app import build
 
     try:
         with err.status("loading model…", spinner="dots"):
-            built = build(store_url=store, warm_start=warm_start)
+            built = build(store_url=store, warm_start=warm_start, backend=backend)
     except EXPECTED_ERRORS as exc:
         raise fail(str(exc)) from None
     try:
@@ -85,6 +110,7 @@ def triage(
     form_type: Annotated[str | None, typer.Option(help="Website form type of TEXT.")] = None,
     page: Annotated[str | None, typer.Option(help="Page or URL TEXT was sent from.")] = None,
     store: StoreOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Triage TEXT or every item of --file; prints one JSON object per item."""
     from bot.console import triage_table
@@ -101,7 +127,7 @@ def triage(
         raw = text
     shown = []
     bad = 0
-    with components(store) as c:
+    with components(store, backend=backend) as c:
         service = c.service
         if raw is not None:
             item = service.make_item(raw, source="cli", form_type=form_type, page=page)
@@ -167,6 +193,65 @@ def validate(
                 "model_version": c.engine.model_version,
             }
         )
+
+
+@app.command("import")
+def import_items(
+    file: Annotated[Path, typer.Argument(help="A .jsonl or .csv file of past feedback.")],
+    post: Annotated[
+        bool,
+        typer.Option(
+            "--post",
+            help="Queue a card per new item for TRIAGE_SLACK_CHANNEL / TRIAGE_DISCORD_CHANNEL; "
+            "the running bot posts them at the platform's pace.",
+        ),
+    ] = False,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON summary.")] = False,
+) -> None:
+    """Bulk-import history: store and triage every good row, once (re-running duplicates
+    nothing); bad rows are reported with their line and skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from bot.intake import import_file, post_targets
+
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    try:
+        targets = post_targets() if post else []
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    with (
+        components(store) as c,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task(f"importing {file.name}", total=None)
+        summary = import_file(
+            c.service,
+            file,
+            targets=targets,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            on_bad=lambda line, reason: bar.console.print(
+                f"{file}:{line}: skipped: {reason}", highlight=False, soft_wrap=True
+            ),
+        )
+    if not as_json:
+        queued = f", {summary.queued} card(s) queued for {', '.join(targets)}" if post else ""
+        err.print(
+            f"{file}: {summary.imported} imported, {summary.duplicates} duplicate(s), "
+            f"{summary.bad} bad{queued}",
+            highlight=False,
+        )
+    emit(summary.as_dict())
+    if summary.bad:
+        raise typer.Exit(1)
 
 
 @export_app.command("labels")
@@ -237,6 +322,8 @@ def serve_slack(
     host: Annotated[str, typer.Option(help="HTTP mode: address to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="HTTP mode: port.")] = 3000,
     store: StoreOption = None,
+    watch: WatchOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP (POST /slack/events, /feedback)."""
     import logging
@@ -250,14 +337,17 @@ def serve_slack(
         slack_settings = SlackSettings.from_env()
     except SettingsError as exc:
         raise fail(str(exc)) from None
+    check_watch(watch)
     from bot.slack.server import serve
 
-    with components(store) as c:
-        serve(c.service, slack_settings, host, port)
+    with components(store, backend=backend) as c:
+        serve(c.service, slack_settings, host, port, watch=watch)
 
 
 @serve_app.command("discord")
-def serve_discord(store: StoreOption = None) -> None:
+def serve_discord(
+    store: StoreOption = None, watch: WatchOption = None, backend: BackendOption = None
+) -> None:
     """Discord: cards in TRIAGE_DISCORD_CHANNEL, /triage commands, intake channels."""
     import logging
 
@@ -270,10 +360,74 @@ def serve_discord(store: StoreOption = None) -> None:
         discord_settings = DiscordSettings.from_env()
     except SettingsError as exc:
         raise fail(str(exc)) from None
+    check_watch(watch)
     from bot.discord.edge import serve
 
-    with components(store) as c:
-        serve(c.service, discord_settings)
+    with components(store, backend=backend) as c:
+        serve(c.service, discord_settings, watch=watch)
+
+
+# Fine-tuning the encoder (`training.finetune`), shared by `train` and `eval`.
+FinetuneOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--finetune/--no-finetune",
+        help="Fine-tune the sentence encoder end to end before fitting the heads "
+        "(default: on with --device cuda, else off).",
+    ),
+]
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", help="cpu or cuda: where fine-tuning runs (default cpu).")
+]
+EpochsOption = Annotated[int, typer.Option("--epochs", help="Fine-tuning epochs.")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Fine-tuning batch size.")]
+MaxLengthOption = Annotated[
+    int, typer.Option("--max-length", help="Fine-tuning: tokens kept per text.")
+]
+LrOption = Annotated[float, typer.Option("--lr", help="Fine-tuning: the encoder's learning rate.")]
+HeadLrOption = Annotated[
+    float, typer.Option("--head-lr", help="Fine-tuning: the classification heads' learning rate.")
+]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision", help="Fine-tuning: auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16."
+    ),
+]
+
+
+def finetune_config(
+    finetune: bool | None,
+    device: str | None,
+    epochs: int,
+    batch_size: int,
+    max_length: int,
+    lr: float,
+    head_lr: float,
+    precision: str,
+) -> Any:
+    """The fine-tuning config the options ask for, or None for heads-only training (the
+    fast default on a CPU). Bad values and a missing GPU are one line, before any work."""
+    from training.finetune import FinetuneConfig, check_device
+
+    if finetune is None:
+        finetune = device is not None and device.startswith("cuda")
+    try:
+        if device is not None:
+            check_device(device)
+        if not finetune:
+            return None
+        return FinetuneConfig(
+            device=device or "cpu",
+            epochs=epochs,
+            batch_size=batch_size,
+            max_length=max_length,
+            lr=lr,
+            head_lr=head_lr,
+            precision=precision,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -283,16 +437,37 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Promote even if worse.")] = False,
     store: StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    finetune: FinetuneOption = None,
+    device: DeviceOption = None,
+    epochs: EpochsOption = 3,
+    batch_size: BatchSizeOption = 16,
+    max_length: MaxLengthOption = 128,
+    lr: LrOption = 5e-5,
+    head_lr: HeadLrOption = 2e-3,
+    precision: PrecisionOption = "auto",
 ) -> None:
-    """Retrain from every label; promote the candidate only if it is not worse."""
+    """Retrain from every label; promote the candidate only if it is not worse.
+
+    With --finetune (or --device cuda) the sentence encoder is fine-tuned too, and the
+    saved model carries its weights."""
     from rich.progress import Progress
 
     from training.train import train as run_training
 
     if not 0.0 <= holdout < 1.0:
         raise fail("--holdout must be in [0, 1)")
+    tuning = finetune_config(
+        finetune, device, epochs, batch_size, max_length, lr, head_lr, precision
+    )
     with components(store, warm_start=False) as c, Progress(console=err, transient=True) as bar:
         task = bar.add_task("training", total=steps)
+
+        def heads(done: int, total: int) -> None:
+            bar.update(task, description="training heads", completed=done, total=total)
+
+        def phase(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
         result = run_training(
             c.store,
             c.taxonomy,
@@ -300,7 +475,9 @@ def train(
             steps=steps,
             holdout=holdout,
             force=force,
-            progress=lambda done, total: bar.update(task, completed=done),
+            progress=heads,
+            finetune=tuning,
+            finetune_progress=phase,
         )
     if as_json or not sys.stdout.isatty():
         emit(result.as_dict())
@@ -310,6 +487,12 @@ def train(
         f"{result.version}: {verdict} ({result.reason}); trained on {result.train_count}, "
         f"evaluated on {result.eval_count}; candidate {result.candidate} vs "
         f"{result.current_version} {result.current}; {result.seconds} s"
+        + (
+            f"; encoder fine-tuned on {result.finetune['device']} "
+            f"({result.finetune['precision']}) in {result.finetune['seconds']} s"
+            if result.finetune
+            else ""
+        )
     )
 
 
@@ -347,6 +530,141 @@ def models(
             f"{cur.get('category_macro_f1')} ({record.metrics.get('current_version', '')})",
         )
     Console().print(table)
+
+
+def _labelled_rows(paths: list[Path], label_field: str | None) -> tuple[Any, list[Any]]:
+    """Rows of labelled JSONL files and the taxonomy to score them with: the data's own
+    labels when --label-field is given, else the configured taxonomy's categories."""
+    from core.taxonomy import load_taxonomy
+    from training.simulate import load_rows, taxonomy_for_labels
+
+    field = label_field or "category"
+    base = load_taxonomy(Settings.from_env().config_path)
+    loaded = [load_rows(path, field) for path in paths]
+    labels = sorted({str(r[field]) for rows in loaded for r in rows})
+    taxonomy = taxonomy_for_labels(labels, base) if label_field else base
+    for label in labels:
+        taxonomy.check_category(label)
+    return taxonomy, loaded
+
+
+@app.command("eval")
+def evaluate(
+    train_file: Annotated[Path, typer.Option("--train", help="JSONL: labelled items to train on.")],
+    test_file: Annotated[
+        Path | None, typer.Option("--test", help="JSONL: labelled items to score on.")
+    ] = None,
+    cv: Annotated[
+        int | None, typer.Option("--cv", help="K-fold cross-validation on --train instead.")
+    ] = None,
+    label_field: Annotated[
+        str | None, typer.Option(help="Field with the gold label; its values become the labels.")
+    ] = None,
+    group_by: Annotated[
+        str | None, typer.Option(help="Also score per value of this field (e.g. repo).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Optimisation steps, as for `train`.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed (folds and initialisation).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    finetune: FinetuneOption = None,
+    device: DeviceOption = None,
+    epochs: EpochsOption = 3,
+    batch_size: BatchSizeOption = 16,
+    max_length: MaxLengthOption = 128,
+    lr: LrOption = 5e-5,
+    head_lr: HeadLrOption = 2e-3,
+    precision: PrecisionOption = "auto",
+) -> None:
+    """Train the production model on labelled data and score it: macro-F1, per class,
+    confusion matrix, per group, training time and peak memory.
+
+    --finetune (or --device cuda) fine-tunes the encoder in every fold, as `train` would."""
+    from rich.progress import Progress
+
+    from bot.app import default_encoder
+    from training.evaluate import cross_validate
+    from training.evaluate import evaluate as run_evaluation
+
+    if (test_file is None) == (cv is None):
+        raise fail("give either --test FILE or --cv K")
+    tuning = finetune_config(
+        finetune, device, epochs, batch_size, max_length, lr, head_lr, precision
+    )
+    try:
+        paths = [train_file] if test_file is None else [train_file, test_file]
+        taxonomy, loaded = _labelled_rows(paths, label_field)
+        with err.status("loading model…"):
+            if device is None or device == "cpu":
+                encoder = default_encoder()
+            else:  # embeddings on the GPU too, heads-only or not
+                from core.backends.embedded import MiniLMEncoder
+
+                encoder = MiniLMEncoder(device=device)
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("training", total=steps)
+
+            def progress(what: str, done: int, total: int) -> None:
+                bar.update(task, description=what, completed=done, total=total)
+
+            options: dict[str, Any] = dict(
+                taxonomy=taxonomy,
+                encoder=encoder,
+                label_field=label_field or "category",
+                group_by=group_by,
+                steps=steps,
+                seed=seed,
+                progress=progress,
+                finetune=tuning,
+            )
+            if cv is not None:
+                result = cross_validate(loaded[0], cv, **options)
+            else:
+                result = run_evaluation(loaded[0], loaded[1], **options)
+    except (ValueError, OSError, ConfigError, SettingsError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        emit(result)
+        return
+    _print_evaluation(result)
+
+
+def _print_evaluation(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = Console()
+    labels = result["labels"]
+    table = Table(title=f"macro-F1 {result['macro_f1']:.3f} · accuracy {result['accuracy']:.3f}")
+    for column in ("label", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right" if column != "label" else "left")
+    for label in labels:
+        s = result["per_class"][label]
+        table.add_row(
+            label,
+            f"{s['precision']:.3f}",
+            f"{s['recall']:.3f}",
+            f"{s['f1']:.3f}",
+            str(s["support"]),
+        )
+    console.print(table)
+    matrix = Table(title="confusion (rows: gold, columns: predicted)")
+    matrix.add_column("")
+    for label in labels:
+        matrix.add_column(label, justify="right")
+    for label, row in zip(labels, result["confusion"], strict=True):
+        matrix.add_row(label, *map(str, row))
+    console.print(matrix)
+    if "groups" in result:
+        groups = Table(title=f"per group (mean macro-F1 {result['group_mean_macro_f1']:.3f})")
+        for column in ("group", "n", "macro-F1", "MCC"):
+            groups.add_column(column)
+        for name, g in result["groups"].items():
+            groups.add_row(name, str(g["n"]), f"{g['macro_f1']:.3f}", str(g.get("mcc", "")))
+        console.print(groups)
+    extra = f"; MCC {result['mcc']:.3f}" if "mcc" in result else ""
+    console.print(
+        f"training {result['train_seconds']} s per model; peak memory {result['peak_rss_mb']} MB"
+        + extra
+    )
 
 
 @app.command()
@@ -430,13 +748,97 @@ def simulate(
 
 @bench_app.command("latency")
 def bench_latency(
-    n: Annotated[int, typer.Option(help="Single-item predictions to time.")] = 200,
-    batch: Annotated[int, typer.Option(help="Items in the batched run.")] = 512,
+    n: Annotated[
+        int | None, typer.Option(help="Single-item predictions to time (200; llm: 20).")
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(help="Items in the batched run (512; llm: 32).")
+    ] = None,
+    backend: BackendOption = None,
 ) -> None:
     """Model load time, p50/p99 single-item latency, batched items/s, peak RSS (JSON)."""
-    from training.bench import latency
+    from core.settings import Settings
+    from training.bench import latency, llm_latency
 
-    emit(latency(n_single=n, n_batch=batch))
+    try:
+        settings = Settings.from_env().with_backend(backend)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    if settings.backend == "llm":
+        emit(llm_latency(settings.llm, n_single=n or 20, n_batch=32 if batch is None else batch))
+    else:
+        emit(latency(n_single=n or 200, n_batch=512 if batch is None else batch))
+
+
+@bench_app.command("load")
+def bench_load(
+    items: Annotated[int, typer.Option(help="Webhook submissions in the burst.")] = 2000,
+    votes: Annotated[int, typer.Option(help="Reaction events in the burst.")] = 2000,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="sqlite:///path, mongodb://host (a scratch database, dropped after) or "
+            "mongoeco (a local MongoDB-compatible server); default: a scratch SQLite file.",
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 16,
+    fault: Annotated[
+        str | None, typer.Option(help="Inject a fault mid-burst: kill, outage or ratelimit.")
+    ] = None,
+    outage: Annotated[float, typer.Option(help="Seconds the store is down (outage).")] = 30.0,
+    storm: Annotated[float, typer.Option(help="Seconds of Slack 429s (ratelimit).")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON, no table.")] = False,
+) -> None:
+    """The bot (HTTP mode, its own process) under a burst against a fake Slack: accepted/s,
+    ack latency, and checks that every item is stored and posted once, every vote recorded."""
+    from rich.progress import Progress
+
+    from training.load import run_load
+
+    if concurrency < 1:
+        raise fail("--concurrency must be at least 1")
+    try:
+        with Progress(console=err, transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            figures = run_load(
+                items,
+                votes,
+                store=store,
+                concurrency=concurrency,
+                fault=fault,
+                outage_seconds=outage,
+                storm_seconds=storm,
+                progress=progress,
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise fail(str(exc)) from None
+    if not as_json and sys.stderr.isatty():
+        from rich.table import Table
+
+        table = Table(title=f"bench load · {figures['store']} · fault {figures['fault']}")
+        for column in ("burst", "accepted", "accepted/s", "ack p50 ms", "ack p99 ms"):
+            table.add_column(column)
+        for name in ("submissions", "reactions"):
+            row = figures[name]
+            table.add_row(
+                name,
+                f"{row['accepted']}/{row['sent']}",
+                str(row["accepted_per_s"]),
+                str(row["ack_ms"]["p50"]),
+                str(row["ack_ms"]["p99"]),
+            )
+        table.caption = "checks: " + ("all passed" if figures["ok"] else "FAILED")
+        err.print(table)
+    emit(figures)
+    if not figures["ok"]:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -53,6 +53,8 @@ def render_card(item: FeedbackItem, triage: Triage, taxonomy: Taxonomy) -> Panel
     if meta:
         parts.append(Text(meta, style="dim"))
     parts.append(Text.assemble(("Action: ", "bold"), triage.action))
+    if triage.fallback_reason:
+        parts.append(Text(f"LLM fallback: {triage.fallback_reason}", style="yellow"))
     return Panel(
         Group(*parts), title=item.id, subtitle=triage.model_version, border_style=sev_style
     )

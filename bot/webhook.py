@@ -14,6 +14,7 @@ from typing import Any
 MAX_BODY_BYTES = 64 * 1024
 SIGNATURE_HEADER = "X-Triage-Signature"
 FIELDS = {"type", "rating", "comment", "page", "metadata"}
+MAX_METADATA_DEPTH = 8  # MongoDB refuses documents nested past 100 levels; forms need few
 
 
 class WebhookError(Exception):
@@ -39,10 +40,30 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def verify(body: bytes, signature: str | None, secret: str) -> None:
+    """Check the body's HMAC. `secret` may list several, comma-separated ("new,old"): any
+    of them verifies, so a secret is rotated without refusing a single submission."""
     if not signature:
         raise WebhookError(401, f"missing {SIGNATURE_HEADER} header")
-    if not hmac.compare_digest(signature.strip(), sign(body, secret)):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    given = signature.strip().encode("utf-8", "surrogatepass")
+    secrets = [s.strip() for s in secret.split(",") if s.strip()]
+    matches = [hmac.compare_digest(given, sign(body, s).encode()) for s in secrets]
+    if not any(matches):
         raise WebhookError(401, f"bad {SIGNATURE_HEADER}: HMAC-SHA256 of the body does not match")
+
+
+def _check_metadata(value: Any, depth: int) -> None:
+    """What every store can keep: bounded nesting, no NUL in keys (BSON refuses them)."""
+    if depth > MAX_METADATA_DEPTH:
+        raise WebhookError(400, f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if "\x00" in key:
+                raise WebhookError(400, "metadata keys must not contain NUL characters")
+            _check_metadata(inner, depth + 1)
+    elif isinstance(value, list):
+        for inner in value:
+            _check_metadata(inner, depth + 1)
 
 
 def parse(body: bytes, content_type: str | None) -> FormFeedback:
@@ -61,6 +82,14 @@ def parse(body: bytes, content_type: str | None) -> FormFeedback:
     except json.JSONDecodeError as exc:
         raise WebhookError(
             400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise WebhookError(400, "malformed JSON: nested too deeply") from None
+    try:  # "\ud800" escapes decode to lone surrogates, which no store can encode
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise WebhookError(
+            400, "malformed JSON: unpaired surrogate escape (\\uD800-\\uDFFF)"
         ) from None
     if not isinstance(data, dict):
         raise WebhookError(400, f"body must be a JSON object, got {type(data).__name__}")
@@ -84,6 +113,7 @@ def parse(body: bytes, content_type: str | None) -> FormFeedback:
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise WebhookError(400, "metadata must be an object")
+    _check_metadata(metadata, 1)
     return FormFeedback(
         comment=comment,
         form_type=form_type,

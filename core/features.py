@@ -30,14 +30,27 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def lexical_ids(text: str, buckets: int) -> list[int]:
-    """Hashed word and word-pair ids: a linear model over them is a bag-of-n-grams model.
+def lexical_counts(text: str, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashed n-gram ids (unique, sorted) and their counts: a linear model over them is a
+    bag-of-n-grams model, which beats frozen sentence embeddings on technical text.
 
+    The first half of the id space holds words and word pairs, the second half character
+    2-5-grams inside words (robust to typos, inflections, identifiers like `npm` or `0x80`).
     crc32 (not hash()) so ids are the same in every process and in saved models.
     """
+    half = buckets // 2
     words = tokens(text)
     grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-    return [zlib.crc32(g.encode("utf-8")) % buckets for g in grams]
+    ids = [zlib.crc32(g.encode("utf-8")) % half for g in grams]
+    for word in words:
+        padded = f" {word} "
+        for n in range(2, 6):
+            for i in range(len(padded) - n + 1):
+                ids.append(half + zlib.crc32(padded[i : i + n].encode("utf-8")) % half)
+    if not ids:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    unique, counts = np.unique(np.array(ids, dtype=np.int64), return_counts=True)
+    return unique, counts.astype(np.float32)
 
 
 def _cue_pattern(cues: list[str]) -> re.Pattern[str] | None:

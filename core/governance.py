@@ -268,6 +268,10 @@ def clean_text(raw: str | bytes, max_bytes: int) -> str:
         text = raw
     if "\x00" in text:
         raise InputError("binary content: text contains NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from a JSON "\ud800" escape
+        raise InputError("invalid text: unpaired surrogate characters") from None
     if text:
         controls = len(_CONTROL_RE.findall(text))
         if controls * 10 > len(text):

@@ -75,6 +75,10 @@ class Triage(_Model):
     model_version: str
     needs_human: bool = False
     evidence: list[str] = Field(default_factory=list)
+    backend: str = Field(default="embedded", description="Which backend answered: embedded, llm")
+    fallback_reason: str | None = Field(
+        default=None, description="Why the LLM backend's answer was not used (card shows it)"
+    )
     created_at: UTCDateTime = Field(default_factory=utcnow)
 
     def public(self) -> dict[str, Any]:
@@ -90,6 +94,8 @@ class Triage(_Model):
             },
             "model_version": self.model_version,
             "needs_human": self.needs_human,
+            "backend": self.backend,
+            "fallback_reason": self.fallback_reason,
         }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ from core.ports import Store
 from core.rewards import REWARD_SOURCE, consensus, score
 from core.taxonomy import Taxonomy
 from core.triage import LearnReport, TriageEngine
+
+# Reviewer weights are cached (computing them reads every label): dropped at once when a
+# vote here touches a label with two or more reviewers, and after this long otherwise, so
+# votes stored by other processes on the same store count within it.
+WEIGHTS_TTL_SECONDS = 30.0
 
 
 class UnknownItemError(LookupError):
@@ -90,7 +96,13 @@ class TriageService:
         self.taxonomy = taxonomy
         self.reviewers = reviewers
         self._examples: dict[str, tuple[FeedbackItem, Label]] = {}
-        self._learn_lock = threading.Lock()
+        self._fresh: set[str] = set()  # labelled items not learned yet (votes with learn=False)
+        self._learn_due = False
+        self._examples_lock = threading.Lock()  # short: guards the three fields above
+        self._learn_lock = threading.Lock()  # long: one learning update at a time
+        self._weights: dict[str, float] | None = None
+        self._weights_until = 0.0
+        self._weights_generation = 0  # bumped on every invalidation
 
     # -- intake ----------------------------------------------------------------------------
     def make_item(
@@ -223,8 +235,12 @@ class TriageService:
             model_version=predicted.model_version if predicted else None,
             created_at=created_at or utcnow(),
         )
-        if not self.store.add_validation(validation):
-            return VoteOutcome(False, validation, self.store.get_label(item_id), None, None)
+        # A duplicate (a redelivery) changes nothing, but the label and reward are still
+        # recomputed: if the first delivery died between its writes, this one heals them.
+        settled_before = self._settled(self.store.get_label(item_id))
+        stored = self.store.add_validation(validation)
+        if settled_before:  # this vote changes a label that weighs reviewers
+            self._forget_weights()
         label = consensus(self.store.current_votes(item_id), self.reviewer_weights())
         reward = None
         if label is None:
@@ -243,44 +259,113 @@ class TriageService:
             if predicted is not None:
                 reward = score(predicted, label, self.taxonomy)
                 self.store.put_reward(reward)
+        if self._settled(label):
+            self._forget_weights()
+        if not stored:
+            return VoteOutcome(False, validation, label, None, None)
         learned = self._update_examples(item, label, learn)
         return VoteOutcome(True, validation, label, reward, learned)
 
     def _update_examples(
         self, item: FeedbackItem, label: Label | None, learn: bool
     ) -> LearnReport | None:
-        with self._learn_lock:
+        with self._examples_lock:
             known_before = self._examples.pop(item.id, None) is not None
-            previous = len(self._examples)
+            self._fresh.discard(item.id)
             if label is not None:
                 self._examples[item.id] = (item, label)
-            if not learn or (label is None and not known_before):
+                self._fresh.add(item.id)
+            if label is None and not known_before:
                 return None
-            return self.engine.learn(list(self._examples.values()), previous=previous)
+            self._learn_due = True
+        return self._learn(force=True) if learn else None
+
+    def learn_pending(self) -> LearnReport | None:
+        """Learn from the votes stored with `learn=False` since the last update.
+
+        An edge stores a vote before it acks (durable) and learns after: under a burst,
+        one update covers every vote that arrived meanwhile instead of one update each.
+        Never waits: if another thread is learning, it returns None at once, and that
+        thread learns these votes too (it checks again once it is done).
+        """
+        report = None
+        while True:
+            with self._examples_lock:
+                if not self._learn_due:
+                    return report
+            if not self._learn_lock.acquire(blocking=False):
+                return report
+            try:
+                report = self._learn_unlocked(force=False) or report
+            finally:
+                self._learn_lock.release()
+
+    def _learn(self, force: bool) -> LearnReport | None:
+        with self._learn_lock:
+            return self._learn_unlocked(force)
+
+    def _learn_unlocked(self, force: bool) -> LearnReport | None:
+        """One learning update over every example (hold `_learn_lock`). Votes keep being
+        stored meanwhile: only the snapshot is taken under the short lock."""
+        with self._examples_lock:
+            if not (self._learn_due or force):
+                return None
+            # Fresh examples go last, so `previous` counts the ones learned before.
+            for item_id in self._fresh:
+                self._examples[item_id] = self._examples.pop(item_id)
+            previous = len(self._examples) - len(self._fresh)
+            examples = list(self._examples.values())
+            self._fresh.clear()
+            self._learn_due = False
+        return self.engine.learn(examples, previous=previous)
 
     def warm_start(self, steps: int | None = None) -> LearnReport:
         """Rebuild the learned model (start-up, after a restart): the promoted model, if
         any, then every stored label on top of it."""
         self.refresh_model()
         with self._learn_lock:
-            self._examples = {}
+            examples: dict[str, tuple[FeedbackItem, Label]] = {}
             for label in self.store.iter_labels():
                 item = self.store.get_item(label.item_id)
                 if item is not None:
-                    self._examples[item.id] = (item, label)
+                    examples[item.id] = (item, label)
+            with self._examples_lock:
+                self._examples = examples
+                self._fresh.clear()
+                self._learn_due = False
             return self.engine.learn(
-                list(self._examples.values()),
+                list(examples.values()),
                 steps=steps or 4 * self.taxonomy.learning.online_steps,
                 previous=0,
             )
+
+    def _forget_weights(self) -> None:
+        self._weights_generation += 1
+        self._weights = None
+
+    @staticmethod
+    def _settled(label: Label | None) -> bool:
+        """Whether a label counts towards reviewer weights (two or more reviewers)."""
+        return label is not None and len(label.reviewers) >= 2
 
     def reviewer_weights(self) -> dict[str, float]:
         """Each reviewer's weight from their track record: agreement with settled labels.
 
         Only items with two or more reviewers count (a lone vote agrees with itself).
         Laplace-smoothed and scaled so a newcomer weighs 1.0, a reviewer who always agrees
-        approaches 2.0 and one who never does approaches 0.
+        approaches 2.0 and one who never does approaches 0. Cached (see WEIGHTS_TTL_SECONDS):
+        reading every label on every vote made a vote's cost grow with the store.
         """
+        weights = self._weights
+        if weights is not None and time.monotonic() < self._weights_until:
+            return dict(weights)
+        generation = self._weights_generation
+        weights = self._compute_weights()
+        if generation == self._weights_generation:  # nothing changed while we read: keep it
+            self._weights, self._weights_until = weights, time.monotonic() + WEIGHTS_TTL_SECONDS
+        return dict(weights)
+
+    def _compute_weights(self) -> dict[str, float]:
         agree: Counter[str] = Counter()
         total: Counter[str] = Counter()
         for label in self.store.iter_labels():
@@ -310,7 +395,10 @@ class TriageService:
             return False  # trained for another label space: never load it
         with self._learn_lock:
             self.engine.load(record.version, found[1])
-            examples = list(self._examples.values())
+            with self._examples_lock:
+                examples = list(self._examples.values())
+                self._fresh.clear()
+                self._learn_due = False
             if examples:
                 self.engine.learn(examples, previous=0)
         return True
@@ -354,7 +442,7 @@ class TriageService:
         self, item: FeedbackItem, k: int = 2, min_similarity: float = 0.3
     ) -> list[tuple[FeedbackItem, Label, float]]:
         """The k validated items closest to this one (shown on cards, used as few-shot)."""
-        with self._learn_lock:
+        with self._examples_lock:
             examples = [(i, lab) for i, lab in self._examples.values() if i.id != item.id]
         if not examples:
             return []

@@ -10,7 +10,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -59,6 +59,36 @@ class LearningSettings(_Strict):
     lexical_buckets: int = Field(default=32768, ge=1024)
 
 
+FieldPaths = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
+class MongoIntakeSettings(_Strict):
+    """Which fields of a watched MongoDB document hold what: the first present one wins.
+
+    Paths may be dotted (`form.comment`) for nested documents. Lists, so one mapping fits
+    collections written by different versions of a website form.
+    """
+
+    text: FieldPaths = ["text", "comment", "message", "body", "feedback"]
+    type: FieldPaths = ["type", "form_type"]
+    rating: FieldPaths = ["rating"]
+    page: FieldPaths = ["page", "url"]
+    # Polling (servers without change streams): seconds between queries for new documents.
+    poll_seconds: float = Field(default=1.0, gt=0.0, le=300.0)
+    # First start on a collection: "now" triages only documents that arrive from then on,
+    # "beginning" also every document already there (each gets a card).
+    start_at: Literal["now", "beginning"] = "now"
+
+    @field_validator("text", "type", "rating", "page", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class IntakeSettings(_Strict):
+    mongo: MongoIntakeSettings = MongoIntakeSettings()
+
+
 class EmojiSettings(_Strict):
     confirm: str = "white_check_mark"
     reject: str = "x"
@@ -70,6 +100,7 @@ class Taxonomy(_Strict):
     triage: TriageSettings = TriageSettings()
     learning: LearningSettings = LearningSettings()
     emoji: EmojiSettings = EmojiSettings()
+    intake: IntakeSettings = IntakeSettings()
     categories: list[CategorySpec] = Field(min_length=2)
     severities: list[SeveritySpec] = Field(min_length=2)
     form_types: dict[str, dict[str, float]] = Field(default_factory=dict)

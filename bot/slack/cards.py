@@ -43,11 +43,12 @@ def card_metadata(item_id: str) -> dict[str, Any]:
 
 def card_item_id(message: dict[str, Any]) -> str | None:
     """The item id a posted card carries in its metadata (for reconciling after a crash)."""
-    meta = message.get("metadata") or {}
-    if meta.get("event_type") != CARD_EVENT_TYPE:
+    meta = message.get("metadata")
+    if not isinstance(meta, dict) or meta.get("event_type") != CARD_EVENT_TYPE:
         return None
-    item_id = (meta.get("event_payload") or {}).get("item_id")
-    return str(item_id) if item_id else None
+    payload = meta.get("event_payload")
+    item_id = payload.get("item_id") if isinstance(payload, dict) else None
+    return item_id if isinstance(item_id, str) and item_id else None
 
 
 def archive_link(channel: str, ts: str) -> str:
@@ -185,7 +186,15 @@ def card_blocks(
         {
             "type": "context",
             "elements": [
-                {"type": "mrkdwn", "text": f"`{item.id}` · model `{triage.model_version}`"}
+                {
+                    "type": "mrkdwn",
+                    "text": f"`{item.id}` · model `{triage.model_version}`"
+                    + (
+                        f" · :warning: LLM fallback: {_clip(triage.fallback_reason, 300)}"
+                        if triage.fallback_reason
+                        else ""
+                    ),
+                }
             ],
         }
     )
@@ -293,10 +302,15 @@ def submit_modal(taxonomy: Taxonomy) -> dict[str, Any]:
 
 def view_value(view: dict[str, Any], block_id: str) -> str | None:
     """A submitted modal's value for one input block (select or text)."""
-    state = view.get("state", {}).get("values", {}).get(block_id, {}).get("value", {})
+    state: Any = view
+    for key in ("state", "values", block_id, "value"):  # any other shape means no value
+        state = state.get(key) if isinstance(state, dict) else None
+    if not isinstance(state, dict):
+        return None
     if state.get("type") == "static_select":
-        option = state.get("selected_option") or {}
-        return option.get("value")
+        option = state.get("selected_option")
+        value = option.get("value") if isinstance(option, dict) else None
+        return value if isinstance(value, str) and value else None
     value = state.get("value")
     return value.strip() if isinstance(value, str) and value.strip() else None
 
@@ -344,12 +358,16 @@ def reactions_help(taxonomy: Taxonomy) -> str:
 
 def is_feedback_message(event: dict[str, Any], intake: frozenset[str]) -> bool:
     """A new human message in an intake channel (not edits, joins, bots or our own cards)."""
+    channel = event.get("channel")
     return (
         event.get("type") == "message"
-        and event.get("channel") in intake
+        and isinstance(channel, str)
+        and channel in intake
         and event.get("subtype") in (None, "file_share", "thread_broadcast")
         and not event.get("bot_id")
+        and isinstance(event.get("user"), str)
         and bool(event.get("user"))
+        and isinstance(event.get("ts"), str)
         and isinstance(event.get("text"), str)
     )
 

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,15 +28,29 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
-from core.governance import InputError
+from core.governance import InputError, redact
 from core.models import FeedbackItem, Triage, ValidationKind, stable_id
 from core.ports import Store
 from core.service import TriageService, UnknownItemError, VoteOutcome
+from core.store import STORE_UNAVAILABLE
 
 log = logging.getLogger("triage_bot.slack")
-LEASE_SECONDS = 120.0  # longer than any post attempt, 429 retries included
 RECONCILE_PAGES = 10
 MODEL_REFRESH_SECONDS = 30.0  # how soon a model promoted elsewhere is served
+STORE_DOWN_TEXT = "The triage store is unreachable right now, so nothing was recorded; try again."
+# A card rewrite that fails for these is retried by the outbox thread.
+CARD_RETRY_ERRORS: tuple[type[Exception], ...] = (*STORE_UNAVAILABLE, SlackApiError)
+FollowUp = Callable[[], None]  # the slow part of an event, run after Slack has its ack
+
+
+def store_down(exc: Exception) -> BoltResponse:
+    """503 for Slack: it redelivers the event later, and by then the store may be back."""
+    log.warning("store unavailable, answering 503: %s", exc)
+    return BoltResponse(
+        status=503,
+        body=json.dumps({"error": f"store unavailable ({type(exc).__name__}); retry later"}),
+        headers={"content-type": "application/json", "retry-after": "5"},
+    )
 
 
 def make_client(settings: SlackSettings) -> WebClient:
@@ -49,6 +64,17 @@ def make_client(settings: SlackSettings) -> WebClient:
             RateLimitErrorRetryHandler(max_retry_count=3),
         ],
     )
+
+
+def _redacted(value: Any) -> Any:
+    """Every string in a JSON value, keys included, with its PII redacted."""
+    if isinstance(value, str):
+        return redact(value).text
+    if isinstance(value, dict):
+        return {_redacted(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def _slack_time(ts: str | float | None) -> datetime | None:
@@ -78,6 +104,8 @@ class SlackEdge:
         self._stop = threading.Event()
         self._last_post = 0.0
         self._thread: threading.Thread | None = None
+        self._stale: set[str] = set()  # cards whose rewrite failed (store down, Slack 429s)
+        self._stale_lock = threading.Lock()
 
     # -- intake ----------------------------------------------------------------------------
     def accept(self, item: FeedbackItem) -> tuple[Triage, bool]:
@@ -94,9 +122,11 @@ class SlackEdge:
             source="webhook",
             item_id=stable_id("fb", "webhook", form.body_sha256),
             form_type=form.form_type,
-            page=form.page,
+            # A page URL and free-form metadata can carry PII too (?email=, a token): they
+            # are stored and shown, so they are redacted like the text.
+            page=redact(form.page).text if form.page else None,
             rating=form.rating,
-            metadata={"form": form.metadata},
+            metadata={"form": _redacted(form.metadata)},
         )
         return self.accept(item)
 
@@ -135,17 +165,22 @@ class SlackEdge:
                     log.exception("could not refresh the promoted model")
             try:
                 worked = self.post_next()
+            except STORE_UNAVAILABLE as exc:  # an outage: wait it out, no traceback per try
+                log.warning("outbox: store unavailable (%s); retrying", type(exc).__name__)
+                worked = False
+                self._stop.wait(2.0)
             except Exception:  # keep the poster alive whatever one post does
                 log.exception("outbox: posting failed")
                 worked = False
                 self._stop.wait(2.0)
             if not worked:
+                self.refresh_stale()
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
 
     def post_next(self) -> bool:
         """Post one pending card; False when there is nothing to post."""
-        post = self.store.claim_post(self.target, self.worker_id, LEASE_SECONDS)
+        post = self.store.claim_post(self.target, self.worker_id, self.settings.claim_lease)
         if post is None:
             return False
         item = self.store.get_item(post.item_id)
@@ -158,7 +193,7 @@ class SlackEdge:
             found = self.find_card(item)
             if found is not None:
                 log.info("outbox: %s was already posted as %s; not reposting", item.id, found)
-                self.store.mark_posted(item.id, self.target, found)
+                self.store.mark_posted(item.id, self.target, found, self.worker_id)
                 return True
         self._pace()
         try:
@@ -176,7 +211,14 @@ class SlackEdge:
             self.store.release_post(item.id, self.target, self.worker_id)
             self._stop.wait(max(retry_after, 1.0))
             return True
-        self.store.mark_posted(item.id, self.target, str(response["ts"]))
+        if not self.store.mark_posted(item.id, self.target, str(response["ts"]), self.worker_id):
+            # Our lease ran out mid-post and another worker holds the post now: it searches
+            # the channel before posting, so it finds this card unless it searched first.
+            log.warning(
+                "outbox: lost the claim on %s while posting (lease %.0f s too short?)",
+                item.id,
+                self.settings.claim_lease,
+            )
         return True
 
     def _pace(self) -> None:
@@ -251,7 +293,36 @@ class SlackEdge:
         validation_id: str | None = None,
         when: datetime | None = None,
     ) -> VoteOutcome:
-        outcome = self.service.vote(
+        """Record a vote, then learn from it and rewrite the card."""
+        outcome = self.record_vote(
+            item_id,
+            user,
+            kind,
+            category=category,
+            severity=severity,
+            action=action,
+            validation_id=validation_id,
+            when=when,
+        )
+        if outcome.stored:
+            self.after_vote(item_id)
+        return outcome
+
+    def record_vote(
+        self,
+        item_id: str,
+        user: str,
+        kind: ValidationKind,
+        *,
+        category: str | None = None,
+        severity: str | None = None,
+        action: str | None = None,
+        validation_id: str | None = None,
+        when: datetime | None = None,
+    ) -> VoteOutcome:
+        """Store the vote, its label and reward, without learning: quick enough to finish
+        before Slack gets its ack, so an acknowledged vote survives a crash."""
+        return self.service.vote(
             item_id,
             user,
             kind,
@@ -261,10 +332,37 @@ class SlackEdge:
             platform="slack",
             validation_id=validation_id,
             created_at=when,
+            learn=False,
         )
-        if outcome.stored:
+
+    def after_vote(self, item_id: str) -> None:
+        """The slow part of a vote, after the ack: rewrite the card (the voter sees the vote
+        at once), then learn (one update covers every vote of a burst). A crash here loses
+        nothing stored: a restart relearns every label; the card catches up at its next
+        update."""
+        try:
             self.refresh_card(item_id)
-        return outcome
+        except CARD_RETRY_ERRORS as exc:
+            # Not here: a listener thread must not sleep (button acks wait for one). The
+            # outbox thread rewrites it once the store or Slack answers again.
+            log.warning("card of %s not rewritten (%s); retrying later", item_id, exc)
+            with self._stale_lock:
+                self._stale.add(item_id)
+        self.service.learn_pending()
+
+    def refresh_stale(self) -> None:
+        """Rewrite the cards whose update failed; stop at the first failure, retry later."""
+        while True:
+            with self._stale_lock:
+                if not self._stale:
+                    return
+                item_id = self._stale.pop()
+            try:
+                self.refresh_card(item_id)
+            except CARD_RETRY_ERRORS:
+                with self._stale_lock:
+                    self._stale.add(item_id)
+                return
 
     def refuse(self, channel: str | None, user: str, text: str) -> None:
         if channel:
@@ -277,9 +375,8 @@ class SlackEdge:
     # -- Bolt wiring ---------------------------------------------------------------------------
     def register(self, app: App) -> None:
         app.middleware(self._dedupe)
-        app.event("message")(self._on_message)
-        app.event("reaction_added")(self._on_reaction_added)
-        app.event("reaction_removed")(self._on_reaction_removed)
+        for event_type in ("message", "reaction_added", "reaction_removed"):
+            app.event(event_type)(self._follow_up)
         app.action(cards.CONFIRM_ACTION)(self._on_confirm)
         app.action(cards.NOISE_ACTION)(self._on_noise)
         app.action(cards.CORRECT_ACTION)(self._on_correct)
@@ -287,14 +384,46 @@ class SlackEdge:
         app.view(cards.SUBMIT_VIEW)(self._on_submit_view)
         app.command("/triage")(self._on_command)
 
-    def _dedupe(self, body: dict[str, Any], next: Any) -> BoltResponse | None:
-        """Slack redelivers events it thinks we missed: handle each event_id once."""
+    def _dedupe(self, body: dict[str, Any], context: Any, next: Any) -> BoltResponse | None:
+        """Store what an event says before Slack gets its ack, then dedupe on event_id.
+
+        Storing comes first and is idempotent (an item's id is its channel and ts, a vote's
+        id is the event id), so an event is marked seen only once it is safely stored: a
+        503 (store unreachable) leaves it unseen, and Slack's redelivery is handled then.
+        """
         event_id = body.get("event_id")
-        if event_id and not self.store.mark_event_seen(f"slack:{event_id}"):
+        if not event_id:
+            next()
+            return None
+        try:
+            follow_up = self._record(body.get("event") or {}, body)
+            first = self.store.mark_event_seen(f"slack:{event_id}")
+        except STORE_UNAVAILABLE as exc:
+            return store_down(exc)
+        if not first:
             log.info("duplicate event %s ignored", event_id)
             return BoltResponse(status=200, body="")
+        context["follow_up"] = follow_up
         next()
         return None
+
+    def _record(self, event: dict[str, Any], body: dict[str, Any]) -> FollowUp | None:
+        """The durable part of an event; returns its slow part, if any."""
+        kind = event.get("type")
+        try:
+            if kind == "message":
+                self._on_message(event, body)
+            elif kind in ("reaction_added", "reaction_removed"):
+                return self._record_reaction(event, body, removed=kind == "reaction_removed")
+        except (UnknownItemError, ValueError) as exc:  # a vote the service refuses
+            log.info("event %s not recorded: %s", body.get("event_id"), exc)
+        return None
+
+    def _follow_up(self, context: Any) -> None:
+        """After the ack: whatever slow work the recorded event left (learning, the card)."""
+        follow_up = context.get("follow_up")
+        if follow_up is not None:
+            follow_up()
 
     def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if not cards.is_feedback_message(event, self.settings.intake_channels):
@@ -314,60 +443,70 @@ class SlackEdge:
         self.accept(item)
 
     def _reaction_target(self, event: dict[str, Any]) -> str | None:
-        target = event.get("item") or {}
-        if target.get("type") != "message" or target.get("channel") != self.settings.channel:
+        target = event.get("item")
+        if not isinstance(target, dict) or target.get("type") != "message":
+            return None
+        if target.get("channel") != self.settings.channel:
             return None
         post = self.store.find_post(self.target, str(target.get("ts")))
         return post.item_id if post else None
 
-    def _on_reaction_added(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        meaning = cards.reaction_vote(event.get("reaction", ""), self.taxonomy)
+    def _record_reaction(
+        self, event: dict[str, Any], body: dict[str, Any], *, removed: bool
+    ) -> FollowUp | None:
+        """A reaction on a card is a vote (removing the one a vote rests on retracts it)."""
+        reaction = event.get("reaction")
+        meaning = (
+            cards.reaction_vote(reaction, self.taxonomy) if isinstance(reaction, str) else None
+        )
         item_id = self._reaction_target(event)
-        user = event.get("user", "")
-        if meaning is None or item_id is None or not user:
-            return
+        user = event.get("user")
+        if meaning is None or item_id is None or not user or not isinstance(user, str):
+            return None
         if not self.allowed(user):
-            self.refuse(self.settings.channel, user, "You are not on this channel's reviewer list.")
-            return
-        self.vote(
+            if removed:
+                return None
+            channel, refusal = self.settings.channel, "You are not on this channel's reviewer list."
+            return lambda: self.refuse(channel, user, refusal)
+        kind, category, severity = meaning.kind, meaning.category, meaning.severity
+        if removed:
+            mine = next((v for v in self.store.current_votes(item_id) if v.reviewer == user), None)
+            if not meaning.supports(mine):
+                return None
+            kind, category, severity = ValidationKind.RETRACT, None, None
+        outcome = self.record_vote(
             item_id,
             user,
-            meaning.kind,
-            category=meaning.category,
-            severity=meaning.severity,
+            kind,
+            category=category,
+            severity=severity,
             validation_id=f"slack:{body.get('event_id') or uuid.uuid4().hex}",
             when=_slack_time(event.get("event_ts")),
         )
-
-    def _on_reaction_removed(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        meaning = cards.reaction_vote(event.get("reaction", ""), self.taxonomy)
-        item_id = self._reaction_target(event)
-        user = event.get("user", "")
-        if meaning is None or item_id is None or not user or not self.allowed(user):
-            return
-        mine = next((v for v in self.store.current_votes(item_id) if v.reviewer == user), None)
-        if not meaning.supports(mine):
-            return
-        self.vote(
-            item_id,
-            user,
-            ValidationKind.RETRACT,
-            validation_id=f"slack:{body.get('event_id') or uuid.uuid4().hex}",
-            when=_slack_time(event.get("event_ts")),
-        )
+        return (lambda: self.after_vote(item_id)) if outcome.stored else None
 
     def _button(self, ack: Any, body: dict[str, Any], kind: ValidationKind) -> None:
-        ack()
+        """Store the vote, then ack (an acknowledged click is never lost), then the rest."""
         user = body["user"]["id"]
         channel = (body.get("container") or {}).get("channel_id") or self.settings.channel
-        item_id = body["actions"][0].get("value", "")
+        item_id = str(body["actions"][0].get("value", ""))
         if not self.allowed(user):
+            ack()
             self.refuse(channel, user, "You are not on this channel's reviewer list.")
             return
         try:
-            self.vote(item_id, user, kind)
+            outcome = self.record_vote(item_id, user, kind)
         except (UnknownItemError, ValueError) as exc:
+            ack()
             self.refuse(channel, user, f"Could not record that: {exc}")
+            return
+        except STORE_UNAVAILABLE:
+            ack()
+            self.refuse(channel, user, STORE_DOWN_TEXT)
+            return
+        ack()
+        if outcome.stored:
+            self.after_vote(item_id)
 
     def _on_confirm(self, ack: Any, body: dict[str, Any]) -> None:
         self._button(ack, body, ValidationKind.CONFIRM)
@@ -396,14 +535,15 @@ class SlackEdge:
         )
 
     def _on_correct_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        ack()
         user = body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
         if not self.allowed(user):
+            ack()
             return
+        item_id = str(meta.get("item_id", ""))
         try:
-            self.vote(
-                meta.get("item_id", ""),
+            outcome = self.record_vote(
+                item_id,
                 user,
                 ValidationKind.CORRECT,
                 category=cards.view_value(view, "category"),
@@ -411,7 +551,15 @@ class SlackEdge:
                 action=cards.view_value(view, "action"),
             )
         except (UnknownItemError, ValueError) as exc:
+            ack()
             self.refuse(meta.get("channel"), user, f"Could not record that: {exc}")
+            return
+        except STORE_UNAVAILABLE:
+            ack(response_action="errors", errors={"action": STORE_DOWN_TEXT})
+            return
+        ack()
+        if outcome.stored:
+            self.after_vote(item_id)
 
     def _on_submit_view(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         text = cards.view_value(view, "text")
@@ -429,13 +577,20 @@ class SlackEdge:
         except InputError as exc:
             ack(response_action="errors", errors={"text": str(exc)})
             return
+        try:
+            self.accept(item)  # stored before the ack: an acknowledged submission is kept
+        except STORE_UNAVAILABLE:
+            ack(response_action="errors", errors={"text": STORE_DOWN_TEXT})
+            return
         ack()
-        self.accept(item)
 
     def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
-        ack()
         text = (command.get("text") or "").strip()
         word = text.lower()
+        if text and word not in ("help", "queue", "stats"):
+            self._command_submit(ack, command, respond, text)
+            return
+        ack()
         if not text:
             self.client.views_open(
                 trigger_id=command["trigger_id"], view=cards.submit_modal(self.taxonomy)
@@ -449,23 +604,30 @@ class SlackEdge:
             respond(blocks=self._queue_blocks(), text="Review queue", response_type="ephemeral")
         elif word == "stats":
             respond(text=self._stats_text(), response_type="ephemeral")
-        else:
-            try:
-                item = self.service.make_item(
-                    text, source="slack", metadata={"submitted_by": command.get("user_id")}
-                )
-            except InputError as exc:
-                respond(text=f"Not triaged: {exc}", response_type="ephemeral")
-                return
-            triage, _ = self.accept(item)
-            respond(
-                text=(
-                    f"Triaged `{item.id}` as *{triage.category} / {triage.severity}* "
-                    f"({triage.confidence.category:.0%}); "
-                    f"its card goes to <#{self.settings.channel}>."
-                ),
-                response_type="ephemeral",
+
+    def _command_submit(self, ack: Any, command: dict[str, Any], respond: Any, text: str) -> None:
+        """`/triage <text>`: stored before the ack, so an acknowledged submission is kept."""
+        try:
+            item = self.service.make_item(
+                text, source="slack", metadata={"submitted_by": command.get("user_id")}
             )
+        except InputError as exc:
+            ack(text=f"Not triaged: {exc}")
+            return
+        try:
+            triage, _ = self.accept(item)
+        except STORE_UNAVAILABLE:
+            ack(text=f"Not triaged: {STORE_DOWN_TEXT}")
+            return
+        ack()
+        respond(
+            text=(
+                f"Triaged `{item.id}` as *{triage.category} / {triage.severity}* "
+                f"({triage.confidence.category:.0%}); "
+                f"its card goes to <#{self.settings.channel}>."
+            ),
+            response_type="ephemeral",
+        )
 
     def _queue_blocks(self) -> list[dict[str, Any]]:
         rows = []

@@ -5,7 +5,9 @@ HTTP mode serves, on one concurrent server:
   POST /feedback      the website form webhook (HMAC-SHA256, see bot/webhook.py)
   GET  /healthz       liveness and outbox depth
 Bolt's dispatch and our store writes are blocking, so they run in a thread pool and the
-event loop stays free to accept the next request.
+event loop stays free to accept the next request. When the store cannot be reached every
+route answers 503 with the reason (Slack and a well-behaved form sender retry later):
+nothing is acknowledged that is not stored.
 """
 
 from __future__ import annotations
@@ -26,8 +28,18 @@ from bot.slack.edge import SlackEdge, make_client
 from bot.slack.settings import SlackSettings
 from core.governance import InputError
 from core.service import TriageService
+from core.store import STORE_UNAVAILABLE
 
 log = logging.getLogger("triage_bot.slack")
+
+
+def store_unavailable(exc: Exception) -> JSONResponse:
+    log.warning("store unavailable, answering 503: %s", exc)
+    return JSONResponse(
+        {"error": f"store unavailable ({type(exc).__name__}); nothing was stored, retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def create_bolt_app(edge: SlackEdge, settings: SlackSettings) -> App:
@@ -61,7 +73,17 @@ def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlett
         body = await _read_limited(request, 1024 * 1024)
         if body is None:
             return Response("payload too large", status_code=413)
-        bolt_response = await run_in_threadpool(bolt.dispatch, to_bolt_request(request, body))
+        try:
+            bolt_request = to_bolt_request(request, body)  # decodes the body as UTF-8
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            # Bolt reads ids out of the payload while building the request, before it checks
+            # the signature: a payload shaped unlike Slack's must be a 400, not a 500.
+            return JSONResponse(
+                {"error": f"malformed Slack payload ({type(exc).__name__})"}, status_code=400
+            )
+        bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
         return to_starlette_response(bolt_response)
 
     async def feedback(request: Request) -> Response:
@@ -84,13 +106,18 @@ def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlett
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
         except InputError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        except STORE_UNAVAILABLE as exc:
+            return store_unavailable(exc)
         return JSONResponse(
             {"id": triage.item_id, "status": "accepted" if is_new else "duplicate"},
             status_code=202,
         )
 
     async def healthz(request: Request) -> Response:
-        unposted = await run_in_threadpool(edge.store.count_unposted, edge.target)
+        try:
+            unposted = await run_in_threadpool(edge.store.count_unposted, edge.target)
+        except STORE_UNAVAILABLE as exc:
+            return store_unavailable(exc)
         return JSONResponse(
             {"ok": True, "unposted": unposted, "model": edge.service.engine.model_version}
         )
@@ -109,10 +136,23 @@ def build_slack(service: TriageService, settings: SlackSettings) -> tuple[SlackE
     return edge, create_bolt_app(edge, settings)
 
 
-def serve(service: TriageService, settings: SlackSettings, host: str, port: int) -> None:
-    """Run until interrupted: Socket Mode when SLACK_APP_TOKEN is set, else HTTP."""
+def serve(
+    service: TriageService,
+    settings: SlackSettings,
+    host: str,
+    port: int,
+    watch: str | None = None,
+) -> None:
+    """Run until interrupted: Socket Mode when SLACK_APP_TOKEN is set, else HTTP. With
+    `watch` (a mongodb://host/db.collection URL), new documents there become cards too."""
     edge, bolt = build_slack(service, settings)
     edge.start()
+    watcher = None
+    if watch:
+        from bot.intake import MongoWatcher
+
+        watcher = MongoWatcher(service, watch, edge.accept)
+        watcher.start()
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -130,4 +170,6 @@ def serve(service: TriageService, settings: SlackSettings, host: str, port: int)
                 create_asgi(bolt, edge, settings), host=host, port=port, log_level="warning"
             )
     finally:
+        if watcher is not None:
+            watcher.stop()
         edge.stop()

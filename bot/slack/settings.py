@@ -29,6 +29,10 @@ class SlackSettings:
     intake_channels: frozenset[str]
     webhook_secret: str | None
     post_interval: float  # seconds between posts to one channel (Slack allows ~1/s)
+    # How long a worker's claim on a post lasts; a post claimed by a process that died is
+    # retried (after a search of the channel) once it runs out. It must outlast one post
+    # attempt, 429 waits included, or a slow live worker may see its post taken over.
+    claim_lease: float = 120.0
 
     @property
     def socket_mode(self) -> bool:
@@ -74,6 +78,15 @@ class SlackSettings:
             raise SettingsError(
                 f"TRIAGE_SLACK_POST_INTERVAL must be a number of seconds, got {interval_raw!r}"
             ) from None
+        lease_raw = get("TRIAGE_SLACK_CLAIM_LEASE") or "120"
+        try:
+            lease = float(lease_raw)
+        except ValueError:
+            raise SettingsError(
+                f"TRIAGE_SLACK_CLAIM_LEASE must be a number of seconds, got {lease_raw!r}"
+            ) from None
+        if lease <= 0:
+            raise SettingsError(f"TRIAGE_SLACK_CLAIM_LEASE must be above 0, got {lease_raw!r}")
         return cls(
             bot_token=bot_token,
             signing_secret=signing_secret,
@@ -83,4 +96,5 @@ class SlackSettings:
             intake_channels=intake,
             webhook_secret=get("TRIAGE_WEBHOOK_SECRET"),
             post_interval=max(0.0, interval),
+            claim_lease=lease,
         )

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+from pymongo.errors import ConnectionFailure
+
 from core.ports import Store
+
+# What a store raises when it cannot be reached (server down, failover, network timeout,
+# a locked SQLite file): an edge answers these with 503 "try again", never a silent drop.
+# ConnectionFailure covers ServerSelectionTimeoutError, AutoReconnect and NetworkTimeout.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (ConnectionFailure, sqlite3.OperationalError)
 
 
 class StoreURLError(ValueError):

@@ -13,6 +13,7 @@ healed by the redelivery that follows.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -39,16 +40,18 @@ from core.models import (
 DEFAULT_DATABASE = "triage_bot"
 
 # Fail fast when the server is down (pymongo waits 30 s to select one and never times out a
-# socket read by default); options given in the URL win.
+# socket read by default): 2 s, so a request that needs the store gets its 503 inside Slack's
+# 3-second window instead of hanging. Options given in the URL win.
 _DEFAULT_OPTIONS: dict[str, Any] = {
-    "serverSelectionTimeoutMS": 5000,
-    "connectTimeoutMS": 5000,
+    "serverSelectionTimeoutMS": 2000,
+    "connectTimeoutMS": 2000,
     "socketTimeoutMS": 30000,
 }
 
-# Weights live inside the model's document (no GridFS): BSON documents stop at 16 MiB, so
-# refuse anything that would not leave room for the record next to them.
-MAX_WEIGHTS_BYTES = 15 * 1024 * 1024
+# BSON documents stop at 16 MiB, and a model with a fine-tuned encoder is ~45 MB: weights up
+# to one chunk live inside the model's document, bigger ones in `model_chunks` (no GridFS),
+# WEIGHTS_CHUNK_BYTES per document.
+WEIGHTS_CHUNK_BYTES = 8 * 1024 * 1024
 
 _M = TypeVar("_M", bound=BaseModel)
 Doc = dict[str, Any]
@@ -92,6 +95,8 @@ class MongoStore:
         self._posts: Collection[Doc] = self._db["posts"]
         self._seen: Collection[Doc] = self._db["seen_events"]
         self._models: Collection[Doc] = self._db["models"]
+        self._chunks: Collection[Doc] = self._db["model_chunks"]  # blob, n, data
+        self._cursors: Collection[Doc] = self._db["intake_cursors"]  # _id = source
         try:
             self._ensure_indexes()  # also the first round trip: an unreachable server fails here
         except BaseException:
@@ -127,6 +132,7 @@ class MongoStore:
         # models: _id = version; listed newest first; `_promoted_key` finds the promoted one.
         self._models.create_index([("_key", DESCENDING), ("_id", DESCENDING)])
         self._models.create_index([("_promoted_key", DESCENDING), ("_id", DESCENDING)])
+        self._chunks.create_index([("blob", ASCENDING), ("n", ASCENDING)], unique=True)
 
     def _next_seq(self) -> int:
         """A server-side counter: insertion order that holds across processes and within
@@ -266,8 +272,9 @@ class MongoStore:
     # -- model registry ------------------------------------------------------------------
     # The record is its JSON (created_at an ISO string, `_key` its µs sort key) except
     # `promoted_at`, a BSON date like the outbox times, with `_promoted_key` its µs string:
-    # it orders promotions and restores `promoted_at` exactly. Weights are `_weights`, Binary.
-    _NO_WEIGHTS: Doc = {"_weights": False}
+    # it orders promotions and restores `promoted_at` exactly. Weights are `_weights`, Binary,
+    # or, above one chunk, `_chunks` ({blob, count, bytes}) naming their `model_chunks` docs.
+    _NO_WEIGHTS: Doc = {"_weights": False, "_chunks": False}
 
     @staticmethod
     def _model(doc: Mapping[str, Any]) -> ModelRecord:
@@ -277,27 +284,52 @@ class MongoStore:
         return ModelRecord.model_validate(fields)
 
     def put_model(self, record: ModelRecord, weights: bytes) -> bool:
-        if len(weights) > MAX_WEIGHTS_BYTES:
-            raise ValueError(
-                f"model {record.version!r}: weights are {len(weights)} bytes, above the "
-                f"{MAX_WEIGHTS_BYTES} byte limit of the Mongo store (BSON documents stop at "
-                "16 MiB)"
-            )
+        """Chunks first, under a fresh blob id, then the model document that names them: a
+        crash or a lost race leaves only chunks nothing names, never a model short of its
+        weights (and the loser of a race deletes its own chunks)."""
+        if self._models.find_one({"_id": record.version}, {"_id": 1}) is not None:
+            return False
         doc = record.model_dump(mode="json")
         doc["promoted_at"] = record.promoted_at
         doc["_id"] = record.version
         doc["_key"] = _utc_key(record.created_at)
         doc["_promoted_key"] = _utc_key(record.promoted_at) if record.promoted_at else None
-        doc["_weights"] = Binary(bytes(weights))
+        blob: str | None = None
+        if len(weights) <= WEIGHTS_CHUNK_BYTES:
+            doc["_weights"] = Binary(bytes(weights))
+        else:
+            blob = uuid.uuid4().hex
+            starts = range(0, len(weights), WEIGHTS_CHUNK_BYTES)
+            for n, start in enumerate(starts):
+                piece = bytes(weights[start : start + WEIGHTS_CHUNK_BYTES])
+                self._chunks.insert_one({"blob": blob, "n": n, "data": Binary(piece)})
+            doc["_chunks"] = {"blob": blob, "count": len(starts), "bytes": len(weights)}
         try:
             self._models.insert_one(doc)
         except DuplicateKeyError:
+            if blob is not None:
+                self._chunks.delete_many({"blob": blob})
             return False
         return True
 
     def get_model(self, version: str) -> tuple[ModelRecord, bytes] | None:
         doc = self._models.find_one({"_id": version})
-        return (self._model(doc), bytes(doc["_weights"])) if doc else None
+        if doc is None:
+            return None
+        if "_chunks" not in doc:
+            return self._model(doc), bytes(doc["_weights"])
+        meta = doc["_chunks"]
+        pieces = [
+            bytes(chunk["data"])
+            for chunk in self._chunks.find({"blob": meta["blob"]}).sort("n", ASCENDING)
+        ]
+        weights = b"".join(pieces)
+        if len(pieces) != meta["count"] or len(weights) != meta["bytes"]:
+            raise RuntimeError(
+                f"model {version!r}: {len(pieces)} of {meta['count']} weight chunks "
+                f"({len(weights)} of {meta['bytes']} bytes) in model_chunks"
+            )
+        return self._model(doc), weights
 
     def list_models(self) -> list[ModelRecord]:
         docs = self._models.find({}, self._NO_WEIGHTS).sort(
@@ -378,9 +410,10 @@ class MongoStore:
         )
         return self._post(doc) if doc else None
 
-    def mark_posted(self, item_id: str, target: str, ref: str) -> None:
-        self._posts.update_one(
-            {"item_id": item_id, "target": target},
+    def mark_posted(self, item_id: str, target: str, ref: str, worker: str | None = None) -> bool:
+        holder = {"status": "claimed", "claimed_by": worker} if worker is not None else {}
+        result = self._posts.update_one(
+            {"item_id": item_id, "target": target, **holder},
             {
                 "$set": {
                     "status": "posted",
@@ -391,6 +424,7 @@ class MongoStore:
                 }
             },
         )
+        return result.matched_count == 1
 
     def release_post(self, item_id: str, target: str, worker: str) -> None:
         self._posts.update_one(
@@ -422,6 +456,15 @@ class MongoStore:
         except DuplicateKeyError:
             return False
         return True
+
+    # -- intake cursors ------------------------------------------------------------------
+    def get_intake_cursor(self, source: str) -> str | None:
+        doc = self._cursors.find_one({"_id": source})
+        return str(doc["position"]) if doc else None
+
+    def set_intake_cursor(self, source: str, position: str) -> None:
+        doc = {"position": position, "updated_at": utcnow()}
+        self._upsert(self._cursors, {"_id": source}, doc)
 
     def close(self) -> None:
         self._client.close()

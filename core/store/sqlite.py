@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS seen_events (
     key TEXT PRIMARY KEY,
     seen_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS intake_cursors (
+    source TEXT PRIMARY KEY,
+    position TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rewards (
     item_id TEXT NOT NULL,
     model_version TEXT NOT NULL,
@@ -394,13 +399,15 @@ class SQLiteStore:
                 raise
         return self._post(record)
 
-    def mark_posted(self, item_id: str, target: str, ref: str) -> None:
+    def mark_posted(self, item_id: str, target: str, ref: str, worker: str | None = None) -> bool:
+        holder = " AND status = 'claimed' AND claimed_by = ?" if worker is not None else ""
         with self._lock:
-            self._db.execute(
+            cursor = self._db.execute(
                 "UPDATE posts SET status = 'posted', ref = ?, claimed_by = NULL, "
-                "claimed_until = NULL, updated_at = ? WHERE item_id = ? AND target = ?",
-                (ref, _iso(utcnow()), item_id, target),
+                "claimed_until = NULL, updated_at = ? WHERE item_id = ? AND target = ?" + holder,
+                (ref, _iso(utcnow()), item_id, target, *([worker] if worker is not None else [])),
             )
+            return cursor.rowcount == 1
 
     def release_post(self, item_id: str, target: str, worker: str) -> None:
         with self._lock:
@@ -441,6 +448,23 @@ class SQLiteStore:
                 (key, _iso(utcnow())),
             )
             return cur.rowcount == 1
+
+    # -- intake cursors ------------------------------------------------------------------
+    def get_intake_cursor(self, source: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT position FROM intake_cursors WHERE source = ?", (source,)
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_intake_cursor(self, source: str, position: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO intake_cursors(source, position, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(source) DO UPDATE SET position = excluded.position, "
+                "updated_at = excluded.updated_at",
+                (source, position, _iso(utcnow())),
+            )
 
     def close(self) -> None:
         with self._lock:

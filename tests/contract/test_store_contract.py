@@ -438,6 +438,24 @@ def test_mark_posted_records_the_ref_and_is_never_claimed_again(store: Store) ->
     assert store.claim_post(SLACK, "w3", LONG) is None
 
 
+def test_mark_posted_by_a_worker_only_while_it_holds_the_claim(store: Store) -> None:
+    store.enqueue_post("itm_1", SLACK)
+    assert store.claim_post(SLACK, "w1", 0.2) is not None
+    time.sleep(0.4)  # w1's lease runs out mid-post; w2 takes the post over
+    assert store.claim_post(SLACK, "w2", LONG) is not None
+    assert store.mark_posted("itm_1", SLACK, "ref-w1", "w1") is False  # w1's late answer
+    held = store.get_post("itm_1", SLACK)
+    assert held is not None and (held.status, held.claimed_by, held.ref) == (
+        "claimed",
+        "w2",
+        None,
+    )
+    assert store.mark_posted("itm_1", SLACK, "ref-w2", "w2") is True
+    assert store.mark_posted("itm_1", SLACK, "ref-w1", "w1") is False  # posted: no longer held
+    posted = store.get_post("itm_1", SLACK)
+    assert posted is not None and (posted.status, posted.ref) == ("posted", "ref-w2")
+
+
 def test_outbox_targets_are_independent(store: Store) -> None:
     other = "slack:C999"
     assert store.enqueue_post("itm_1", SLACK) is True
@@ -631,17 +649,40 @@ def test_model_registry_survives_close_and_reopen(store: Store, backend: Backend
     assert current is not None and current.version == "m2"
 
 
-def test_mongo_refuses_oversized_weights_and_stores_promotion_as_a_date(
+def test_weights_above_the_bson_document_limit_round_trip(store: Store, backend: Backend) -> None:
+    """A model with a fine-tuned encoder is ~45 MB; BSON documents stop at 16 MiB."""
+    blob = random.Random(3).randbytes(17 * 1024 * 1024 + 5)
+    assert store.put_model(model("huge", created_at=at(0)), blob) is True
+    assert store.put_model(model("huge"), b"other") is False
+    got = store.get_model("huge")
+    assert got is not None and got == (model("huge", created_at=at(0)), blob)
+    store.put_model(model("small", created_at=at(1)), b"w")
+    store.promote_model("huge")
+    assert [m.version for m in store.list_models()] == ["small", "huge"]
+    again = backend.reopen()
+    current = again.promoted_model()
+    assert current is not None and current.version == "huge"
+    reread = again.get_model("huge")
+    assert reread is not None and reread[1] == blob
+
+
+def test_mongo_chunks_big_weights_and_stores_promotion_as_a_date(
     store: Store, backend: Backend
 ) -> None:
     if getattr(backend, "name", None) != "mongo":
         pytest.skip("Mongo-only: the BSON document limit and BSON dates")
-    from core.store.mongo import MAX_WEIGHTS_BYTES, MongoStore
+    from core.store.mongo import WEIGHTS_CHUNK_BYTES, MongoStore
 
     assert isinstance(store, MongoStore)
-    with pytest.raises(ValueError, match="limit"):
-        store.put_model(model("huge"), b"\0" * (MAX_WEIGHTS_BYTES + 1))
-    assert store.get_model("huge") is None
+    blob = random.Random(5).randbytes(2 * WEIGHTS_CHUNK_BYTES + 1)
+    assert store.put_model(model("huge"), blob) is True
+    chunks = list(store._chunks.find({}, {"data": False}).sort("n"))
+    assert [c["n"] for c in chunks] == [0, 1, 2] and len({c["blob"] for c in chunks}) == 1
+    # A second writer of the same version writes no chunks and keeps the first weights.
+    assert store.put_model(model("huge"), blob[::-1]) is False
+    assert store._chunks.count_documents({}) == 3
+    got = store.get_model("huge")
+    assert got is not None and got[1] == blob
     store.put_model(model("m1"), b"w")
     promoted = store.promote_model("m1")
     assert promoted.promoted_at is not None
@@ -703,3 +744,25 @@ def test_data_survives_close_and_reopen(store: Store, backend: Backend) -> None:
     again.save_triage(triage(version="v3"))
     latest = again.latest_triage("itm_1")
     assert latest is not None and latest.model_version == "v3"
+
+
+# -- intake cursors -------------------------------------------------------------------------
+def test_intake_cursor_is_none_until_set_then_replaced(store: Store) -> None:
+    assert store.get_intake_cursor("mongodb:shop.feedback") is None
+    store.set_intake_cursor("mongodb:shop.feedback", '{"after": 1}')
+    store.set_intake_cursor("mongodb:shop.other", "x")
+    assert store.get_intake_cursor("mongodb:shop.feedback") == '{"after": 1}'
+    store.set_intake_cursor("mongodb:shop.feedback", '{"after": 2}')
+    assert store.get_intake_cursor("mongodb:shop.feedback") == '{"after": 2}'
+    assert store.get_intake_cursor("mongodb:shop.other") == "x"  # sources are independent
+    assert store.get_intake_cursor("mongodb:shop") is None
+
+
+def test_intake_cursor_survives_reopen_and_is_shared(store: Store, backend: Backend) -> None:
+    store.set_intake_cursor("src", "position-1")
+    other = backend.reopen()  # another process on the same store
+    assert other.get_intake_cursor("src") == "position-1"
+    other.set_intake_cursor("src", "position-2")
+    assert store.get_intake_cursor("src") == "position-2"
+    store.close()
+    assert backend.reopen().get_intake_cursor("src") == "position-2"

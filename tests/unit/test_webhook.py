@@ -66,3 +66,11 @@ def test_arbitrary_bytes_never_crash_the_parser(body: bytes) -> None:
         parse(body, "application/json")
     except WebhookError as exc:
         assert exc.status in (400, 413)
+
+
+def test_a_secret_is_rotated_by_listing_the_new_one_first() -> None:
+    body = b'{"comment": "hi"}'
+    verify(body, sign(body, "old"), "new,old")  # senders still on the old secret
+    verify(body, sign(body, "new"), "new,old")  # senders already switched
+    with pytest.raises(WebhookError, match="does not match"):
+        verify(body, sign(body, "old"), "new")  # old secret dropped: refused

@@ -1,0 +1,235 @@
+"""Offline evaluation of the production model on labelled data nobody here wrote.
+
+`triage-bot eval` trains exactly what `triage-bot train` would promote (`fit_candidate`) on
+one file and scores it on another, or by K-fold cross-validation on one file. Figures come
+with per-class precision/recall/F1, a confusion matrix, per-group breakdowns (e.g. per
+GitHub repo or per YouTube video), the training time and the peak memory, so that a number
+in the README can be re-run and audited.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from core.governance import clean_text, redact
+from core.models import FeedbackItem, Label
+from core.ports import Encoder
+from core.taxonomy import Taxonomy
+from training.metrics import mcc, report
+from training.train import fit_candidate
+
+if TYPE_CHECKING:
+    from training.finetune import FinetuneConfig
+
+Example = tuple[FeedbackItem, Label]
+Progress = Callable[[str, int, int], None]
+
+SPAM_LABEL = "noise"  # the label MCC is reported for (spam against the rest)
+
+
+def examples_from_rows(
+    rows: Sequence[dict[str, Any]], taxonomy: Taxonomy, label_field: str, prefix: str
+) -> list[Example]:
+    """Rows as the bot would have stored them (cleaned, PII redacted) with their gold label."""
+    out = []
+    limit = taxonomy.triage.max_text_bytes
+    for i, row in enumerate(rows):
+        text = clean_text(row["text"].encode("utf-8")[:limit].decode("utf-8", "ignore"), limit)
+        item = FeedbackItem(
+            id=f"{prefix}-{i}",
+            text=text,
+            redacted_text=redact(text).text,
+            source="file",
+            form_type=row.get("form_type"),
+        )
+        label = Label(
+            item_id=item.id,
+            category=str(row[label_field]),
+            severity=taxonomy.lowest_severity,
+            reviewers=["gold"],
+            agreement=1.0,
+        )
+        out.append((item, label))
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def _scores(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    out = report(gold, predicted, labels)
+    if SPAM_LABEL in labels and len(labels) == 2:
+        out["mcc"] = round(mcc(gold, predicted, SPAM_LABEL), 4)
+    return out
+
+
+def _grouped(
+    gold: Sequence[str],
+    predicted: Sequence[str],
+    groups: Sequence[str],
+    labels: Sequence[str],
+) -> dict[str, Any]:
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for i, group in enumerate(groups):
+        by_group[group].append(i)
+    per_group = {
+        group: _scores([gold[i] for i in rows], [predicted[i] for i in rows], labels)
+        | {"n": len(rows)}
+        for group, rows in sorted(by_group.items())
+    }
+    out: dict[str, Any] = {
+        "groups": per_group,
+        "group_mean_macro_f1": round(
+            sum(g["macro_f1"] for g in per_group.values()) / len(per_group), 4
+        ),
+    }
+    if all("mcc" in g for g in per_group.values()):
+        out["group_mean_mcc"] = round(sum(g["mcc"] for g in per_group.values()) / len(per_group), 4)
+    return out
+
+
+def _fit_predict(
+    train: Sequence[Example],
+    test: Sequence[Example],
+    taxonomy: Taxonomy,
+    encoder: Encoder,
+    steps: int,
+    seed: int,
+    progress: Progress | None,
+    stage: str,
+    finetune: FinetuneConfig | None = None,
+) -> tuple[list[str], float]:
+    """Predictions on `test` of the model `train` would promote, and its training time
+    (fine-tuning included). `stage` prefixes the progress line (e.g. "fold 2/5")."""
+
+    def on_step(done: int, total: int) -> None:
+        if progress:
+            progress(stage, done, total)
+
+    def on_phase(what: str, done: int, total: int) -> None:
+        if progress:
+            progress(f"{stage}: {what}", done, total)
+
+    started = time.perf_counter()
+    if finetune is None:
+        model = fit_candidate(train, taxonomy, encoder, steps=steps, seed=seed, progress=on_step)
+    else:
+        from training.finetune import fit_finetuned
+
+        model, _ = fit_finetuned(
+            train, taxonomy, encoder, finetune, steps=steps, seed=seed, progress=on_phase
+        )
+    seconds = time.perf_counter() - started
+    return [t.category for t in model.triage_many([item for item, _ in test])], seconds
+
+
+def evaluate(
+    train_rows: Sequence[dict[str, Any]],
+    test_rows: Sequence[dict[str, Any]],
+    *,
+    taxonomy: Taxonomy,
+    encoder: Encoder,
+    label_field: str = "label",
+    group_by: str | None = None,
+    steps: int = 300,
+    seed: int = 0,
+    progress: Progress | None = None,
+    finetune: FinetuneConfig | None = None,
+) -> dict[str, Any]:
+    """Train on `train_rows`, score on `test_rows`."""
+    labels = taxonomy.category_names
+    train = examples_from_rows(train_rows, taxonomy, label_field, "train")
+    test = examples_from_rows(test_rows, taxonomy, label_field, "test")
+    predicted, seconds = _fit_predict(
+        train, test, taxonomy, encoder, steps, seed, progress, "training", finetune
+    )
+    gold = [label.category for _, label in test]
+    out = _scores(gold, predicted, labels) | {
+        "n_train": len(train),
+        "n_test": len(test),
+        "train_seconds": round(seconds, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "finetune": finetune.as_dict() if finetune else None,
+    }
+    if group_by:
+        out |= _grouped(gold, predicted, [str(r.get(group_by, "")) for r in test_rows], labels)
+    return out
+
+
+def folds(labels: Sequence[str], k: int, seed: int) -> list[list[int]]:
+    """Stratified K folds: each label's rows dealt round-robin after a seeded shuffle."""
+    import random
+
+    if k < 2:
+        raise ValueError("--cv needs at least 2 folds")
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    out: list[list[int]] = [[] for _ in range(k)]
+    position = 0
+    for label in sorted(by_label):
+        rows = by_label[label]
+        rng.shuffle(rows)
+        for i in rows:
+            out[position % k].append(i)
+            position += 1
+    if any(not fold for fold in out):
+        raise ValueError(f"--cv {k}: fewer rows than folds")
+    return [sorted(fold) for fold in out]
+
+
+def cross_validate(
+    rows: Sequence[dict[str, Any]],
+    k: int,
+    *,
+    taxonomy: Taxonomy,
+    encoder: Encoder,
+    label_field: str = "label",
+    group_by: str | None = None,
+    steps: int = 300,
+    seed: int = 0,
+    progress: Progress | None = None,
+    finetune: FinetuneConfig | None = None,
+) -> dict[str, Any]:
+    """K-fold: every row is predicted once by a model that never saw it; scores are pooled
+    over all rows (and per fold, to show the spread)."""
+    labels = taxonomy.category_names
+    examples = examples_from_rows(rows, taxonomy, label_field, "cv")
+    gold = [label.category for _, label in examples]
+    predicted: list[str] = [""] * len(rows)
+    fold_f1: list[float] = []
+    seconds: list[float] = []
+    for number, fold in enumerate(folds(gold, k, seed), start=1):
+        held = set(fold)
+        train = [e for i, e in enumerate(examples) if i not in held]
+        test = [examples[i] for i in fold]
+        fold_predictions, took = _fit_predict(
+            train, test, taxonomy, encoder, steps, seed, progress, f"fold {number}/{k}", finetune
+        )
+        for i, p in zip(fold, fold_predictions, strict=True):
+            predicted[i] = p
+        fold_f1.append(report([gold[i] for i in fold], fold_predictions, labels)["macro_f1"])
+        seconds.append(took)
+    mean = sum(fold_f1) / k
+    out = _scores(gold, predicted, labels) | {
+        "cv": k,
+        "fold_macro_f1": fold_f1,
+        "fold_macro_f1_std": round(math.sqrt(sum((f - mean) ** 2 for f in fold_f1) / k), 4),
+        "n": len(rows),
+        "train_seconds": round(sum(seconds) / k, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "finetune": finetune.as_dict() if finetune else None,
+    }
+    if group_by:
+        out |= _grouped(gold, predicted, [str(r.get(group_by, "")) for r in rows], labels)
+    return out
