@@ -262,6 +262,45 @@ def export_labels(store: StoreOption = None) -> None:
             emit(record)
 
 
+@export_app.callback(invoke_without_command=True)
+def export_format(
+    ctx: typer.Context,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="labels (JSON lines, as `export labels`) or agentlightning (rollout inputs "
+            "for `train --algo grpo`: train.jsonl and validation.jsonl in --out).",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="agentlightning: folder to write to.")] = Path(
+        "out/agentlightning"
+    ),
+    validation_share: Annotated[
+        float,
+        typer.Option("--validation-share", help="agentlightning: share held out, by item id."),
+    ] = 0.2,
+    store: StoreOption = None,
+) -> None:
+    """Export what the team has validated: `export labels`, or `export --format FORMAT`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if fmt == "labels":
+        export_labels(store)
+        return
+    if fmt != "agentlightning":
+        raise fail("--format must be labels or agentlightning (or use `export labels`)")
+    if not 0.0 <= validation_share < 1.0:
+        raise fail("--validation-share must be in [0, 1)")
+    from training.agentlightning.rollouts import write_rollouts
+
+    with components(store, warm_start=False) as c:
+        summary = write_rollouts(
+            c.service.export_labels(), c.taxonomy.fingerprint(), out, validation_share
+        )
+    emit(summary)
+
+
 @app.command()
 def stats(
     store: StoreOption = None,
@@ -445,11 +484,41 @@ def train(
     lr: LrOption = 5e-5,
     head_lr: HeadLrOption = 2e-3,
     precision: PrecisionOption = "auto",
+    algo: Annotated[
+        str,
+        typer.Option(
+            "--algo",
+            help="heads (the bot's model) or grpo (RL on the LLM policy with Agent "
+            "Lightning: Python 3.12, verl, vLLM and a CUDA GPU).",
+        ),
+    ] = "heads",
+    rl_data: Annotated[
+        Path, typer.Option("--rl-data", help="grpo: the `export --format agentlightning` folder.")
+    ] = Path("out/agentlightning"),
+    rl_config: Annotated[
+        Path | None, typer.Option("--rl-config", help="grpo: config (config/agl-grpo.yaml).")
+    ] = None,
+    rl_set: Annotated[
+        list[str] | None, typer.Option("--rl-set", help="grpo: KEY=VALUE config override.")
+    ] = None,
 ) -> None:
     """Retrain from every label; promote the candidate only if it is not worse.
 
     With --finetune (or --device cuda) the sentence encoder is fine-tuned too, and the
-    saved model carries its weights."""
+    saved model carries its weights. With --algo grpo, the LLM policy is trained with
+    Agent Lightning on the exported validations instead (README, "Agent Lightning (RL)")."""
+    if algo == "grpo":
+        from rich.markup import escape
+
+        from training.agentlightning.launch import RLSetupError, train_grpo
+
+        try:
+            train_grpo(rl_data, rl_config, rl_set or [])
+        except RLSetupError as exc:  # escaped: pip extras like '.[rl]' are not markup
+            raise fail(escape(str(exc))) from None
+        return
+    if algo != "heads":
+        raise fail("--algo must be heads or grpo")
     from rich.progress import Progress
 
     from training.train import train as run_training
@@ -792,12 +861,16 @@ def bench_load(
 ) -> None:
     """The bot (HTTP mode, its own process) under a burst against a fake Slack: accepted/s,
     ack latency, and checks that every item is stored and posted once, every vote recorded."""
+    import signal
+
     from rich.progress import Progress
 
     from training.load import run_load
 
     if concurrency < 1:
         raise fail("--concurrency must be at least 1")
+    # SIGTERM unwinds like Ctrl-C, so the bot and store processes started here are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         with Progress(console=err, transient=True) as bar:
             tasks: dict[str, Any] = {}

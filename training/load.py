@@ -629,13 +629,19 @@ def run_load(
     work = Path(tempfile.mkdtemp(prefix="triage-load-")) if workdir is None else workdir
     run = uuid.uuid4().hex[:6]
     try:
-        with FakeSlack() as fake, _scratch_store(store, work) as (store_url, mongo):
+        with (
+            FakeSlack() as fake,
+            _scratch_store(store, work) as (store_url, mongo),
+            contextlib.ExitStack() as cleanup,
+        ):
             bot = BotProcess(store_url, fake.base_url, work / "bot.log")
+            cleanup.callback(bot.stop)  # whatever happens, no bot process is left behind
             progress("starting the bot", 0, 1)
             start_seconds = bot.start()
             progress("starting the bot", 1, 1)
             sender = Sender(bot.port, give_up_after=max(300.0, outage_seconds * 4))
             injector = _Fault(fault, bot, fake, mongo, outage_seconds, storm_seconds)
+            cleanup.callback(injector.join)  # runs first: a restart in flight, then the stop
 
             def tracker(phase: str, total: int) -> Callable[[int], None]:
                 trigger_at = max(1, total // 3)
@@ -690,7 +696,7 @@ def run_load(
             # 4. after the acks: learning and card updates catch up
             progress("learning and card updates", 0, 1)
             settle = wait_updates(
-                fake, len(acked_votes), quiet=5.0, timeout=max(120.0, votes * 0.5)
+                fake, len(acked_votes), quiet=15.0, timeout=max(120.0, votes * 0.5)
             )
             progress("learning and card updates", 1, 1)
             checks = verify(store_url, fake, acked_items, set(ids), acked_votes)

@@ -49,7 +49,10 @@ class _Head:
         self.reset_optimiser()
 
     def reset_optimiser(self) -> None:
-        self.moments = {p: (np.zeros_like(getattr(self, p)),) * 2 for p in self.PARAMS}
+        self.moments = {
+            p: (np.zeros_like(getattr(self, p)), np.zeros_like(getattr(self, p)))
+            for p in self.PARAMS
+        }
         self.step_count = 0
 
     def logits(self, emb: np.ndarray, lex: sparse.csr_matrix, prior: np.ndarray) -> np.ndarray:
@@ -61,14 +64,24 @@ class _Head:
         self,
         emb: np.ndarray,
         lex: sparse.csr_matrix,
+        lex_t: sparse.csr_matrix,
+        touched: np.ndarray,
         prior: np.ndarray,
         targets: np.ndarray,
         weight: np.ndarray,
         learning_rate: float,
         weight_decay: float,
     ) -> float:
-        """One Adam step on the weighted mean cross-entropy plus an L2 penalty."""
-        logits = self.logits(emb, lex, prior)
+        """One Adam step on the weighted mean cross-entropy plus an L2 penalty.
+
+        `lex` has one column per n-gram in `touched` (the ones these texts contain): only
+        those rows of the n-gram weights move (a lazy, sparse Adam), so a step costs what
+        the batch's text costs, not what the 100,000-row table costs.
+        """
+        lexical = self.lexical[touched]
+        logits = (
+            self.scale[0] * prior + emb @ self.dense + np.asarray(lex @ lexical) + self.bias
+        ).astype(np.float64)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         rows = np.arange(len(targets))
@@ -79,7 +92,7 @@ class _Head:
         grad_logits = (grad_logits * share[:, None]).astype(np.float32)
         grads = {
             "dense": emb.T @ grad_logits + 2 * weight_decay * self.dense,
-            "lexical": np.asarray(lex.T @ grad_logits) + 2 * weight_decay * self.lexical,
+            "lexical": np.asarray(lex_t @ grad_logits) + 2 * weight_decay * lexical,
             "bias": grad_logits.sum(axis=0),
             "scale": np.array([(grad_logits * prior).sum()], dtype=np.float32),
         }
@@ -89,14 +102,34 @@ class _Head:
         correction2 = 1 - beta2**self.step_count
         for name, grad in grads.items():
             first, second = self.moments[name]
+            if name == "lexical":
+                first, second = first[touched], second[touched]
             first = beta1 * first + (1 - beta1) * grad
             second = beta2 * second + (1 - beta2) * grad * grad
-            self.moments[name] = (first, second)
             update = (
                 learning_rate * (first / correction1) / (np.sqrt(second / correction2) + ADAM_EPS)
             )
-            setattr(self, name, (getattr(self, name) - update).astype(np.float32))
+            if name == "lexical":
+                self.moments[name][0][touched] = first
+                self.moments[name][1][touched] = second
+                self.lexical[touched] = lexical - update
+            else:
+                self.moments[name] = (first, second)
+                setattr(self, name, (getattr(self, name) - update).astype(np.float32))
         return loss
+
+
+def _compact(
+    emb: np.ndarray, lex: sparse.csr_matrix
+) -> tuple[np.ndarray, sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+    """Step inputs with the n-gram matrix cut down to the columns these texts use."""
+    touched = np.unique(lex.indices)
+    remap = np.zeros(lex.shape[1], dtype=np.int64)
+    remap[touched] = np.arange(len(touched))
+    compact = sparse.csr_matrix(
+        (lex.data, remap[lex.indices], lex.indptr), shape=(lex.shape[0], len(touched))
+    )
+    return emb, compact, compact.T.tocsr(), touched
 
 
 class LinearHeads:
@@ -189,15 +222,16 @@ class LinearHeads:
         lex_all = self._lexical_matrix(batch)
         rows = np.arange(n)
         loss = 0.0
-        for _ in range(steps):
+        for step in range(steps):
             if n > max_batch:
                 sample = rng.choice(rest, size=max(0, max_batch - len(focus)), replace=False)
                 rows = np.concatenate([focus, sample]).astype(np.int64)
-            emb, lex = emb_all[rows], lex_all[rows]
+                inputs = _compact(emb_all[rows], lex_all[rows])
+            elif step == 0:  # every row, every step: slice once
+                inputs = _compact(emb_all, lex_all)
             weight = weight_all[rows].astype(np.float64)
             loss = self.category.step(
-                emb,
-                lex,
+                *inputs,
                 batch.prior_category[rows],
                 category_targets[rows],
                 weight,
@@ -205,8 +239,7 @@ class LinearHeads:
                 self.weight_decay,
             )
             loss += self.severity.step(
-                emb,
-                lex,
+                *inputs,
                 batch.prior_severity[rows],
                 severity_targets[rows],
                 weight,

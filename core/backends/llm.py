@@ -127,31 +127,34 @@ class Fallback(Exception):
     """Why the LLM's answer is not used; the reason goes on the card."""
 
 
+class InvalidReply(Fallback):
+    """The endpoint answered, but not in the taxonomy's shape: the model's own fault (an RL
+    agent scores it, where a timeout or a dead endpoint is nobody's answer to score)."""
+
+
 @dataclass(frozen=True)
 class _Reply:
     answer: LLMAnswer
     examples: list[str]
 
 
-class LLMTriageEngine(TriageEngine):
-    """The embedded engine, whose `triage` asks the LLM first.
+class LLMClassifier:
+    """The LLM alone: prompt, request, validated answer, and no fallback (it raises one).
 
-    Learning, weights, embeddings and the registry stay the embedded engine's (the
-    service and the trainer use them unchanged); only predictions differ, and any
-    prediction the LLM cannot give is the embedded model's, marked as a fallback.
+    The bot's engine (`LLMTriageEngine`) puts the embedded model behind it; the Agent
+    Lightning agent (`training.agentlightning`) uses it bare: an RL reward must score the
+    LLM's own answer, and the agent's Python 3.12 venv has no torch for an encoder.
     """
 
     def __init__(
         self,
         taxonomy: Taxonomy,
-        encoder: Encoder,
         settings: LLMSettings,
         *,
         few_shot: FewShot | None = None,
         client: Any | None = None,
-        seed: int = 0,
     ) -> None:
-        super().__init__(taxonomy, encoder, seed=seed)
+        self.taxonomy = taxonomy
         self.llm = settings
         self.few_shot = few_shot  # bound by the composition root to the service's look-up
         self._client = client
@@ -166,14 +169,10 @@ class LLMTriageEngine(TriageEngine):
     def llm_version(self) -> str:
         return f"llm:{self.llm.model}"
 
-    @property
-    def embedded_version(self) -> str:
-        return super().model_version
-
-    @property
-    def model_version(self) -> str:
-        """What this engine serves (health checks, stats): the LLM, backed by the embedded one."""
-        return f"{self.llm_version}+{self.embedded_version}"
+    def llm_triage(self, item: FeedbackItem) -> Triage:
+        """The LLM's own prediction for one item; raises Fallback (InvalidReply when the
+        model answered outside the taxonomy)."""
+        return self._from_answer(item, self.ask(item))
 
     # -- the request ---------------------------------------------------------------------------
     def client(self) -> Any:
@@ -252,13 +251,13 @@ class LLMTriageEngine(TriageEngine):
         try:
             content = response.choices[0].message.content or ""
         except (AttributeError, IndexError, TypeError) as exc:
-            raise Fallback("invalid reply: no message") from exc
+            raise InvalidReply("invalid reply: no message") from exc
         try:
             answer = LLMAnswer.model_validate_json(content, context={"taxonomy": self.taxonomy})
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(str(p) for p in problem["loc"]) or "reply"
-            raise Fallback(f"invalid reply: {where}: {problem['msg']}") from exc
+            raise InvalidReply(f"invalid reply: {where}: {problem['msg']}") from exc
         return _Reply(answer, used)
 
     def _complete(self, messages: list[dict[str, str]], json_schema: bool) -> Any:
@@ -323,6 +322,37 @@ class LLMTriageEngine(TriageEngine):
             return self.ask(item)
         except Fallback as exc:
             return str(exc)
+
+
+class LLMTriageEngine(LLMClassifier, TriageEngine):
+    """The embedded engine, whose `triage` asks the LLM first.
+
+    Learning, weights, embeddings and the registry stay the embedded engine's (the
+    service and the trainer use them unchanged); only predictions differ, and any
+    prediction the LLM cannot give is the embedded model's, marked as a fallback.
+    """
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        encoder: Encoder,
+        settings: LLMSettings,
+        *,
+        few_shot: FewShot | None = None,
+        client: Any | None = None,
+        seed: int = 0,
+    ) -> None:
+        TriageEngine.__init__(self, taxonomy, encoder, seed=seed)
+        LLMClassifier.__init__(self, taxonomy, settings, few_shot=few_shot, client=client)
+
+    @property
+    def embedded_version(self) -> str:
+        return super().model_version
+
+    @property
+    def model_version(self) -> str:
+        """What this engine serves (health checks, stats): the LLM, backed by the embedded one."""
+        return f"{self.llm_version}+{self.embedded_version}"
 
     def triage_many(self, items: Sequence[FeedbackItem]) -> list[Triage]:
         if not items:

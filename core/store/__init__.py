@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from core.ports import Store
 # a locked SQLite file): an edge answers these with 503 "try again", never a silent drop.
 # ConnectionFailure covers ServerSelectionTimeoutError, AutoReconnect and NetworkTimeout.
 STORE_UNAVAILABLE: tuple[type[Exception], ...] = (ConnectionFailure, sqlite3.OperationalError)
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
 
 
 class StoreURLError(ValueError):
@@ -35,6 +41,6 @@ def open_store(url: str) -> Store:
 
         return MongoStore(url)
     raise StoreURLError(
-        f"TRIAGE_STORE_URL={url!r} is not supported: use sqlite:////absolute/path.db, "
+        f"TRIAGE_STORE_URL={safe_url(url)!r} is not supported: use sqlite:////absolute/path.db, "
         "sqlite:///relative/path.db or mongodb://host:port/database"
     )
