@@ -612,12 +612,15 @@ def run_load(
     outage_seconds: float = 30.0,
     storm_seconds: float = 10.0,
     fault_in: tuple[str, ...] = ("submissions", "reactions"),
+    settle_quiet: float = 15.0,
     progress: Progress = _quiet,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
     """The whole benchmark; returns its figures and checks (see the module docstring).
 
-    `fault_in` names the bursts the fault hits (a 429 storm only matters while posting).
+    `fault_in` names the bursts the fault hits. After the votes, the card rewrites are
+    awaited until there is one per vote, or none came for `settle_quiet` seconds (a kill
+    drops the rewrites still queued in the killed process).
     """
     if fault is not None and fault not in FAULTS:
         raise ValueError(f"fault must be one of {', '.join(FAULTS)}")
@@ -696,7 +699,7 @@ def run_load(
             # 4. after the acks: learning and card updates catch up
             progress("learning and card updates", 0, 1)
             settle = wait_updates(
-                fake, len(acked_votes), quiet=15.0, timeout=max(120.0, votes * 0.5)
+                fake, len(acked_votes), quiet=settle_quiet, timeout=max(120.0, votes * 0.5)
             )
             progress("learning and card updates", 1, 1)
             checks = verify(store_url, fake, acked_items, set(ids), acked_votes)

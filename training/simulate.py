@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.models import FeedbackItem
+from core.models import FeedbackItem, Label
 from core.ports import Encoder
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine
 from training.metrics import accuracy, macro_f1
+from training.train import fit_candidate
 
 CHECKPOINTS = (25, 50, 100, 200)
 
@@ -184,9 +185,6 @@ def simulate(
                 curve.append((done, f1_at[str(done)]))
             with_progress(done, budget)
 
-    full = TriageEngine(taxonomy, encoder, seed=seed)
-    from core.models import Label
-
     examples = [
         (
             item,
@@ -200,7 +198,7 @@ def simulate(
         )
         for item, g in zip(stream_items, gold_stream, strict=True)
     ]
-    full.learn(examples, steps=4 * taxonomy.learning.online_steps, previous=0)
+    full = fit_candidate(examples, taxonomy, encoder, seed=seed)  # what `train` would build
     full_f1 = macro_f1(gold_test, [t.category for t in full.triage_many(test_items)], labels)
     learn_ms.sort()
     return SimulationResult(

@@ -117,6 +117,9 @@ def fit_candidate(
     candidate = TriageEngine(taxonomy, encoder, seed=seed)
     batch, _ = candidate.batch([item for item, _ in training])
     candidate.heads.fit_idf(batch)
+    learning = taxonomy.learning
+    candidate.heads.learning_rate = learning.batch_learning_rate
+    candidate.heads.weight_decay = learning.batch_weight_decay
     cats, sevs = taxonomy.category_names, taxonomy.severity_names
     y_cat = np.array([cats.index(label.category) for _, label in training])
     y_sev = np.array([sevs.index(label.severity) for _, label in training])
@@ -127,6 +130,9 @@ def fit_candidate(
         done += chunk
         if progress:
             progress(done, steps)
+    # Later online updates (in a bot that loads this model) take small steps again.
+    candidate.heads.learning_rate = learning.learning_rate
+    candidate.heads.weight_decay = learning.weight_decay
     return candidate
 
 

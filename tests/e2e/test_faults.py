@@ -36,7 +36,7 @@ def assert_all_kept(figures: dict[str, Any]) -> None:
 def test_kill_9_mid_burst_then_restart_loses_nothing_and_posts_nothing_twice(
     tmp_path: Path,
 ) -> None:
-    figures = run_load(20, 20, concurrency=6, fault="kill", workdir=tmp_path)
+    figures = run_load(20, 20, concurrency=6, fault="kill", settle_quiet=3, workdir=tmp_path)
     kills = [f for f in figures["faults"] if f["fault"] == "kill -9"]
     assert [k["phase"] for k in kills] == ["submissions", "reactions"]
     # The kills really hit the bursts: senders saw connections refused and retried.

@@ -14,6 +14,7 @@ the taxonomy, an endpoint error): it is the outside world, not our code.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -40,6 +41,7 @@ from training.agentlightning.launch import (
     AglServices,
     RLSetupError,
     agl_services,
+    compose_config,
     load_datasets,
     missing_requirement,
     train_grpo,
@@ -386,3 +388,14 @@ def test_the_agent_imports_without_torch() -> None:
     )
     ran = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr[-2000:]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("verl") is None, reason="verl is not installed")
+def test_the_grpo_config_composes_onto_verl_and_agentlightning() -> None:
+    """Where verl is installed (a training box): the shipped config is valid against it."""
+    config = compose_config(DEFAULT_RL_CONFIG, ["trainer.total_epochs=1"])
+    assert config.algorithm.adv_estimator == "grpo"
+    assert config.actor_rollout_ref.rollout.name == "vllm" and config.trainer.total_epochs == 1
+    assert config.agentlightning.local.env_map[INPUT_ENV] == "input"
+    with pytest.raises(RLSetupError, match="totl_epochs"):
+        compose_config(DEFAULT_RL_CONFIG, ["trainer.totl_epochs=1"])

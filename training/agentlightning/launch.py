@@ -269,8 +269,16 @@ def train_grpo(
     from agentlightning.verl.entrypoint import run_ppo
     from omegaconf import OmegaConf
 
+    batch = int(config.data.train_batch_size)
+    if len(train_rows) < batch:
+        # verl drops an incomplete last batch: fewer rows than one batch would train nothing.
+        raise RLSetupError(
+            f"{data_dir / TRAIN_FILE} has {len(train_rows)} row(s), fewer than "
+            f"data.train_batch_size={batch}: validate more items, or --rl-set "
+            f"data.train_batch_size={len(train_rows)}"
+        )
     model = str(config.actor_rollout_ref.model.path)
-    group = int(config.data.train_batch_size) * int(config.actor_rollout_ref.rollout.n)
+    group = batch * int(config.actor_rollout_ref.rollout.n)
     with agl_services(
         model=model, run_dir=run_dir, max_rollouts=min(group, MAX_PARALLEL_ROLLOUTS)
     ) as services:
