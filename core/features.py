@@ -1,6 +1,6 @@
 """Features the model reads, and the cold-start prior that needs no labels.
 
-Numpy only: the learned heads (torch) sit on top of these in `core.backends.heads`.
+Numpy only: the learned heads sit on top of these in `core.backends.heads`.
 The prior makes a fresh install useful before anyone has validated anything: similarity
 to the taxonomy's descriptions and examples, the taxonomy's lexical cues, the website
 form type, and cheap noise signals.

@@ -187,8 +187,9 @@ class PostRecord(_Model):
 class ModelRecord(_Model):
     """A trained model in the registry: what it is, what it was trained on, how it scored.
 
-    The weights travel next to it as bytes (a torch state dict), so every process on the
-    store (bots, trainer) sees the same models and the same promoted one.
+    The weights travel next to it as bytes (the heads as an .npz archive, plus fp16 encoder
+    weights when fine-tuned), so every process on the store (bots, trainer) sees the same
+    models and the same promoted one.
     """
 
     version: str
