@@ -255,13 +255,14 @@ class TriageEngine:
             trained_before = self.heads.trained_on
             before = self._accuracy(batch, y_cat, y_sev, previous)
             focus = np.arange(previous, len(examples))
-            loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus)
+            trust = self.taxonomy.learning.online_self_trust
+            loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus, self_trust=trust)
             after = self._accuracy(batch, y_cat, y_sev, previous)
             used = steps
             for _ in range(3):
                 if not after < before:
                     break
-                loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus)
+                loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus, self_trust=trust)
                 after = self._accuracy(batch, y_cat, y_sev, previous)
                 used += steps
             if after < before:

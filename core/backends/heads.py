@@ -71,8 +71,13 @@ class _Head:
         weight: np.ndarray,
         learning_rate: float,
         weight_decay: float,
+        self_trust: float = 0.0,
     ) -> float:
         """One Adam step on the weighted mean cross-entropy plus an L2 penalty.
+
+        `self_trust` > 0 blends the model's own belief into the target (soft bootstrapping,
+        Reed et al. 2015): a label the model strongly doubts pulls less, so one mistaken
+        validation is not memorised as hard as a right one.
 
         `lex` has one column per n-gram in `touched` (the ones these texts contain): only
         those rows of the n-gram weights move (a lazy, sparse Adam), so a step costs what
@@ -86,9 +91,13 @@ class _Head:
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         rows = np.arange(len(targets))
         share = weight / weight.sum()
-        loss = float(-(log_probs[rows, targets] * share).sum())
-        grad_logits = np.exp(log_probs)
-        grad_logits[rows, targets] -= 1.0
+        probs = np.exp(log_probs)
+        target = np.zeros_like(probs)
+        target[rows, targets] = 1.0
+        if self_trust:
+            target = (1 - self_trust) * target + self_trust * probs
+        loss = float(-((target * log_probs).sum(axis=1) * share).sum())
+        grad_logits = probs - target
         grad_logits = (grad_logits * share[:, None]).astype(np.float32)
         grads = {
             "dense": emb.T @ grad_logits + 2 * weight_decay * self.dense,
@@ -204,6 +213,7 @@ class LinearHeads:
         focus: np.ndarray | None = None,
         max_batch: int = 256,
         seed: int = 0,
+        self_trust: float = 0.0,
     ) -> float:
         """Adam steps from the current weights (warm start); returns the last loss.
 
@@ -237,6 +247,7 @@ class LinearHeads:
                 weight,
                 self.learning_rate,
                 self.weight_decay,
+                self_trust,
             )
             loss += self.severity.step(
                 *inputs,
@@ -245,6 +256,7 @@ class LinearHeads:
                 weight,
                 self.learning_rate,
                 self.weight_decay,
+                self_trust,
             )
         self.trained_on = n
         return loss
