@@ -37,6 +37,41 @@ from core.triage import LearnReport, TriageEngine
 WEIGHTS_TTL_SECONDS = 30.0
 
 
+def make_item(
+    taxonomy: Taxonomy,
+    raw: str | bytes,
+    *,
+    source: str = "cli",
+    item_id: str | None = None,
+    external_ref: str | None = None,
+    form_type: str | None = None,
+    page: str | None = None,
+    rating: float | None = None,
+    metadata: dict[str, Any] | None = None,
+    received_at: datetime | None = None,
+) -> FeedbackItem:
+    """Check and redact inbound text; raises governance.InputError with a clear reason.
+
+    A function as well as a service method so offline evaluation builds items exactly as
+    the bot does, without a store."""
+    text = clean_text(raw, taxonomy.triage.max_text_bytes)
+    redaction = redact(text)
+    key = external_ref or text
+    return FeedbackItem(
+        id=item_id or stable_id("fb", source, key),
+        text=text,
+        redacted_text=redaction.text,
+        pii_kinds=redaction.kinds,
+        source=source,
+        external_ref=external_ref,
+        form_type=form_type.strip().lower() if form_type else None,
+        page=page or None,
+        rating=rating,
+        metadata=metadata or {},
+        received_at=received_at or utcnow(),
+    )
+
+
 class UnknownItemError(LookupError):
     """A vote or lookup for an item id the store has never seen."""
 
@@ -105,36 +140,9 @@ class TriageService:
         self._weights_generation = 0  # bumped on every invalidation
 
     # -- intake ----------------------------------------------------------------------------
-    def make_item(
-        self,
-        raw: str | bytes,
-        *,
-        source: str = "cli",
-        item_id: str | None = None,
-        external_ref: str | None = None,
-        form_type: str | None = None,
-        page: str | None = None,
-        rating: float | None = None,
-        metadata: dict[str, Any] | None = None,
-        received_at: datetime | None = None,
-    ) -> FeedbackItem:
+    def make_item(self, raw: str | bytes, **facts: Any) -> FeedbackItem:
         """Check and redact inbound text; raises governance.InputError with a clear reason."""
-        text = clean_text(raw, self.taxonomy.triage.max_text_bytes)
-        redaction = redact(text)
-        key = external_ref or text
-        return FeedbackItem(
-            id=item_id or stable_id("fb", source, key),
-            text=text,
-            redacted_text=redaction.text,
-            pii_kinds=redaction.kinds,
-            source=source,
-            external_ref=external_ref,
-            form_type=form_type.strip().lower() if form_type else None,
-            page=page or None,
-            rating=rating,
-            metadata=metadata or {},
-            received_at=received_at or utcnow(),
-        )
+        return make_item(self.taxonomy, raw, **facts)
 
     def submit(self, item: FeedbackItem) -> tuple[Triage, bool]:
         """Store, then triage. Returns (triage, is_new); a known item keeps its first triage."""

@@ -17,9 +17,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.governance import clean_text, redact
 from core.models import FeedbackItem, Label
 from core.ports import Encoder
+from core.service import make_item
 from core.taxonomy import Taxonomy
 from training.metrics import mcc, report
 from training.train import fit_candidate
@@ -33,6 +33,17 @@ Progress = Callable[[str, int, int], None]
 SPAM_LABEL = "noise"  # the label MCC is reported for (spam against the rest)
 
 
+def gold_label(item_id: str, category: str, taxonomy: Taxonomy) -> Label:
+    """A label as if one reviewer had validated the item with the data set's answer."""
+    return Label(
+        item_id=item_id,
+        category=category,
+        severity=taxonomy.lowest_severity,
+        reviewers=["gold"],
+        agreement=1.0,
+    )
+
+
 def examples_from_rows(
     rows: Sequence[dict[str, Any]], taxonomy: Taxonomy, label_field: str, prefix: str
 ) -> list[Example]:
@@ -40,22 +51,11 @@ def examples_from_rows(
     out = []
     limit = taxonomy.triage.max_text_bytes
     for i, row in enumerate(rows):
-        text = clean_text(row["text"].encode("utf-8")[:limit].decode("utf-8", "ignore"), limit)
-        item = FeedbackItem(
-            id=f"{prefix}-{i}",
-            text=text,
-            redacted_text=redact(text).text,
-            source="file",
-            form_type=row.get("form_type"),
+        text = row["text"].encode("utf-8")[:limit].decode("utf-8", "ignore")
+        item = make_item(
+            taxonomy, text, source="file", item_id=f"{prefix}-{i}", form_type=row.get("form_type")
         )
-        label = Label(
-            item_id=item.id,
-            category=str(row[label_field]),
-            severity=taxonomy.lowest_severity,
-            reviewers=["gold"],
-            agreement=1.0,
-        )
-        out.append((item, label))
+        out.append((item, gold_label(item.id, str(row[label_field]), taxonomy)))
     return out
 
 

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.models import FeedbackItem, Label
+from core.models import FeedbackItem
 from core.ports import Encoder
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine
+from training.evaluate import gold_label
 from training.metrics import accuracy, macro_f1
 from training.train import fit_candidate
 
@@ -186,16 +187,7 @@ def simulate(
             with_progress(done, budget)
 
     examples = [
-        (
-            item,
-            Label(
-                item_id=item.id,
-                category=g,
-                severity=taxonomy.lowest_severity,
-                reviewers=["gold"],
-                agreement=1.0,
-            ),
-        )
+        (item, gold_label(item.id, g, taxonomy))
         for item, g in zip(stream_items, gold_stream, strict=True)
     ]
     full = fit_candidate(examples, taxonomy, encoder, seed=seed)  # what `train` would build

@@ -261,30 +261,31 @@ class LinearHeads:
         self.trained_on = n
         return loss
 
-    def state_bytes(self) -> bytes:
-        """Weights as an .npz archive: plain arrays, nothing executable on load."""
-        arrays: dict[str, Any] = {"idf": self.idf}
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Every learned array by name: what is saved, and what a load must match."""
+        arrays = {"idf": self.idf}
         for name, head in (("category", self.category), ("severity", self.severity)):
             for param in _Head.PARAMS:
                 arrays[f"{name}.{param}"] = getattr(head, param)
+        return arrays
+
+    def state_bytes(self) -> bytes:
+        """Weights as an .npz archive: plain arrays, nothing executable on load."""
+        arrays: dict[str, Any] = self._arrays()
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         return buffer.getvalue()
 
     def load_state_bytes(self, data: bytes) -> None:
         try:
-            arrays = np.load(io.BytesIO(data), allow_pickle=False)
-            loaded = {key: arrays[key] for key in arrays.files}
+            archive = np.load(io.BytesIO(data), allow_pickle=False)
+            loaded = {key: archive[key] for key in archive.files}
         except (ValueError, OSError) as exc:
             raise ValueError(
                 "saved with another feature set or damaged: retrain with `triage-bot train`"
             ) from exc
-        expected = {"idf": self.idf.shape}
-        for name, head in (("category", self.category), ("severity", self.severity)):
-            for param in _Head.PARAMS:
-                expected[f"{name}.{param}"] = getattr(head, param).shape
-        for key, shape in expected.items():
-            if key not in loaded or loaded[key].shape != shape:
+        for key, current in self._arrays().items():
+            if key not in loaded or loaded[key].shape != current.shape:
                 raise ValueError(
                     f"saved weights do not fit this model ({key}): retrain with `triage-bot train`"
                 )
