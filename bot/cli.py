@@ -411,8 +411,9 @@ FinetuneOption = Annotated[
     bool | None,
     typer.Option(
         "--finetune/--no-finetune",
-        help="Fine-tune the sentence encoder end to end before fitting the heads "
-        "(default: on with --device cuda, else off).",
+        help="Fine-tune the sentence encoder end to end before fitting the heads (default: "
+        "when there are [learning] finetune_min_examples labelled items to train on, or "
+        "always with --device cuda).",
     ),
 ]
 DeviceOption = Annotated[
@@ -433,6 +434,14 @@ PrecisionOption = Annotated[
         "--precision", help="Fine-tuning: auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16."
     ),
 ]
+TimeBudgetOption = Annotated[
+    float | None,
+    typer.Option(
+        "--time-budget",
+        help="Fine-tuning: minutes it may take; fewer epochs when the data needs more "
+        "(default: [learning] finetune_minutes; 0 = no limit).",
+    ),
+]
 
 
 def finetune_config(
@@ -444,18 +453,27 @@ def finetune_config(
     lr: float,
     head_lr: float,
     precision: str,
+    time_budget: float | None,
 ) -> Any:
-    """The fine-tuning config the options ask for, or None for heads-only training (the
-    fast default on a CPU). Bad values and a missing GPU are one line, before any work."""
+    """The fine-tuning config the options ask for, or None for heads-only training.
+
+    Left to itself (no --finetune/--no-finetune), fine-tuning is on with CUDA, and on a CPU
+    once there are enough labels for it to pay (the config's `min_examples`). Bad values
+    and a missing GPU are one line, before any work."""
+    from core.taxonomy import load_taxonomy
     from training.finetune import FinetuneConfig, check_device
 
-    if finetune is None:
-        finetune = device is not None and device.startswith("cuda")
+    learning = load_taxonomy(Settings.from_env().config_path).learning
+    cuda = device is not None and device.startswith("cuda")
+    if time_budget is None:
+        time_budget = learning.finetune_minutes
     try:
         if device is not None:
             check_device(device)
-        if not finetune:
+        if finetune is False:
             return None
+        if time_budget < 0:
+            raise ValueError("--time-budget must be 0 (no limit) or positive (minutes)")
         return FinetuneConfig(
             device=device or "cpu",
             epochs=epochs,
@@ -464,6 +482,8 @@ def finetune_config(
             lr=lr,
             head_lr=head_lr,
             precision=precision,
+            min_examples=0 if finetune or cuda else learning.finetune_min_examples,
+            time_budget=time_budget * 60 if time_budget else None,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -484,6 +504,7 @@ def train(
     lr: LrOption = 5e-5,
     head_lr: HeadLrOption = 2e-3,
     precision: PrecisionOption = "auto",
+    time_budget: TimeBudgetOption = None,
     algo: Annotated[
         str,
         typer.Option(
@@ -504,8 +525,9 @@ def train(
 ) -> None:
     """Retrain from every label; promote the candidate only if it is not worse.
 
-    With --finetune (or --device cuda) the sentence encoder is fine-tuned too, and the
-    saved model carries its weights. With --algo grpo, the LLM policy is trained with
+    Once there are enough labels ([learning] finetune_min_examples, or always with --device
+    cuda or --finetune) the sentence encoder is fine-tuned too, within --time-budget, and
+    the saved model carries its weights. With --algo grpo, the LLM policy is trained with
     Agent Lightning on the exported validations instead (README, "Agent Lightning (RL)")."""
     if algo == "grpo":
         from rich.markup import escape
@@ -526,7 +548,7 @@ def train(
     if not 0.0 <= holdout < 1.0:
         raise fail("--holdout must be in [0, 1)")
     tuning = finetune_config(
-        finetune, device, epochs, batch_size, max_length, lr, head_lr, precision
+        finetune, device, epochs, batch_size, max_length, lr, head_lr, precision, time_budget
     )
     with components(store, warm_start=False) as c, Progress(console=err, transient=True) as bar:
         task = bar.add_task("training", total=steps)
@@ -643,11 +665,13 @@ def evaluate(
     lr: LrOption = 5e-5,
     head_lr: HeadLrOption = 2e-3,
     precision: PrecisionOption = "auto",
+    time_budget: TimeBudgetOption = None,
 ) -> None:
     """Train the production model on labelled data and score it: macro-F1, per class,
     confusion matrix, per group, training time and peak memory.
 
-    --finetune (or --device cuda) fine-tunes the encoder in every fold, as `train` would."""
+    Each fold fine-tunes the encoder when `train` would (enough labels, --finetune or
+    --device cuda), with the same time budget."""
     from rich.progress import Progress
 
     from bot.app import default_encoder
@@ -657,7 +681,7 @@ def evaluate(
     if (test_file is None) == (cv is None):
         raise fail("give either --test FILE or --cv K")
     tuning = finetune_config(
-        finetune, device, epochs, batch_size, max_length, lr, head_lr, precision
+        finetune, device, epochs, batch_size, max_length, lr, head_lr, precision, time_budget
     )
     try:
         paths = [train_file] if test_file is None else [train_file, test_file]

@@ -60,6 +60,8 @@ class LearningSettings(_Strict):
     batch_learning_rate: float = Field(default=0.05, gt=0.0, le=10.0)
     batch_weight_decay: float = Field(default=1e-4, ge=0.0)
     lexical_buckets: int = Field(default=131072, ge=1024)
+    finetune_min_examples: int = Field(default=300, ge=0)
+    finetune_minutes: float = Field(default=10.0, gt=0.0)
 
 
 FieldPaths = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]

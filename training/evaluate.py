@@ -107,9 +107,10 @@ def _fit_predict(
     progress: Progress | None,
     stage: str,
     finetune: FinetuneConfig | None = None,
-) -> tuple[list[str], float]:
-    """Predictions on `test` of the model `train` would promote, and its training time
-    (fine-tuning included). `stage` prefixes the progress line (e.g. "fold 2/5")."""
+) -> tuple[list[str], float, dict[str, Any] | None]:
+    """Predictions on `test` of the model `train` would promote, its training time
+    (fine-tuning included) and what fine-tuning did, if `train` would have fine-tuned.
+    `stage` prefixes the progress line (e.g. "fold 2/5")."""
 
     def on_step(done: int, total: int) -> None:
         if progress:
@@ -120,16 +121,19 @@ def _fit_predict(
             progress(f"{stage}: {what}", done, total)
 
     started = time.perf_counter()
-    if finetune is None:
+    tuned: dict[str, Any] | None = None
+    if finetune is None or not finetune.applies(len(train)):
         model = fit_candidate(train, taxonomy, encoder, steps=steps, seed=seed, progress=on_step)
     else:
         from training.finetune import fit_finetuned
 
-        model, _ = fit_finetuned(
+        model, report = fit_finetuned(
             train, taxonomy, encoder, finetune, steps=steps, seed=seed, progress=on_phase
         )
+        tuned = finetune.as_dict() | report.as_dict()
     seconds = time.perf_counter() - started
-    return [t.category for t in model.triage_many([item for item, _ in test])], seconds
+    predicted = [t.category for t in model.triage_many([item for item, _ in test])]
+    return predicted, seconds, tuned
 
 
 def evaluate(
@@ -149,7 +153,7 @@ def evaluate(
     labels = taxonomy.category_names
     train = examples_from_rows(train_rows, taxonomy, label_field, "train")
     test = examples_from_rows(test_rows, taxonomy, label_field, "test")
-    predicted, seconds = _fit_predict(
+    predicted, seconds, tuned = _fit_predict(
         train, test, taxonomy, encoder, steps, seed, progress, "training", finetune
     )
     gold = [label.category for _, label in test]
@@ -158,7 +162,7 @@ def evaluate(
         "n_test": len(test),
         "train_seconds": round(seconds, 1),
         "peak_rss_mb": peak_rss_mb(),
-        "finetune": finetune.as_dict() if finetune else None,
+        "finetune": tuned,  # None: heads only (too few labels, or --no-finetune)
     }
     if group_by:
         out |= _grouped(gold, predicted, [str(r.get(group_by, "")) for r in test_rows], labels)
@@ -209,13 +213,16 @@ def cross_validate(
     predicted: list[str] = [""] * len(rows)
     fold_f1: list[float] = []
     seconds: list[float] = []
+    tuned: list[dict[str, Any]] = []
     for number, fold in enumerate(folds(gold, k, seed), start=1):
         held = set(fold)
         train = [e for i, e in enumerate(examples) if i not in held]
         test = [examples[i] for i in fold]
-        fold_predictions, took = _fit_predict(
+        fold_predictions, took, fold_tuning = _fit_predict(
             train, test, taxonomy, encoder, steps, seed, progress, f"fold {number}/{k}", finetune
         )
+        if fold_tuning:
+            tuned.append(fold_tuning)
         for i, p in zip(fold, fold_predictions, strict=True):
             predicted[i] = p
         fold_f1.append(report([gold[i] for i in fold], fold_predictions, labels)["macro_f1"])
@@ -228,7 +235,8 @@ def cross_validate(
         "n": len(rows),
         "train_seconds": round(sum(seconds) / k, 1),
         "peak_rss_mb": peak_rss_mb(),
-        "finetune": finetune.as_dict() if finetune else None,
+        # The first fold's fine-tuning (config and report) and how many folds fine-tuned.
+        "finetune": tuned[0] | {"folds": len(tuned)} if tuned else None,
     }
     if group_by:
         out |= _grouped(gold, predicted, [str(r.get(group_by, "")) for r in rows], labels)

@@ -53,6 +53,17 @@ class FinetuneConfig:
     warmup: float = 0.1  # share of the steps with a rising learning rate
     precision: str = "auto"  # auto: bf16 (else fp16) on CUDA, fp32 on the CPU
     severity_weight: float = 0.5  # the promotion gate reads the category: it leads the loss
+    # Fewer training examples than this: heads only (a few hundred labels are where tuning
+    # the encoder starts to pay; below, it mostly overfits). 0 = always fine-tune.
+    min_examples: int = 0
+    # Seconds the fine-tuning loop may take (None: no limit). Measured on the first steps,
+    # the plan shrinks to what fits, with the learning-rate schedule rescaled to match, so
+    # a growing store keeps `train` within the time a team allots it on a CPU.
+    time_budget: float | None = None
+
+    def applies(self, examples: int) -> bool:
+        """Whether to fine-tune on this many training examples."""
+        return examples >= self.min_examples
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -63,6 +74,10 @@ class FinetuneConfig:
             raise ValueError("learning rates must be positive")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError("--time-budget must be positive (minutes)")
+        if self.min_examples < 0:
+            raise ValueError("min_examples must be at least 0")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +88,8 @@ class FinetuneReport:
     """What a fine-tuning run did: shown by the CLI and kept in the model's config."""
 
     steps: int
+    planned_steps: int  # epochs x batches; more than `steps` when the time budget cut it
+    epochs_done: float
     seconds: float
     loss: float  # mean training loss over the last epoch
     device: str
@@ -81,6 +98,21 @@ class FinetuneReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+BUDGET_PROBE_STEPS = 6  # steps timed before the plan is fitted to the time budget
+
+
+def _fit_to_budget(plan: dict[str, int], config: FinetuneConfig, done: int, took: float) -> None:
+    """Shrink the plan to the steps that fit `config.time_budget`, judged by the steps
+    after the first; the schedule reads `plan`, so the learning rate still decays to zero
+    at the (new) last step rather than stopping at full speed."""
+    assert config.time_budget is not None
+    per_step = took / max(1, done - 1)
+    affordable = int(config.time_budget / per_step) if per_step > 0 else plan["total"]
+    if affordable < plan["total"]:
+        plan["total"] = max(done + 1, affordable)
+        plan["warmup"] = min(plan["warmup"], max(1, int(config.warmup * plan["total"])))
 
 
 def check_device(name: str) -> str:
@@ -179,10 +211,11 @@ def finetune_encoder(
     except (RuntimeError, TypeError):  # an older torch or a device without the fused kernel
         optimiser = torch.optim.AdamW(groups, lr=config.lr)
     per_epoch = math.ceil(len(texts) / config.batch_size)
-    total = config.epochs * per_epoch
-    warmup = max(1, int(config.warmup * total))
+    planned = config.epochs * per_epoch
+    plan = {"total": planned, "warmup": max(1, int(config.warmup * planned))}
 
     def schedule(step: int) -> float:
+        total, warmup = plan["total"], plan["warmup"]
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, (total - step) / max(1, total - warmup))
@@ -193,11 +226,13 @@ def finetune_encoder(
     functional = torch.nn.functional
     generator = torch.Generator().manual_seed(seed)
     transformer.train()
-    step, epoch_loss = 0, 0.0
+    step, epoch_loss, probe_started = 0, 0.0, time.perf_counter()
     for epoch in range(config.epochs):
         order = torch.randperm(len(texts), generator=generator).tolist()
         losses: list[Any] = []
         for start in range(0, len(order), config.batch_size):
+            if step >= plan["total"]:
+                break
             rows = order[start : start + config.batch_size]
             batch = tokenizer(
                 [texts[i] for i in rows],
@@ -230,14 +265,23 @@ def finetune_encoder(
             scheduler.step()
             losses.append(loss.detach())
             step += 1
+            if step == 1:  # the first step pays one-off costs: time the ones after it
+                probe_started = time.perf_counter()
+            elif step == BUDGET_PROBE_STEPS and config.time_budget is not None:
+                _fit_to_budget(plan, config, step, time.perf_counter() - probe_started)
             if progress:
-                progress(f"fine-tuning, epoch {epoch + 1}/{config.epochs}", step, total)
-        epoch_loss = float(torch.stack(losses).mean())  # one device sync per epoch
+                progress(f"fine-tuning, epoch {epoch + 1}/{config.epochs}", step, plan["total"])
+        if losses:
+            epoch_loss = float(torch.stack(losses).mean())  # one device sync per epoch
+        if step >= plan["total"]:
+            break
     transformer.eval()
     state = bundle.half(transformer.state_dict())
     tuned.load_weights(state)  # the fp16-rounded weights: what a bot will load
     report = FinetuneReport(
-        steps=total,
+        steps=step,
+        planned_steps=planned,
+        epochs_done=round(step / per_epoch, 2),
         seconds=round(time.perf_counter() - started, 2),
         loss=round(epoch_loss, 4),
         device=device,

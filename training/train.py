@@ -149,8 +149,9 @@ def train(
     finetune: FinetuneConfig | None = None,
     finetune_progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
-    """`finetune` fine-tunes the encoder on the training slice first (`training.finetune`);
-    the candidate then carries its encoder weights into the registry."""
+    """`finetune` fine-tunes the encoder on the training slice first (`training.finetune`)
+    when it has the config's `min_examples`; the candidate then carries its encoder weights
+    into the registry."""
     started = time.perf_counter()
     examples = [
         (item, label)
@@ -165,7 +166,7 @@ def train(
         training, evaluation = examples, []
 
     tuning: dict[str, Any] | None = None
-    if finetune is None:
+    if finetune is None or not finetune.applies(len(training)):
         candidate = fit_candidate(
             training, taxonomy, encoder, steps=steps, seed=seed, progress=progress
         )

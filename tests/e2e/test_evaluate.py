@@ -56,6 +56,7 @@ def test_cross_validation_reports_consistent_figures_per_group(tmp_path: Path) -
     assert out["macro_f1"] > 0.4  # learnt something: six classes, chance is about 0.17
     assert {g: v["n"] for g, v in out["groups"].items()} == {"first": 27, "second": 27}
     assert out["train_seconds"] > 0 and out["peak_rss_mb"] > 100
+    assert out["finetune"] is None  # 36 labels per fold: below finetune_min_examples
 
 
 @pytest.mark.slow

@@ -167,3 +167,54 @@ def test_eval_finetune_scores_a_finetuned_model(tmp_path: Path) -> None:
     assert out["n_train"] == 12 and out["n_test"] == 8 and 0.0 <= out["macro_f1"] <= 1.0
     assert out["finetune"]["epochs"] == 1 and out["finetune"]["max_length"] == 16
     assert default_encoder().tuned_weights is None  # type: ignore[attr-defined]
+
+
+def test_time_budget_cuts_the_plan_and_still_decays_the_learning_rate() -> None:
+    """A budget smaller than the plan: fewer steps, reported as such, and the encoder is
+    still tuned (the schedule reaches zero at the new last step instead of stopping hot)."""
+    from training.evaluate import examples_from_rows
+    from training.finetune import BUDGET_PROBE_STEPS, FinetuneConfig, finetune_encoder
+
+    taxonomy = load_taxonomy()
+    rows = [{"text": r["text"], "category": r["category"]} for r in EXAMPLES[:40]]
+    examples = examples_from_rows(rows, taxonomy, "category", "budget")
+    config = FinetuneConfig(epochs=2, batch_size=2, max_length=16, time_budget=1e-3)
+    tuned, report = finetune_encoder(examples, taxonomy, default_encoder(), config)
+    assert report.planned_steps == 40 and report.steps == BUDGET_PROBE_STEPS + 1
+    assert report.epochs_done == pytest.approx((BUDGET_PROBE_STEPS + 1) / 20)
+    assert tuned.tuned_weights is not None
+    unlimited = FinetuneConfig(epochs=1, batch_size=8, max_length=16, time_budget=None)
+    assert finetune_encoder(examples, taxonomy, default_encoder(), unlimited)[1].steps == 5
+    with pytest.raises(ValueError, match="time-budget"):
+        FinetuneConfig(time_budget=0)
+
+
+@pytest.mark.parametrize(
+    ("minimum", "flag", "tuned"),
+    [(10, None, True), (13, None, False), (13, "--finetune", True), (10, "--no-finetune", False)],
+)
+def test_eval_fine_tunes_when_train_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minimum: int, flag: str | None, tuned: bool
+) -> None:
+    """Without --finetune/--no-finetune, fine-tuning follows the config's
+    `finetune_min_examples`: on with enough labels to train on (12 here), off below."""
+    config = (REPO / "config" / "default.toml").read_text()
+    assert "finetune_min_examples = 300" in config
+    team = tmp_path / "team.toml"
+    team.write_text(
+        config.replace("finetune_min_examples = 300", f"finetune_min_examples = {minimum}")
+    )
+    monkeypatch.setenv("TRIAGE_CONFIG", str(team))
+    for name, rows in (("a", EXAMPLES[:12]), ("b", EXAMPLES[40:44])):
+        lines = [json.dumps({"text": r["text"], "label": r["category"]}) for r in rows]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(lines))
+    args = ["eval", "--train", str(tmp_path / "a.jsonl"), "--test", str(tmp_path / "b.jsonl")]
+    args += ["--label-field", "label", "--epochs", "1", "--batch-size", "8", "--max-length", "16"]
+    args += ["--steps", "10", "--json"] + ([flag] if flag else [])
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    if tuned:
+        assert out["finetune"]["steps"] == 2 and out["finetune"]["time_budget"] == 600.0
+    else:
+        assert out["finetune"] is None
