@@ -472,8 +472,6 @@ def finetune_config(
             check_device(device)
         if finetune is False:
             return None
-        if time_budget < 0:
-            raise ValueError("--time-budget must be 0 (no limit) or positive (minutes)")
         return FinetuneConfig(
             device=device or "cpu",
             epochs=epochs,
@@ -483,7 +481,7 @@ def finetune_config(
             head_lr=head_lr,
             precision=precision,
             min_examples=0 if finetune or cuda else learning.finetune_min_examples,
-            time_budget=time_budget * 60 if time_budget else None,
+            time_budget=time_budget * 60 if time_budget else None,  # 0: no limit
         )
     except ValueError as exc:
         raise fail(str(exc)) from None

@@ -75,7 +75,7 @@ class FinetuneConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError("--time-budget must be positive (minutes)")
+            raise ValueError("--time-budget must be positive minutes (0: no limit)")
         if self.min_examples < 0:
             raise ValueError("min_examples must be at least 0")
 
