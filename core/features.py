@@ -53,6 +53,49 @@ def lexical_counts(text: str, buckets: int) -> tuple[np.ndarray, np.ndarray]:
     return unique, counts.astype(np.float32)
 
 
+# What a sentence encoder should not spend its few hundred tokens on (see `encoder_view`).
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+_CODE_FENCE = re.compile(r"```[^\n]*\n?(.*?)(?:```|$)", re.S)
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\((?:https?://)?[^)]*\)")
+_URL = re.compile(r"https?://([^/\s)>\]]+)[^\s)>\]]*")
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^>\n]*>")
+_NO_RESPONSE = re.compile(r"^\s*#{1,6}[^\n]*\n+\s*_No response_\s*$|_No response_", re.M)
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]*", re.M)
+_EMPHASIS = re.compile(r"\*\*|`")
+_BLANKS = re.compile(r"[ \t\r\f\v]+")
+_EMPTY_LINES = re.compile(r" ?\n\s*")
+
+
+def _code_stub(match: re.Match[str]) -> str:
+    first = match.group(1).strip().split("\n", 1)[0][:80].strip()
+    return f"\n[code: {first}]\n"
+
+
+def encoder_view(text: str) -> str:
+    """The text as the sentence encoder reads it: markup and template boilerplate out.
+
+    The encoder reads only the first few hundred tokens, and issue templates, form HTML and
+    pasted logs spend them on nothing (a VS Code bug report opens with eight HTML comments).
+    HTML comments, images and tags go; code blocks shrink to their first line; links keep
+    their text and host; empty template sections and markdown markup go. The lexical
+    features keep reading the raw text, where a template's name is a useful signal.
+    Plain feedback comes back as it was (whitespace aside).
+    """
+    view = _HTML_COMMENT.sub(" ", text)
+    view = _CODE_FENCE.sub(_code_stub, view)
+    view = _IMAGE.sub(" [image] ", view)
+    view = _LINK.sub(r"\1", view)
+    view = _URL.sub(r"\1", view)
+    view = _HTML_TAG.sub(" ", view)
+    view = _NO_RESPONSE.sub("", view)
+    view = _HEADING.sub("", view)
+    view = _EMPHASIS.sub("", view)
+    view = _BLANKS.sub(" ", view)
+    view = _EMPTY_LINES.sub("\n", view).strip()
+    return view or " ".join(text.split())
+
+
 def _cue_pattern(cues: list[str]) -> re.Pattern[str] | None:
     if not cues:
         return None

@@ -16,7 +16,7 @@ import numpy as np
 from core.actions import suggest_action
 from core.backends import bundle
 from core.backends.heads import Batch, LinearHeads
-from core.features import ColdStartPrior, lexical_counts, softmax
+from core.features import ColdStartPrior, encoder_view, lexical_counts, softmax
 from core.models import FeedbackItem, FieldConfidence, Label, Triage
 from core.ports import Encoder, TunableEncoder
 from core.taxonomy import Taxonomy
@@ -114,7 +114,7 @@ class TriageEngine:
         return item.redacted_text[: self.taxonomy.triage.model_text_chars]
 
     def embed(self, items: Sequence[FeedbackItem]) -> np.ndarray:
-        return self.encoder.encode([self._model_text(item) for item in items])
+        return self.encoder.encode([encoder_view(self._model_text(item)) for item in items])
 
     def batch(self, items: Sequence[FeedbackItem]) -> tuple[Batch, list[list[str]]]:
         """Model inputs for items, from the feature cache where possible.
@@ -130,7 +130,7 @@ class TriageEngine:
             missing = [i for i, key in enumerate(keys) if key not in self._features]
         if missing:
             texts = [keys[i][0] for i in missing]
-            embeddings = self.encoder.encode(texts)
+            embeddings = self.encoder.encode([encoder_view(text) for text in texts])
             prior = prior_model.score(texts, embeddings, [keys[i][1] for i in missing])
             buckets = self.taxonomy.learning.lexical_buckets
             with self._lock:

@@ -24,6 +24,7 @@ from typing import Any
 
 from core.backends import bundle
 from core.backends.embedded import MiniLMEncoder
+from core.features import encoder_view
 from core.models import FeedbackItem, Label
 from core.ports import Encoder
 from core.taxonomy import Taxonomy
@@ -147,8 +148,8 @@ def _autocast(precision: str, device: str) -> tuple[Any, bool]:
 
 
 def model_text(item: FeedbackItem, taxonomy: Taxonomy) -> str:
-    """What the engine embeds for an item (`TriageEngine._model_text`): train on the same."""
-    return item.redacted_text[: taxonomy.triage.model_text_chars]
+    """What the engine embeds for an item (`TriageEngine.embed`): train on the same."""
+    return encoder_view(item.redacted_text[: taxonomy.triage.model_text_chars])
 
 
 def pooled(transformer: Any, batch: Mapping[str, Any]) -> Any:
