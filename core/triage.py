@@ -29,6 +29,16 @@ def margin(probabilities: np.ndarray) -> np.ndarray:
     return ordered[..., -1] - ordered[..., -2]
 
 
+def model_text(item: FeedbackItem, taxonomy: Taxonomy) -> str:
+    """The part of an item the model reads (n-grams and cues see it raw)."""
+    return item.redacted_text[: taxonomy.triage.model_text_chars]
+
+
+def encoder_text(item: FeedbackItem, taxonomy: Taxonomy) -> str:
+    """What the sentence encoder reads for an item; fine-tuning trains on exactly this."""
+    return encoder_view(model_text(item, taxonomy))
+
+
 @dataclass(frozen=True)
 class _Features:
     embedding: np.ndarray
@@ -110,11 +120,8 @@ class TriageEngine:
             tuned = self.encoder.tuned_weights if isinstance(self.encoder, TunableEncoder) else None
             return bundle.pack(self.heads.state_bytes(), tuned)
 
-    def _model_text(self, item: FeedbackItem) -> str:
-        return item.redacted_text[: self.taxonomy.triage.model_text_chars]
-
     def embed(self, items: Sequence[FeedbackItem]) -> np.ndarray:
-        return self.encoder.encode([encoder_view(self._model_text(item)) for item in items])
+        return self.encoder.encode([encoder_text(item, self.taxonomy) for item in items])
 
     def batch(self, items: Sequence[FeedbackItem]) -> tuple[Batch, list[list[str]]]:
         """Model inputs for items, from the feature cache where possible.
@@ -124,7 +131,7 @@ class TriageEngine:
         and the review queue rescores every open item, both from this cache. (They do
         depend on the encoder's weights: `load` empties the cache when those change.)
         """
-        keys = [(self._model_text(item), item.form_type) for item in items]
+        keys = [(model_text(item, self.taxonomy), item.form_type) for item in items]
         with self._lock:
             generation, prior_model = self._generation, self.prior
             missing = [i for i, key in enumerate(keys) if key not in self._features]

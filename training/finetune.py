@@ -24,11 +24,10 @@ from typing import Any
 
 from core.backends import bundle
 from core.backends.embedded import MiniLMEncoder
-from core.features import encoder_view
 from core.models import FeedbackItem, Label
 from core.ports import Encoder
 from core.taxonomy import Taxonomy
-from core.triage import TriageEngine
+from core.triage import TriageEngine, encoder_text
 
 Example = tuple[FeedbackItem, Label]
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -147,11 +146,6 @@ def _autocast(precision: str, device: str) -> tuple[Any, bool]:
     return torch.bfloat16, False
 
 
-def model_text(item: FeedbackItem, taxonomy: Taxonomy) -> str:
-    """What the engine embeds for an item (`TriageEngine.embed`): train on the same."""
-    return encoder_view(item.redacted_text[: taxonomy.triage.model_text_chars])
-
-
 def pooled(transformer: Any, batch: Mapping[str, Any]) -> Any:
     """Mean of the token vectors over the attention mask, L2-normalised: the encoder's
     Pooling + Normalize modules, in fp32 whatever the autocast dtype."""
@@ -187,7 +181,7 @@ def finetune_encoder(
     torch.manual_seed(seed)
     tuned = encoder.fork(device=device)
     transformer, tokenizer = tuned.transformer, tuned.tokenizer
-    texts = [model_text(item, taxonomy) for item, _ in examples]
+    texts = [encoder_text(item, taxonomy) for item, _ in examples]
     cats, sevs = taxonomy.category_names, taxonomy.severity_names
     y_cat = torch.tensor([cats.index(label.category) for _, label in examples], device=device)
     y_sev = torch.tensor([sevs.index(label.severity) for _, label in examples], device=device)

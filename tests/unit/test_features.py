@@ -62,3 +62,26 @@ def test_unclosed_comment_and_fence_end_at_the_text_end() -> None:
     assert encoder_view("Crash on start\n```\nTraceback (most recent call last)") == (
         "Crash on start\n[code: Traceback (most recent call last)]"
     )
+
+
+def test_the_engine_embeds_the_view_and_reads_n_grams_from_the_raw_text() -> None:
+    import numpy as np
+
+    from bot.app import default_encoder
+    from core.features import lexical_counts
+    from core.service import make_item
+    from core.taxonomy import load_taxonomy
+    from core.triage import TriageEngine, encoder_text
+
+    taxonomy = load_taxonomy()
+    encoder = default_encoder()
+    item = make_item(taxonomy, VSCODE_ISSUE, source="file", item_id="view-1")
+    engine = TriageEngine(taxonomy, encoder)
+    view = encoder_view(item.redacted_text)
+    assert encoder_text(item, taxonomy) == view
+    batch, _ = engine.batch([item])
+    np.testing.assert_allclose(batch.embeddings[0], encoder.encode([view])[0], atol=1e-6)
+    np.testing.assert_allclose(engine.embed([item])[0], batch.embeddings[0], atol=1e-6)
+    assert not np.allclose(batch.embeddings[0], encoder.encode([item.redacted_text])[0], atol=1e-3)
+    raw_ids, _ = lexical_counts(item.redacted_text, taxonomy.learning.lexical_buckets)
+    np.testing.assert_array_equal(batch.lexical[0], raw_ids)
