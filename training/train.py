@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.backends import bundle
+from core.backends.heads import embedding_scale_for
 from core.models import FeedbackItem, Label, ModelRecord, utcnow
 from core.ports import Encoder, Store, TunableEncoder
 from core.taxonomy import Taxonomy
@@ -115,6 +116,7 @@ def fit_candidate(
     """A fresh model trained on `training` from the cold-start prior: what `train` promotes
     and what `triage-bot eval` measures, so the published figures are the product's."""
     candidate = TriageEngine(taxonomy, encoder, seed=seed)
+    candidate.heads.embedding_scale[0] = embedding_scale_for(len(training))
     batch, _ = candidate.batch([item for item, _ in training])
     candidate.heads.fit_idf(batch)
     learning = taxonomy.learning

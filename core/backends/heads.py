@@ -23,11 +23,21 @@ import scipy.sparse as sparse
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
-# The sentence embedding enters the heads at half its length. The two TF-IDF blocks are
-# unit vectors too, and at full weight the embedding crowds them out: on NLBSE'24 (5-fold)
-# half weight scored 0.5-1.7 points higher with tuned and with stock encoder weights.
-# Saved with the weights; a model saved before it existed (no array) used 1.0.
-EMBEDDING_SCALE = 0.5
+# The sentence embedding's weight against the two TF-IDF blocks (unit vectors too, under the
+# same weight decay, so the weight sets how much each block may say). With few labels the
+# embedding's prior knowledge carries the model; from a few hundred on, the n-grams have seen
+# enough and half weight lets them speak (5-fold CV, README "Accuracy"): CLAP priority, 285
+# labels a fold, 0.777 at full weight and 0.758 at half; NLBSE'24, 1,196 a fold, heads only
+# 0.779 at half and 0.773 at full, fine-tuned encoder 0.805 at half. Saved with the weights;
+# a model saved before the weight existed (no array) used full weight.
+FULL_EMBEDDING_SCALE = 1.0
+MANY_LABELS_EMBEDDING_SCALE = 0.5
+MANY_LABELS = 300
+
+
+def embedding_scale_for(labels: int) -> float:
+    """The embedding's weight for heads trained in one batch on `labels` labels."""
+    return MANY_LABELS_EMBEDDING_SCALE if labels >= MANY_LABELS else FULL_EMBEDDING_SCALE
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,7 @@ class LinearHeads:
         learning_rate: float = 0.05,
         weight_decay: float = 1e-4,
         seed: int = 0,
+        embedding_scale: float = FULL_EMBEDDING_SCALE,
     ) -> None:
         self.dim, self.buckets = dim, buckets
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
@@ -165,7 +176,7 @@ class LinearHeads:
         self.category = _Head(dim, buckets, n_categories)
         self.severity = _Head(dim, buckets, n_severities)
         self.idf = np.ones(buckets, dtype=np.float32)
-        self.embedding_scale = np.array([EMBEDDING_SCALE], dtype=np.float32)
+        self.embedding_scale = np.array([embedding_scale], dtype=np.float32)
         self.trained_on = 0
 
     def fit_idf(self, batch: Batch) -> None:

@@ -154,3 +154,24 @@ def test_simulation_reports_what_the_issue_asks_for() -> None:
     assert set(figures["macro_f1_at"]) == {"25", "30"}
     assert 0 <= figures["prequential_accuracy"] <= 1 and 0 <= figures["full_macro_f1"] <= 1
     assert figures["validations"] == 30
+
+
+def test_batch_training_halves_the_embedding_weight_once_labels_are_many() -> None:
+    """Few labels lean on the embedding (full weight); from MANY_LABELS on, the n-grams
+    get their say (half weight), and the saved model keeps the weight it was trained with."""
+    from core.backends.heads import MANY_LABELS, MANY_LABELS_EMBEDDING_SCALE
+    from training.evaluate import examples_from_rows
+    from training.train import fit_candidate
+
+    taxonomy = load_taxonomy()
+    many = [dict(r, text=f"{r['text']} (report {i})") for i, r in enumerate(EXAMPLES * 6)]
+    examples = examples_from_rows(many, taxonomy, "category", "many")
+    assert len(examples) >= MANY_LABELS
+    encoder = default_encoder()
+    few = fit_candidate(examples[:40], taxonomy, encoder, steps=10)
+    lots = fit_candidate(examples[:MANY_LABELS], taxonomy, encoder, steps=10)
+    assert few.heads.embedding_scale[0] == 1.0
+    assert lots.heads.embedding_scale[0] == MANY_LABELS_EMBEDDING_SCALE
+    reloaded = TriageEngine(taxonomy, encoder)
+    reloaded.load("v", lots.weights())
+    assert reloaded.heads.embedding_scale[0] == MANY_LABELS_EMBEDDING_SCALE

@@ -1,11 +1,17 @@
-"""The heads' saved state: the embedding's weight travels with the weights."""
+"""The embedding's weight in the heads: by label count, and saved with the weights."""
 
 import io
 
 import numpy as np
 import pytest
 
-from core.backends.heads import EMBEDDING_SCALE, Batch, LinearHeads
+from core.backends.heads import (
+    MANY_LABELS,
+    MANY_LABELS_EMBEDDING_SCALE,
+    Batch,
+    LinearHeads,
+    embedding_scale_for,
+)
 
 
 def _batch(n: int = 12, dim: int = 8, seed: int = 0) -> Batch:
@@ -32,11 +38,11 @@ def _trained(scale: float) -> LinearHeads:
 
 
 def test_embedding_weight_is_saved_and_restored() -> None:
-    heads = _trained(EMBEDDING_SCALE)
+    heads = _trained(MANY_LABELS_EMBEDDING_SCALE)
     loaded = LinearHeads(dim=8, n_categories=3, n_severities=2, buckets=64)
     loaded.embedding_scale[0] = 0.25  # must be overwritten by the saved value
     loaded.load_state_bytes(heads.state_bytes())
-    assert loaded.embedding_scale[0] == pytest.approx(EMBEDDING_SCALE)
+    assert loaded.embedding_scale[0] == pytest.approx(MANY_LABELS_EMBEDDING_SCALE)
     probe = _batch(seed=1)
     np.testing.assert_allclose(loaded.predict(probe)[0], heads.predict(probe)[0], rtol=1e-5)
 
@@ -52,4 +58,11 @@ def test_a_model_saved_before_the_weight_existed_keeps_full_weight() -> None:
     assert loaded.embedding_scale[0] == 1.0
     probe = _batch(seed=2)
     np.testing.assert_allclose(loaded.predict(probe)[0], old.predict(probe)[0], rtol=1e-5)
-    assert not np.allclose(_trained(EMBEDDING_SCALE).predict(probe)[0], old.predict(probe)[0])
+    half = _trained(MANY_LABELS_EMBEDDING_SCALE)
+    assert not np.allclose(half.predict(probe)[0], old.predict(probe)[0])
+
+
+def test_the_embedding_weighs_less_once_labels_are_many() -> None:
+    assert LinearHeads(dim=8, n_categories=3, n_severities=2, buckets=64).embedding_scale[0] == 1.0
+    assert embedding_scale_for(0) == embedding_scale_for(MANY_LABELS - 1) == 1.0
+    assert embedding_scale_for(MANY_LABELS) == MANY_LABELS_EMBEDDING_SCALE < 1.0
