@@ -655,6 +655,10 @@ def evaluate(
     steps: Annotated[int, typer.Option(help="Optimisation steps, as for `train`.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed (folds and initialisation).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also draw the confusion matrix, per-label and per-group F1 (PNG)."),
+    ] = None,
     finetune: FinetuneOption = None,
     device: DeviceOption = None,
     epochs: EpochsOption = 3,
@@ -673,7 +677,7 @@ def evaluate(
     from rich.progress import Progress
 
     from bot.app import default_encoder
-    from training.evaluate import cross_validate
+    from training.evaluate import cross_validate, plot_evaluation
     from training.evaluate import evaluate as run_evaluation
 
     if (test_file is None) == (cv is None):
@@ -711,6 +715,10 @@ def evaluate(
                 result = cross_validate(loaded[0], cv, **options)
             else:
                 result = run_evaluation(loaded[0], loaded[1], **options)
+        if plot is not None:
+            how = f"{cv}-fold CV" if test_file is None else f"tested on {test_file.name}"
+            plot_evaluation(result, plot, f"{train_file.name}, {how}")
+            result["plot"] = str(plot)
     except (ValueError, OSError, ConfigError, SettingsError) as exc:
         raise fail(str(exc)) from None
     if as_json:

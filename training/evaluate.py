@@ -15,6 +15,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.models import FeedbackItem, Label
@@ -241,3 +242,60 @@ def cross_validate(
     if group_by:
         out |= _grouped(gold, predicted, [str(r.get(group_by, "")) for r in rows], labels)
     return out
+
+
+def plot_evaluation(result: dict[str, Any], path: Path, title: str) -> None:
+    """An evaluation as a PNG: the confusion matrix (share of each gold label, counts in the
+    cells), F1 per label, and macro-F1 per group when there are groups."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = result["labels"]
+    counts = np.array(result["confusion"], dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    groups = result.get("groups") or {}
+    panels = 3 if groups else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.6), dpi=110)
+    ax = axes[0]
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), count in np.ndenumerate(counts):
+        ax.text(
+            col,
+            row,
+            f"{int(count)}\n{shares[row, col]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if shares[row, col] > 0.6 else "black",
+        )
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title("confusion (share of each gold label)")
+    ax = axes[1]
+    f1 = [result["per_class"][label]["f1"] for label in labels]
+    ax.barh(labels, f1, color="tab:blue")
+    ax.axvline(result["macro_f1"], color="grey", linestyle="--", label="macro-F1")
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("F1")
+    ax.set_title("per label")
+    ax.legend(loc="lower right")
+    if groups:
+        ax = axes[2]
+        names = list(groups)
+        ax.barh(names, [groups[g]["macro_f1"] for g in names], color="tab:green")
+        ax.axvline(result["group_mean_macro_f1"], color="grey", linestyle="--", label="mean")
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.set_xlabel("macro-F1")
+        ax.set_title("per group")
+        ax.legend(loc="lower right")
+    fig.suptitle(f"{title}: macro-F1 {result['macro_f1']:.3f}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 from typer.testing import CliRunner
 
@@ -42,8 +43,10 @@ def test_cross_validation_reports_consistent_figures_per_group(tmp_path: Path) -
     ]
     data = tmp_path / "rows.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
+    png = tmp_path / "eval.png"
     out = run_eval(
-        ["--train", str(data), "--cv", "3", "--label-field", "label"] + ["--group-by", "half"]
+        ["--train", str(data), "--cv", "3", "--label-field", "label"]
+        + ["--group-by", "half", "--plot", str(png)]
     )
     assert out["n"] == len(rows) and out["cv"] == 3 and len(out["fold_macro_f1"]) == 3
     assert sum(map(sum, out["confusion"])) == len(rows)  # every row predicted exactly once
@@ -57,6 +60,9 @@ def test_cross_validation_reports_consistent_figures_per_group(tmp_path: Path) -
     assert {g: v["n"] for g, v in out["groups"].items()} == {"first": 27, "second": 27}
     assert out["train_seconds"] > 0 and out["peak_rss_mb"] > 100
     assert out["finetune"] is None  # 36 labels per fold: below finetune_min_examples
+    assert out["plot"] == str(png)
+    image = matplotlib.image.imread(png)  # a real PNG: three panels side by side
+    assert image.shape[1] > 2.5 * image.shape[0] and image.std() > 0.05
 
 
 @pytest.mark.slow
