@@ -276,26 +276,34 @@ def plot_evaluation(result: dict[str, Any], path: Path, title: str) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     ax.set_title("confusion (share of each gold label)")
-    ax = axes[1]
     f1 = [result["per_class"][label]["f1"] for label in labels]
-    ax.barh(labels, f1, color="tab:blue")
-    ax.axvline(result["macro_f1"], color="grey", linestyle="--", label="macro-F1")
-    ax.set_xlim(0, 1)
-    ax.invert_yaxis()
-    ax.set_xlabel("F1")
-    ax.set_title("per label")
-    ax.legend(loc="lower right")
+    _bars(axes[1], labels, f1, result["macro_f1"], "macro-F1", "F1", "per label", "tab:blue")
     if groups:
-        ax = axes[2]
         names = list(groups)
-        ax.barh(names, [groups[g]["macro_f1"] for g in names], color="tab:green")
-        ax.axvline(result["group_mean_macro_f1"], color="grey", linestyle="--", label="mean")
-        ax.set_xlim(0, 1)
-        ax.invert_yaxis()
-        ax.set_xlabel("macro-F1")
-        ax.set_title("per group")
-        ax.legend(loc="lower right")
+        values = [groups[g]["macro_f1"] for g in names]
+        mean = result["group_mean_macro_f1"]
+        _bars(axes[2], names, values, mean, "mean", "macro-F1", "per group", "tab:green")
     fig.suptitle(f"{title}: macro-F1 {result['macro_f1']:.3f}")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _bars(
+    ax: Any,
+    names: Sequence[str],
+    values: Sequence[float],
+    line: float,
+    line_label: str,
+    xlabel: str,
+    title: str,
+    color: str,
+) -> None:
+    """Horizontal bars on a 0-1 scale, first name on top, with a reference line."""
+    ax.barh(names, values, color=color)
+    ax.axvline(line, color="grey", linestyle="--", label=line_label)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
