@@ -57,6 +57,7 @@ class LearningSettings(_Strict):
     learning_rate: float = Field(default=0.01, gt=0.0, le=10.0)
     weight_decay: float = Field(default=1e-3, ge=0.0)
     online_self_trust: float = Field(default=0.2, ge=0.0, lt=1.0)
+    online_seconds: float = Field(default=1.0, gt=0.0)
     batch_learning_rate: float = Field(default=0.05, gt=0.0, le=10.0)
     batch_weight_decay: float = Field(default=1e-4, ge=0.0)
     lexical_buckets: int = Field(default=131072, ge=1024)

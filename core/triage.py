@@ -7,6 +7,7 @@ the service (`core.service`) gives it items and labels and stores what it return
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -247,8 +248,9 @@ class TriageEngine:
         """Refit the heads on every label (replay), warm-started from the current weights.
 
         `previous` is how many of `examples` (at the front) were learned before; the model
-        must not get worse on those. If it would, it trains longer, and if it still would,
-        the old weights are kept and the report says so.
+        must not get worse on those. If it would, it trains longer (while the update stays
+        within `[learning] online_seconds`), and if it still would, the old weights are kept
+        and the report says so.
         """
         examples = [(item, label) for item, label in examples if self._known(label)]
         if not examples:
@@ -263,12 +265,16 @@ class TriageEngine:
             before = self._accuracy(batch, y_cat, y_sev, previous)
             focus = np.arange(previous, len(examples))
             trust = self.taxonomy.learning.online_self_trust
+            started = time.perf_counter()
             loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus, self_trust=trust)
             after = self._accuracy(batch, y_cat, y_sev, previous)
             used = steps
             for _ in range(3):
                 if not after < before:
                     break
+                took = time.perf_counter() - started
+                if took * (used + steps) / used > self.taxonomy.learning.online_seconds:
+                    break  # another round would end past the budget: roll back instead
                 loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus, self_trust=trust)
                 after = self._accuracy(batch, y_cat, y_sev, previous)
                 used += steps

@@ -11,9 +11,9 @@ import pytest
 
 from bot.app import default_encoder
 from core.governance import InputError
-from core.models import ValidationKind
+from core.models import FeedbackItem, Label, ValidationKind
 from core.ports import Encoder, Store
-from core.service import NotAllowedError, TriageService, UnknownItemError
+from core.service import NotAllowedError, TriageService, UnknownItemError, make_item
 from core.taxonomy import load_taxonomy
 from core.triage import TriageEngine
 
@@ -228,3 +228,34 @@ def test_stats_and_export(backend, encoder: Encoder) -> None:
     assert exported[a.item_id]["reward"]["value"] == 1.0
     assert exported[b.item_id]["category"] == wrong and exported[b.item_id]["reviewers"] == ["ann"]
     assert exported[b.item_id]["text"] == "Please add a CSV export"
+
+
+def test_an_update_that_hurts_earlier_labels_keeps_to_its_time_budget(encoder: Encoder) -> None:
+    """Votes that contradict earlier ones make the update train longer, but only while it
+    stays within `[learning] online_seconds`; either way it is rolled back in the end."""
+    base = load_taxonomy()
+    texts = [f"the checkout page crashes when I pay with card {n}" for n in range(6)]
+
+    def engine_with(seconds: float) -> TriageEngine:
+        learning = base.learning.model_copy(update={"online_seconds": seconds})
+        engine = TriageEngine(base.model_copy(update={"learning": learning}), encoder)
+        engine.learn(labelled("website-bug", "a"), steps=100, previous=0)
+        return engine
+
+    def labelled(category: str, prefix: str) -> list[tuple[FeedbackItem, Label]]:
+        items = [
+            make_item(base, t, source="t", item_id=f"{prefix}{n}") for n, t in enumerate(texts)
+        ]
+        label = {"category": category, "severity": "high", "reviewers": ["ann"], "agreement": 1.0}
+        return [(i, Label(item_id=i.id, **label)) for i in items]
+
+    later = [pair for prefix in "bcde" for pair in labelled("positive", prefix)]
+    contradicting = labelled("website-bug", "a") + later
+    steps = base.learning.online_steps
+    for seconds, rounds in ((60.0, 4), (1e-6, 1)):
+        engine = engine_with(seconds)
+        probe = engine.triage(contradicting[0][0]).probabilities
+        report = engine.learn(contradicting, previous=6)
+        assert report.steps == rounds * steps, (seconds, report)
+        assert report.accuracy_after == report.accuracy_before > 0.5
+        assert engine.triage(contradicting[0][0]).probabilities == probe  # rolled back
