@@ -168,7 +168,6 @@ class LinearHeads:
         learning_rate: float = 0.05,
         weight_decay: float = 1e-4,
         seed: int = 0,
-        embedding_scale: float = FULL_EMBEDDING_SCALE,
     ) -> None:
         self.dim, self.buckets = dim, buckets
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
@@ -176,7 +175,8 @@ class LinearHeads:
         self.category = _Head(dim, buckets, n_categories)
         self.severity = _Head(dim, buckets, n_severities)
         self.idf = np.ones(buckets, dtype=np.float32)
-        self.embedding_scale = np.array([embedding_scale], dtype=np.float32)
+        # Full weight until batch training sets it (`embedding_scale_for`).
+        self.embedding_scale = np.array([FULL_EMBEDDING_SCALE], dtype=np.float32)
         self.trained_on = 0
 
     def fit_idf(self, batch: Batch) -> None:
