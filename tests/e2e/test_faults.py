@@ -1,5 +1,5 @@
 """Faults, end to end: the real bot (`triage-bot serve slack`, its own process) under a burst of
-signed submissions and reactions (training/load.py, as `triage-bot bench load` runs it),
+signed submissions and reactions (benchmarks/load.py, as `triage-bot bench load` runs it),
 against the fake Slack Web API and a real store over its real protocol.
 
 - `kill -9` mid-burst, then a restart: nothing acknowledged is lost, nothing posted twice.
@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.load import mongoeco_python, run_load
 from tests.e2e.test_slack import CHANNEL, Stack, stack, webhook_item  # noqa: F401
-from training.load import mongoeco_python, run_load
 
 pytestmark = pytest.mark.slow
 

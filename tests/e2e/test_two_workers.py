@@ -14,10 +14,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from core.store.mongo import MongoStore
-from tests.conftest import url_database
-from training.fake_slack import FakeSlack
-from training.load import (
+from benchmarks.load import (
     TARGET,
     BotProcess,
     Sender,
@@ -29,6 +26,9 @@ from training.load import (
     wait_until,
     with_database,
 )
+from core.store.mongo import MongoStore
+from tests.conftest import url_database
+from tests.fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.slow
 ITEMS = 24

@@ -1,7 +1,7 @@
 """`triage-bot bench load`: the real bot under a burst and under faults, every promise checked.
 
 The bot runs as `triage-bot serve slack` in its own process (HTTP mode on loopback, the
-real Starlette/Bolt server) against the fake Slack Web API (`training/fake_slack.py`). A
+real Starlette/Bolt server) against the fake Slack Web API (`tests/fakes/slack_api.py`). A
 burst of signed website-form submissions (`POST /feedback`) is fired at it, then a burst of
 signed `reaction_added` events on the cards it posted. Every claim is then checked against
 the store and the fake: each acknowledged item is stored, each item is posted exactly once,
@@ -51,7 +51,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.webhook import SIGNATURE_HEADER, sign
 from core.models import stable_id
-from training.fake_slack import FakeSlack
+from tests.fakes.slack_api import FakeSlack
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "bench-signing-secret"

@@ -1,0 +1,1 @@
+"""Harnesses that drive the real bot from outside (`triage-bot bench load`); not in the wheel."""
