@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from core.ports import Encoder
     from core.settings import LLMSettings
 
 SHORT_TEXTS = [
@@ -29,12 +30,23 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if platform.system() == "Darwin" else peak / 1024
 
 
-def latency(n_single: int = 200, n_batch: int = 512) -> dict[str, Any]:
+def _encoder(encoder: Encoder | None) -> Encoder:
+    """`encoder`, else the one the bot runs (`bot.app.default_encoder`: MiniLM on the CPU)."""
+    if encoder is not None:
+        return encoder
+    from core.backends.embedded import MiniLMEncoder
+
+    return MiniLMEncoder(device="cpu")
+
+
+def latency(
+    n_single: int = 200, n_batch: int = 512, *, encoder: Encoder | None = None
+) -> dict[str, Any]:
     """Time the production engine: load, one short text at a time, then batches.
 
     Every text is unique (a counter is appended) so the embedding cache never answers.
+    `encoder` defaults to the bot's (MiniLM on the CPU).
     """
-    from bot.app import default_encoder
     from core.governance import redact
     from core.models import FeedbackItem
     from core.taxonomy import load_taxonomy
@@ -42,7 +54,7 @@ def latency(n_single: int = 200, n_batch: int = 512) -> dict[str, Any]:
 
     started = time.perf_counter()
     taxonomy = load_taxonomy()
-    engine = TriageEngine(taxonomy, default_encoder())
+    engine = TriageEngine(taxonomy, _encoder(encoder))
     load_seconds = time.perf_counter() - started
 
     def item(i: int) -> FeedbackItem:
@@ -75,21 +87,26 @@ def latency(n_single: int = 200, n_batch: int = 512) -> dict[str, Any]:
     }
 
 
-def llm_latency(settings: LLMSettings, n_single: int = 20, n_batch: int = 32) -> dict[str, Any]:
+def llm_latency(
+    settings: LLMSettings,
+    n_single: int = 20,
+    n_batch: int = 32,
+    *,
+    encoder: Encoder | None = None,
+) -> dict[str, Any]:
     """Time the LLM backend per call, as the bot makes them, and count the fallbacks.
 
     Zero-shot (no store, so no validated look-alikes): a few-shot prompt is longer and
     slower. A call that fell back is timed too (it is what a user waits for), and the
     figures say how many did, so a dead endpoint cannot pass for a fast one.
     """
-    from bot.app import default_encoder
     from core.backends.llm import LLMTriageEngine
     from core.governance import redact
     from core.models import FeedbackItem
     from core.taxonomy import load_taxonomy
 
     started = time.perf_counter()
-    engine = LLMTriageEngine(load_taxonomy(), default_encoder(), settings)
+    engine = LLMTriageEngine(load_taxonomy(), _encoder(encoder), settings)
     load_seconds = time.perf_counter() - started
 
     def item(i: int) -> FeedbackItem:

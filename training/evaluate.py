@@ -16,17 +16,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.models import FeedbackItem, Label
 from core.ports import Encoder
 from core.service import make_item
 from core.taxonomy import Taxonomy
+from training.candidate import fit_candidate
+from training.finetune import FinetuneConfig, fit_finetuned
 from training.metrics import mcc, report
-from training.train import fit_candidate
-
-if TYPE_CHECKING:
-    from training.finetune import FinetuneConfig
 
 Example = tuple[FeedbackItem, Label]
 Progress = Callable[[str, int, int], None]
@@ -126,8 +124,6 @@ def _fit_predict(
     if finetune is None or not finetune.applies(len(train)):
         model = fit_candidate(train, taxonomy, encoder, steps=steps, seed=seed, progress=on_step)
     else:
-        from training.finetune import fit_finetuned
-
         model, report = fit_finetuned(
             train, taxonomy, encoder, finetune, steps=steps, seed=seed, progress=on_phase
         )

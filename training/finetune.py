@@ -28,6 +28,7 @@ from core.models import FeedbackItem, Label
 from core.ports import Encoder
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine, encoder_text
+from training.candidate import fit_candidate
 
 Example = tuple[FeedbackItem, Label]
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -298,8 +299,6 @@ def fit_finetuned(
 ) -> tuple[TriageEngine, FinetuneReport]:
     """Fine-tune the encoder, then fit the production heads on its embeddings: the
     candidate `train --finetune` gates and saves, and `eval --finetune` measures."""
-    from training.train import fit_candidate
-
     tuned, report = finetune_encoder(
         training, taxonomy, encoder, config, seed=seed, progress=progress
     )

@@ -23,9 +23,9 @@ from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine
+from training.candidate import fit_candidate
 from training.evaluate import gold_label
 from training.metrics import accuracy, macro_f1
-from training.train import fit_candidate
 
 CHECKPOINTS = (25, 50, 100, 200)
 

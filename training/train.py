@@ -14,23 +14,16 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from core.backends import bundle
-from core.backends.heads import embedding_scale_for
 from core.models import FeedbackItem, Label, ModelRecord, utcnow
 from core.ports import Encoder, Store, TunableEncoder
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine
+from training.candidate import fit_candidate
+from training.finetune import FinetuneConfig, fit_finetuned
 from training.metrics import accuracy, macro_f1
-
-if TYPE_CHECKING:
-    from training.finetune import FinetuneConfig
-
-CHUNK = 10  # steps between progress updates
-BATCH_ROWS = 4096  # labels per step in batch training (online updates sample fewer)
 
 
 @dataclass
@@ -104,40 +97,6 @@ def current_engine(store: Store, taxonomy: Taxonomy, encoder: Encoder) -> Triage
     return TriageEngine(taxonomy, encoder)
 
 
-def fit_candidate(
-    training: Sequence[tuple[FeedbackItem, Label]],
-    taxonomy: Taxonomy,
-    encoder: Encoder,
-    *,
-    steps: int = 300,
-    seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-) -> TriageEngine:
-    """A fresh model trained on `training` from the cold-start prior: what `train` promotes
-    and what `triage-bot eval` measures, so the published figures are the product's."""
-    candidate = TriageEngine(taxonomy, encoder, seed=seed)
-    candidate.heads.embedding_scale[0] = embedding_scale_for(len(training))
-    batch, _ = candidate.batch([item for item, _ in training])
-    candidate.heads.fit_idf(batch)
-    learning = taxonomy.learning
-    candidate.heads.learning_rate = learning.batch_learning_rate
-    candidate.heads.weight_decay = learning.batch_weight_decay
-    cats, sevs = taxonomy.category_names, taxonomy.severity_names
-    y_cat = np.array([cats.index(label.category) for _, label in training])
-    y_sev = np.array([sevs.index(label.severity) for _, label in training])
-    done = 0
-    while done < steps:
-        chunk = min(CHUNK, steps - done)
-        candidate.heads.fit(batch, y_cat, y_sev, chunk, seed=seed + done, max_batch=BATCH_ROWS)
-        done += chunk
-        if progress:
-            progress(done, steps)
-    # Later online updates (in a bot that loads this model) take small steps again.
-    candidate.heads.learning_rate = learning.learning_rate
-    candidate.heads.weight_decay = learning.weight_decay
-    return candidate
-
-
 def train(
     store: Store,
     taxonomy: Taxonomy,
@@ -173,8 +132,6 @@ def train(
             training, taxonomy, encoder, steps=steps, seed=seed, progress=progress
         )
     else:
-        from training.finetune import fit_finetuned
-
         candidate, report = fit_finetuned(
             training,
             taxonomy,
