@@ -31,14 +31,15 @@ from pymongo.errors import OperationFailure
 
 from bot.files import BadRow, Row, read_rows
 from core.governance import InputError
-from core.models import FeedbackItem, Triage, stable_id
+from core.intake import Accepted, Intake, Submission
+from core.models import FeedbackItem
 from core.service import TriageService
 from core.settings import SettingsError
 from core.taxonomy import MongoIntakeSettings
 
 log = logging.getLogger("triage_bot.intake")
 
-Accept = Callable[[FeedbackItem], tuple[Triage, bool]]
+Accept = Callable[[Submission], Accepted]
 Doc = dict[str, Any]
 
 BATCH = 100  # documents per polling query
@@ -380,20 +381,20 @@ class MongoWatcher:
         return True
 
     def _handle(self, doc: Mapping[str, Any]) -> None:
-        """One document: map its fields, make the item (stable id), hand it to the edge."""
+        """One document: map its fields and hand it to the edge's intake (stable id)."""
         ident = id_text(doc.get("_id"))
-        ref = f"{self.source.namespace}/{ident}"
         try:
             fields = map_document(doc, self.settings)
-            item = self.service.make_item(
-                fields.text,
-                source="mongodb",
-                item_id=stable_id("fb", "mongodb", ref),
-                external_ref=ref,
-                form_type=fields.form_type,
-                page=fields.page,
-                rating=fields.rating,
-                metadata={"mongodb": {"collection": self.source.namespace, "_id": ident}},
+            accepted = self.accept(
+                Submission(
+                    text=fields.text,
+                    source="mongodb",
+                    ref=f"{self.source.namespace}/{ident}",
+                    form_type=fields.form_type,
+                    page=fields.page,
+                    rating=fields.rating,
+                    origin={"mongodb": {"collection": self.source.namespace, "_id": ident}},
+                )
             )
         except (SkipDocument, InputError) as exc:
             self.skipped += 1
@@ -401,8 +402,7 @@ class MongoWatcher:
                 "intake %s: skipped document %s: %s", self.source.namespace, doc.get("_id"), exc
             )
             return
-        _, is_new = self.accept(item)
-        if is_new:
+        if accepted.is_new:
             self.triaged += 1
         else:
             self.duplicates += 1
@@ -467,14 +467,13 @@ class ImportSummary:
         }
 
 
-def item_from_row(service: TriageService, path: Path, row: Row) -> FeedbackItem:
-    """The same item `triage --file` makes of this row (same id), so neither duplicates the
-    other: the row's `id` when it has one, else the text's."""
-    return service.make_item(
-        row.text,
+def submission_from_row(path: Path, row: Row) -> Submission:
+    """What a file row says, as `triage --file` and `import` both read it: the row's `id`
+    (namespaced by the file's name) is its identity when it has one, else its text."""
+    return Submission(
+        text=row.text,
         source="file",
-        item_id=row.id,
-        external_ref=f"{path.name}:{row.id}" if row.id else None,
+        ref=f"{path.name}:{row.id}" if row.id else None,
         form_type=row.form_type,
         page=row.page,
         rating=row.rating,
@@ -490,13 +489,14 @@ def import_file(
     progress: Callable[[int, int], None] | None = None,
     on_bad: Callable[[int, str], None] | None = None,
 ) -> ImportSummary:
-    """Store and triage every good row (batched), report each bad one with its line.
+    """Store every good row (with its cards queued for `targets`), triage them in
+    batches, and report each bad row with its line.
 
-    With `targets`, each item is marked for them (`post_to`, which an edge's restart
-    recovery reads) and queued in the outbox; without, nothing is queued and no bot will
-    ever post these items. Idempotent: a row already stored counts as a duplicate.
+    Without targets nothing is queued and no bot will ever post these items. Idempotent:
+    a row already stored counts as a duplicate.
     """
     summary = ImportSummary(file=str(path), targets=list(targets))
+    intake = Intake(service.store, service.taxonomy)
     rows = list(read_rows(path))
     summary.rows = len(rows)
     done = 0
@@ -509,15 +509,9 @@ def import_file(
 
     def flush() -> None:
         nonlocal done
-        if pending:
-            for _, is_new in service.submit_many(pending):
-                summary.imported += int(is_new)
-                summary.duplicates += int(not is_new)
-            for item in pending:
-                for target in targets:
-                    summary.queued += int(service.store.enqueue_post(item.id, target))
-            done += len(pending)
-            pending.clear()
+        service.triage_items(pending)
+        done += len(pending)
+        pending.clear()
         if progress is not None:
             progress(done, summary.rows)
 
@@ -527,14 +521,15 @@ def import_file(
             done += 1
             continue
         try:
-            item = item_from_row(service, path, row)
+            accepted = intake.accept(submission_from_row(path, row), targets)
         except InputError as exc:
             bad(row.line, str(exc))
             done += 1
             continue
-        if targets:
-            item.metadata["post_to"] = list(targets)
-        pending.append(item)
+        summary.imported += int(accepted.is_new)
+        summary.duplicates += int(not accepted.is_new)
+        summary.queued += len(targets) if accepted.is_new else 0
+        pending.append(accepted.item)
         if len(pending) >= chunk:
             flush()
     flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -171,15 +172,23 @@ class PostRecord(_Model):
     An item is stored first and posted after; the outbox is how a crash or an outage
     between the two ends with the item posted exactly once. `ref` is the platform's id
     of the posted card (Slack's message ts), which reactions and updates look up.
+    A post that fails waits `next_attempt_at` (its own backoff: the posts behind it go on);
+    one the platform refuses for good ends `dead`. A vote marks a posted card `stale`,
+    and the same queue rewrites it.
     """
 
     item_id: str
     target: str
-    status: Literal["pending", "claimed", "posted"] = "pending"
+    status: Literal["pending", "claimed", "posted", "dead"] = "pending"
     ref: str | None = None
     claimed_by: str | None = None
     claimed_until: UTCDateTime | None = None
     attempts: int = 0
+    next_attempt_at: UTCDateTime | None = Field(
+        default=None, description="Not retried before this (backoff after a failure)"
+    )
+    stale: bool = Field(default=False, description="The posted card needs a rewrite")
+    last_error: str | None = None
     created_at: UTCDateTime = Field(default_factory=utcnow)
     updated_at: UTCDateTime = Field(default_factory=utcnow)
 
@@ -200,3 +209,23 @@ class ModelRecord(_Model):
     train_count: int = 0
     eval_count: int = 0
     promoted_at: UTCDateTime | None = None
+
+
+@dataclass
+class CardView:
+    """Everything a card shows, read from the store: what each platform's pure renderer
+    turns into Block Kit or an embed. `minimal` asks for the fallback card (the item id,
+    the prediction and a short excerpt) after the platform refused the full one."""
+
+    item: FeedbackItem
+    triage: Triage
+    votes: list[Validation] = field(default_factory=list)
+    label: Label | None = None
+    similar: list[tuple[FeedbackItem, Label, float]] = field(default_factory=list)
+
+    @property
+    def current(self) -> tuple[str, str]:
+        """Category and severity as they stand: the label's, else the prediction's."""
+        if self.label is not None:
+            return self.label.category, self.label.severity
+        return self.triage.category, self.triage.severity

@@ -11,7 +11,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from core.models import FeedbackItem, Label, ModelRecord, PostRecord, Reward, Triage, Validation
+from core.models import (
+    CardView,
+    FeedbackItem,
+    Label,
+    ModelRecord,
+    PostRecord,
+    Reward,
+    Triage,
+    Validation,
+)
 
 
 class Store(Protocol):
@@ -20,19 +29,27 @@ class Store(Protocol):
     Contract (tests/contract runs it against every adapter):
     - `add_item` is idempotent on `item.id`; it returns False when the id already exists
       and leaves the stored item untouched. Only `redacted_text` is persisted; a loaded
-      item has `text == redacted_text`.
+      item has `text == redacted_text`. With `post_to`, the item's outbox entries are
+      queued with it (idempotent too, also for a known item), so nothing accepted lacks
+      its card. `add_submitter` records one more submitter of a known item (in
+      `metadata["submitters"]`, once each); False when already recorded or no such item.
     - `add_validation` appends to the audit trail (idempotent on `validation.id`) and keeps
       one current vote per (item, reviewer): the latest `created_at` wins, an older
       redelivered vote never overwrites a newer one, and a retract removes the current vote.
       It returns False for a duplicate event id.
     - `save_triage` keeps every prediction; `latest_triage` returns the newest.
     - Outbox: `enqueue_post` is idempotent on (item_id, target). `claim_post` atomically
-      hands the oldest pending post of a target (or one whose claim lease expired) to one
-      worker: two workers never hold the same post at once. `mark_posted` records the
-      platform ref (with `worker`, only while that worker still holds the claim: False
-      when its lease ran out and another worker took the post over);
-      `release_post` gives a claimed post back (a failed attempt);
-      `find_post` looks a post up by its ref.
+      hands the oldest due post of a target to one worker: a pending post whose
+      `next_attempt_at` has passed, a posted card marked stale, or a claim whose lease
+      expired; two workers never hold the same post at once. Each claim adds one to
+      `attempts` and clears `stale`. `mark_posted` records the platform ref (with
+      `worker`, only while that worker still holds the claim: False when its lease ran
+      out and another worker took the post over); `release_post` gives a claimed post
+      back after a failed attempt, not to be claimed again for `delay_seconds` (a rewrite
+      stays posted and stale); `dead_post` ends a post the platform refuses for good;
+      `request_update` marks a posted card stale (False when it has no card yet);
+      `find_post` looks a post up by its ref; `posts` lists them, `outbox_counts` counts
+      them per target and status (plus "stale").
     - `mark_event_seen` is True the first time a key is seen, False after: a durable
       dedupe of redelivered platform events, shared by every process on the store.
     - Model registry: `put_model` is idempotent on `record.version` (False if it exists)
@@ -49,7 +66,8 @@ class Store(Protocol):
       left); `put_reward` replaces the reward for (item, model_version).
     """
 
-    def add_item(self, item: FeedbackItem) -> bool: ...
+    def add_item(self, item: FeedbackItem, post_to: Sequence[str] = ()) -> bool: ...
+    def add_submitter(self, item_id: str, submitter: str) -> bool: ...
     def get_item(self, item_id: str) -> FeedbackItem | None: ...
     def iter_items(self) -> Iterator[FeedbackItem]: ...
     def count_items(self) -> int: ...
@@ -74,9 +92,21 @@ class Store(Protocol):
     def mark_posted(
         self, item_id: str, target: str, ref: str, worker: str | None = None
     ) -> bool: ...
-    def release_post(self, item_id: str, target: str, worker: str) -> None: ...
+    def release_post(
+        self,
+        item_id: str,
+        target: str,
+        worker: str,
+        *,
+        delay_seconds: float = 0.0,
+        error: str | None = None,
+    ) -> None: ...
+    def dead_post(self, item_id: str, target: str, worker: str, error: str) -> None: ...
+    def request_update(self, item_id: str, target: str) -> bool: ...
     def get_post(self, item_id: str, target: str) -> PostRecord | None: ...
     def find_post(self, target: str, ref: str) -> PostRecord | None: ...
+    def posts(self, target: str | None = None, status: str | None = None) -> list[PostRecord]: ...
+    def outbox_counts(self) -> dict[str, dict[str, int]]: ...
     def count_unposted(self, target: str) -> int: ...
 
     def mark_event_seen(self, key: str) -> bool: ...
@@ -116,3 +146,32 @@ class TunableEncoder(Encoder, Protocol):
     def tuned_weights(self) -> Mapping[str, Any] | None: ...
     def load_weights(self, state: Mapping[str, Any] | None) -> None: ...
     def fork(self, device: str | None = None) -> TunableEncoder: ...
+
+
+class PostRefused(Exception):
+    """The platform refused this card for good (invalid payload, message too long, a
+    Discord 400): sending it again cannot succeed."""
+
+
+class PostFailed(Exception):
+    """A post or rewrite that may succeed later (rate limit, outage, a dropped connection);
+    `retry_after` is the platform's own wait, in seconds, when it gave one."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class CardPoster(Protocol):
+    """What each platform implements for the outbox: post, rewrite and find one card.
+
+    The platform renders the `CardView` with its pure renderer.
+    Failures are `PostRefused` (permanent) or `PostFailed` (worth retrying); anything else
+    counts as the latter.
+    """
+
+    target: str  # the outbox target this poster serves, e.g. "slack:C0123"
+
+    def post(self, card: CardView, *, minimal: bool = False) -> str: ...
+    def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None: ...
+    def find(self, card: CardView) -> str | None: ...

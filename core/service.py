@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.governance import clean_text, redact
+from core.intake import Submission, to_item
 from core.models import (
     FeedbackItem,
     Label,
@@ -23,7 +23,6 @@ from core.models import (
     Triage,
     Validation,
     ValidationKind,
-    stable_id,
     utcnow,
 )
 from core.ports import Store
@@ -43,33 +42,29 @@ def make_item(
     *,
     source: str = "cli",
     item_id: str | None = None,
-    external_ref: str | None = None,
+    ref: str | None = None,
     form_type: str | None = None,
     page: str | None = None,
     rating: float | None = None,
-    metadata: dict[str, Any] | None = None,
     received_at: datetime | None = None,
 ) -> FeedbackItem:
-    """Check and redact inbound text; raises governance.InputError with a clear reason.
-
-    A function as well as a service method so offline evaluation builds items exactly as
-    the bot does, without a store."""
-    text = clean_text(raw, taxonomy.triage.max_text_bytes)
-    redaction = redact(text)
-    key = external_ref or text
-    return FeedbackItem(
-        id=item_id or stable_id("fb", source, key),
-        text=text,
-        redacted_text=redaction.text,
-        pii_kinds=redaction.kinds,
-        source=source,
-        external_ref=external_ref,
-        form_type=form_type.strip().lower() if form_type else None,
-        page=page or None,
-        rating=rating,
-        metadata=metadata or {},
-        received_at=received_at or utcnow(),
+    """An item checked and redacted exactly as intake does (`core.intake.to_item`), for
+    the CLI and offline sets; `item_id` lets a labelled data set keep its own ids."""
+    item = to_item(
+        taxonomy,
+        Submission(
+            text=raw,
+            source=source,
+            ref=ref,
+            form_type=form_type,
+            page=page,
+            rating=rating,
+            received_at=received_at,
+        ),
     )
+    if item_id is not None:
+        item.id = item_id
+    return item
 
 
 class UnknownItemError(LookupError):
@@ -100,6 +95,21 @@ class Stats:
     severity_accuracy: float
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
     model_version: str = ""
+    outbox: dict[str, dict[str, int]] = field(default_factory=dict)  # target -> status -> n
+
+    def outbox_line(self, target: str | None = None) -> str | None:
+        """Cards waiting and dead-lettered (refused by the platform), or None if all posted."""
+        rows = [self.outbox[target]] if target in self.outbox else []
+        if target is None:
+            rows = list(self.outbox.values())
+        waiting = sum(r.get("pending", 0) + r.get("claimed", 0) for r in rows)
+        dead = sum(r.get("dead", 0) for r in rows)
+        if not waiting and not dead:
+            return None
+        parts = [f"{waiting} card(s) waiting to be posted"] if waiting else []
+        if dead:
+            parts.append(f"{dead} dead-lettered (refused by the platform; `triage-bot stats`)")
+        return "Outbox: " + " · ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         def clean(x: float) -> float | None:
@@ -115,6 +125,7 @@ class Stats:
             "severity_accuracy": clean(self.severity_accuracy),
             "per_category": self.per_category,
             "model_version": self.model_version,
+            "outbox": self.outbox,
         }
 
 
@@ -169,6 +180,22 @@ class TriageService:
             if found is None:  # only if another process deleted it in between
                 raise LookupError(f"item {item.id} has no triage")
             out.append((found, is_new))
+        return out
+
+    def triage_items(self, items: list[FeedbackItem]) -> list[Triage]:
+        """The latest triage of each stored item; those never triaged go through the
+        engine together (one batch), which is how the outbox triages after the ack."""
+        known = {item.id: self.store.latest_triage(item.id) for item in items}
+        todo = [item for item in items if known[item.id] is None]
+        for triage in self.engine.triage_many(todo):
+            self.store.save_triage(triage)
+            known[triage.item_id] = triage
+        out = []
+        for item in items:
+            found = known[item.id]
+            if found is None:
+                raise LookupError(f"item {item.id} has no triage")
+            out.append(found)
         return out
 
     # -- validation --------------------------------------------------------------------------
@@ -496,6 +523,7 @@ class TriageService:
                 for name, c in sorted(per.items())
             },
             model_version=self.engine.model_version,
+            outbox=self.store.outbox_counts() if since is None else {},
         )
 
     def export_labels(self) -> Iterator[dict[str, Any]]:

@@ -95,6 +95,15 @@ class IntakeSettings(_Strict):
     mongo: MongoIntakeSettings = MongoIntakeSettings()
 
 
+class OutboxSettings(_Strict):
+    """How cards are posted: micro-batches, and each post's own retry schedule."""
+
+    batch: int = Field(default=16, ge=1, le=256)
+    retry_base_seconds: float = Field(default=1.0, gt=0.0, le=3600.0)
+    retry_max_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
+    minimal_text_chars: int = Field(default=300, ge=20, le=2000)
+
+
 class EmojiSettings(_Strict):
     confirm: str = "white_check_mark"
     reject: str = "x"
@@ -107,6 +116,7 @@ class Taxonomy(_Strict):
     learning: LearningSettings = LearningSettings()
     emoji: EmojiSettings = EmojiSettings()
     intake: IntakeSettings = IntakeSettings()
+    outbox: OutboxSettings = OutboxSettings()
     categories: list[CategorySpec] = Field(min_length=2)
     severities: list[SeveritySpec] = Field(min_length=2)
     form_types: dict[str, dict[str, float]] = Field(default_factory=dict)

@@ -1,14 +1,16 @@
-"""The Discord edge: a discord.py client that triages intake messages and records votes.
+"""The Discord edge: a discord.py client that translates Discord events into core calls,
+and `DiscordPoster`, the Discord side of the outbox.
 
-Same loop as Slack, in Discord's idiom:
+Intake, the outbox and votes are core's (`core.intake`, `core.outbox`, `core.votes`);
+here, in Discord's idiom:
 - Every component's custom_id carries the item id (`triage:confirm:<item_id>`) and is
   matched by `DynamicItem` templates registered at start-up, so a card's buttons and menus
   keep working after a restart without any per-card state in memory.
-- Every new item is stored (with where it must be posted) before the outbox posts it; a
-  post that may have reached Discord before a crash is reconciled against the channel's
-  recent history (the item id is in the embed footer) instead of being posted twice.
+- Interactions are deferred first (Discord's ack), then the vote or the submission is
+  stored; the card is posted or rewritten by the outbox, learning happens in the learner.
 - Store and model calls block (SQLite, torch), so they run in a thread executor: the
-  gateway heartbeat and other events are never held up by a vote that relearns.
+  gateway heartbeat and other events are never held up. The outbox runs there too, and
+  reaches Discord through `DiscordPoster`, which hands each call back to the event loop.
 """
 
 from __future__ import annotations
@@ -30,17 +32,20 @@ from discord.ext import tasks
 from bot.discord import embeds
 from bot.discord.settings import DiscordSettings
 from core.governance import InputError
-from core.models import FeedbackItem, Triage, ValidationKind
-from core.service import NotAllowedError, TriageService, UnknownItemError, VoteOutcome
+from core.intake import Accepted, Intake, Submission
+from core.models import CardView, ValidationKind
+from core.outbox import Outbox
+from core.ports import PostFailed, PostRefused
+from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.taxonomy import Taxonomy
+from core.votes import NOT_A_REVIEWER, Ballot, Learner, ReviewerRule, VoteDesk
 
 log = logging.getLogger("triage_bot.discord")
 T = TypeVar("T")
 
-LEASE_SECONDS = 120.0  # longer than any post attempt, 429 waits included
-SWEEP_SECONDS = 30.0  # how often posts released after a failure (or a dead worker) are retried
+SWEEP_SECONDS = 10.0  # how often posts waiting out a backoff (or a dead worker's) are retried
 RECONCILE_LIMIT = 500  # messages of channel history searched for an already-posted card
-NOT_A_REVIEWER = "You are not on this channel's reviewer list, so your vote was not recorded."
+CALL_TIMEOUT = 120.0  # one Discord call from the outbox thread, 429 waits included
 VOTE_ERRORS = (UnknownItemError, NotAllowedError, ValueError)
 
 
@@ -154,16 +159,47 @@ class CorrectModal(discord.ui.Modal):
         await self.bot.on_correct_submitted(interaction, self.item_id, self.action.value)
 
 
-def card_view(
-    item_id: str, triage: Triage, taxonomy: Taxonomy, current: tuple[str, str]
-) -> discord.ui.View:
+def components(card: CardView, taxonomy: Taxonomy) -> discord.ui.View:
     """The components of a card: three buttons and the two menus, all keyed by item id."""
+    item_id, (category, severity) = card.item.id, card.current
     view = discord.ui.View(timeout=None)
     for action in embeds.BUTTON_ACTIONS:
         view.add_item(CardButton(action, item_id))
-    view.add_item(CardSelect("category", item_id, embeds.category_options(taxonomy, current[0])))
-    view.add_item(CardSelect("severity", item_id, embeds.severity_options(taxonomy, current[1])))
+    view.add_item(CardSelect("category", item_id, embeds.category_options(taxonomy, category)))
+    view.add_item(CardSelect("severity", item_id, embeds.severity_options(taxonomy, severity)))
     return view
+
+
+def _refusal(exc: discord.HTTPException) -> PostRefused | PostFailed:
+    """Discord's answer in the outbox's terms: a 400 (invalid payload) or a 404 (the card
+    was deleted) cannot succeed later; anything else (403, 5xx) may."""
+    if exc.status in (400, 404):
+        return PostRefused(f"{exc.status} {exc.text or exc}"[:300])
+    retry_after = getattr(exc, "retry_after", None)
+    return PostFailed(f"{exc.status} {exc.text or exc}"[:300], retry_after)
+
+
+class DiscordPoster:
+    """Posts, rewrites and finds cards in the card channel (the outbox's `CardPoster`).
+
+    The outbox calls it from a worker thread; each call runs on the bot's event loop."""
+
+    def __init__(self, bot: TriageBot) -> None:
+        self.bot = bot
+        self.target = f"discord:{bot.settings.channel}"
+
+    def _on_loop(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.bot.loop).result(CALL_TIMEOUT)
+
+    def post(self, card: CardView, *, minimal: bool = False) -> str:
+        return str(self._on_loop(self.bot.send_card(card, minimal=minimal)))
+
+    def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
+        self._on_loop(self.bot.edit_card(ref, card, minimal=minimal))
+
+    def find(self, card: CardView) -> str | None:
+        found: str | None = self._on_loop(self.bot.find_card(card))
+        return found
 
 
 class TriageBot(discord.Client):
@@ -185,14 +221,28 @@ class TriageBot(discord.Client):
         self.store = service.store
         self.taxonomy = service.taxonomy
         self.settings = settings
-        self.target = f"discord:{settings.channel}"
-        self.worker_id = worker_id or f"discord-{uuid.uuid4().hex[:8]}"
+        self.poster = DiscordPoster(self)
+        self.target = self.poster.target
+        self.outbox = Outbox(
+            service,
+            self.poster,
+            worker_id=worker_id or f"discord-{uuid.uuid4().hex[:8]}",
+            lease_seconds=settings.claim_lease,
+        )
+        self.outbox.on_wake(self.wake_from_any_thread)
+        self.intake = Intake(self.store, self.taxonomy)
+        self.intake.on_accept(self.wake_from_any_thread)
+        role = settings.reviewer_role
+        rule = ReviewerRule(
+            ids=service.reviewers, roles=frozenset({str(role)}) if role is not None else None
+        )
+        self.learner = Learner(service)
+        self.votes = VoteDesk(service, rule, self.learner, self.outbox.request_update)
         self.tree = app_commands.CommandTree(self)
         guild = discord.Object(settings.guild) if settings.guild else None
         self.tree.add_command(self._command_group(), guild=guild)
         self._drainer: asyncio.Task[None] | None = None
         self._again = False
-        self._refresh_lock = asyncio.Lock()
 
     # -- start-up --------------------------------------------------------------------------
     async def setup_hook(self) -> None:
@@ -201,7 +251,7 @@ class TriageBot(discord.Client):
         guild = discord.Object(self.settings.guild) if self.settings.guild else None
         synced = await self.tree.sync(guild=guild)
         log.info("synced %d command(s) to %s", len(synced), guild.id if guild else "all guilds")
-        queued = await self.blocking(self.recover)
+        queued = await self.blocking(self.outbox.recover)
         if queued:
             log.info("outbox: %d stored item(s) had no post queued; queued them", queued)
 
@@ -213,6 +263,11 @@ class TriageBot(discord.Client):
 
     async def close(self) -> None:
         self._sweep.cancel()
+        if self._drainer is not None and not self._drainer.done():
+            # Let the round in flight finish: it holds claims and runs on the store.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._drainer), CALL_TIMEOUT)
+        self.learner.stop()
         await super().close()
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -221,65 +276,49 @@ class TriageBot(discord.Client):
         return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
     # -- intake ----------------------------------------------------------------------------
-    def accept(self, item: FeedbackItem) -> tuple[Triage, bool]:
-        """Store the item (marked for the card channel), triage it, queue its card."""
-        item.metadata.setdefault("post_to", [self.target])
-        triage, is_new = self.service.submit(item)
-        self.store.enqueue_post(item.id, self.target)
-        return triage, is_new
+    def accept(self, submission: Submission) -> Accepted:
+        """Store the item with its card queued for the card channel (blocking: run it in
+        the executor, or from another thread, as the MongoDB watcher does)."""
+        return self.intake.accept(submission, [self.target])
 
-    def accept_from_thread(self, item: FeedbackItem) -> tuple[Triage, bool]:
-        """`accept` for intake that runs outside the event loop (the MongoDB watcher):
-        queue the card, then wake the poster on the loop (before `on_ready`, which kicks
-        it anyway, there is nothing to wake)."""
-        result = self.accept(item)
+    accept_from_thread = accept  # the watcher's hook: waking the poster is thread-safe
+
+    def wake_from_any_thread(self) -> None:
+        """Wake the outbox on the loop (before `on_ready`, which kicks it, nothing to do)."""
         if self.is_ready():
             # A closing loop raises: the card stays queued and the next start posts it.
             with contextlib.suppress(AttributeError, RuntimeError):
                 self.loop.call_soon_threadsafe(self.kick)
-        return result
-
-    def recover(self) -> int:
-        """Queue items stored for this channel whose outbox entry a crash prevented."""
-        queued = 0
-        for item in self.store.iter_items():
-            wanted = self.target in item.metadata.get("post_to", [])
-            if wanted and self.store.get_post(item.id, self.target) is None:
-                queued += int(self.store.enqueue_post(item.id, self.target))
-        return queued
-
-    def _intake(self, message: discord.Message) -> FeedbackItem | None:
-        guild_id = message.guild.id if message.guild else None
-        try:
-            item = self.service.make_item(
-                message.content,
-                source="discord",
-                external_ref=f"{message.channel.id}:{message.id}",
-                received_at=message.created_at,
-                metadata={
-                    "discord": {
-                        "guild": guild_id,
-                        "channel": message.channel.id,
-                        "message": message.id,
-                        "user": message.author.id,
-                    }
-                },
-            )
-        except InputError as exc:
-            log.info("intake message %s skipped: %s", message.id, exc)
-            return None
-        self.accept(item)
-        return item
 
     async def on_message(self, message: discord.Message) -> None:
         if not is_feedback(message, self.settings.intake_channels):
             return
-        if await self.blocking(self._intake, message) is not None:
-            self.kick()
+        guild_id = message.guild.id if message.guild else None
+        submission = Submission(
+            text=message.content,
+            source="discord",
+            ref=f"{message.channel.id}:{message.id}",
+            submitter=f"discord:{message.author.id}",
+            received_at=message.created_at,
+            origin={
+                "discord": {
+                    "guild": guild_id,
+                    "channel": message.channel.id,
+                    "message": message.id,
+                    "user": message.author.id,
+                }
+            },
+        )
+        try:
+            await self.blocking(self.accept, submission)
+        except InputError as exc:
+            log.info("intake message %s skipped: %s", message.id, exc)
+            return
+        self.kick()
 
     # -- the outbox ------------------------------------------------------------------------
     def kick(self) -> None:
-        """Post whatever is pending, in one task at a time; a kick mid-drain drains again."""
+        """Drain the outbox in one task at a time; a kick mid-drain drains again."""
         if self._drainer is not None and not self._drainer.done():
             self._again = True
             return
@@ -289,18 +328,17 @@ class TriageBot(discord.Client):
         while True:
             self._again = False
             try:
-                while await self.post_next():
-                    pass
-            except Exception:  # keep the bot alive; the sweep retries after the lease
-                log.exception("outbox: posting failed")
+                await self.blocking(self.outbox.drain)
+            except Exception:  # keep the bot alive; the sweep retries
+                log.exception("outbox: draining failed")
                 return
             if not self._again:
                 return
 
     @tasks.loop(seconds=SWEEP_SECONDS)
     async def _sweep(self) -> None:
-        """Retry posts given back after a failure and posts whose worker died; pick up a
-        newly promoted model."""
+        """Retry posts whose backoff ran out and posts whose worker died; pick up a newly
+        promoted model."""
         self.kick()
         try:
             await asyncio.to_thread(self.service.refresh_model)
@@ -312,143 +350,62 @@ class TriageBot(discord.Client):
         if channel is None:
             channel = await self.fetch_channel(self.settings.channel)
         if not isinstance(channel, discord.abc.Messageable):
-            raise RuntimeError(f"channel {self.settings.channel} cannot hold messages")
+            raise PostFailed(f"channel {self.settings.channel} cannot hold messages")
         return channel
 
-    def _render(self, item_id: str) -> tuple[FeedbackItem, Triage, discord.Embed, Any] | None:
-        """Everything a card shows, read from the store (blocking: run it in the executor)."""
-        item = self.store.get_item(item_id)
-        if item is None:
-            return None
-        triage = self.store.latest_triage(item_id) or self.service.submit(item)[0]
-        label = self.store.get_label(item_id)
-        source = item.metadata.get("discord")
-        link = (
-            embeds.message_link(source.get("guild"), source["channel"], source["message"])
-            if isinstance(source, dict) and "channel" in source and "message" in source
-            else item.page
-            if item.page and item.page.startswith("http")
-            else None
-        )
-        embed = embeds.card_embed(
-            item,
-            triage,
-            self.taxonomy,
-            votes=self.store.current_votes(item_id),
-            label=label,
-            similar=self.service.similar_validated(item),
-            source_link=link,
-        )
-        current = (label.category, label.severity) if label else (triage.category, triage.severity)
-        return item, triage, embed, current
-
-    async def post_next(self) -> bool:
-        """Post one pending card; False when there is nothing (more) to post now."""
-        post = await self.blocking(
-            self.store.claim_post, self.target, self.worker_id, LEASE_SECONDS
-        )
-        if post is None:
-            return False
-        rendered = await self.blocking(self._render, post.item_id)
-        if rendered is None:
-            log.error("outbox: item %s vanished; dropping its post", post.item_id)
-            await self.blocking(self.store.mark_posted, post.item_id, self.target, "missing-item")
-            return True
-        item, triage, embed, current = rendered
+    async def send_card(self, card: CardView, *, minimal: bool = False) -> int:
+        content, embed = embeds.card_payload(card, self.taxonomy, minimal=minimal)
         channel = await self._card_channel()
-        if post.attempts > 1:
-            found = await self.find_card(channel, item)
-            if found is not None:
-                log.info("outbox: %s was already posted as %s; not reposting", item.id, found)
-                await self.blocking(self.store.mark_posted, item.id, self.target, found)
-                return True
         try:
             message = await channel.send(
-                content=embeds.card_text(item, triage),
-                embed=embed,
-                view=card_view(item.id, triage, self.taxonomy, current),
+                content=content, embed=embed, view=components(card, self.taxonomy)
             )
         except discord.HTTPException as exc:
-            log.warning("outbox: Discord refused %s: %s", item.id, exc)
-            await self.blocking(self.store.release_post, item.id, self.target, self.worker_id)
-            return False  # the sweep tries again later
-        await self.blocking(self.store.mark_posted, item.id, self.target, str(message.id))
-        return True
+            raise _refusal(exc) from exc
+        return message.id
 
-    async def find_card(self, channel: discord.abc.Messageable, item: FeedbackItem) -> str | None:
+    async def edit_card(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
+        if not ref.isdigit():
+            raise PostRefused(f"not a Discord message id: {ref!r}")
+        content, embed = embeds.card_payload(card, self.taxonomy, minimal=minimal)
+        channel = await self._card_channel()
+        if not isinstance(channel, discord.TextChannel | discord.Thread):
+            raise PostRefused(f"channel {self.settings.channel} has no editable messages")
+        try:
+            await channel.get_partial_message(int(ref)).edit(
+                content=content, embed=embed, view=components(card, self.taxonomy)
+            )
+        except discord.HTTPException as exc:
+            raise _refusal(exc) from exc
+
+    async def find_card(self, card: CardView) -> str | None:
         """The id of a card for this item already in the channel, found by its footer.
 
         Newest first: a post cut short by a crash is recent (within the claim lease), and
         nothing older than the item itself (less clock skew) can be its card.
         """
-        oldest = item.received_at - timedelta(minutes=5)
-        async for message in channel.history(limit=RECONCILE_LIMIT):
-            if message.created_at < oldest:
-                return None
-            mine = self.user is not None and message.author.id == self.user.id
-            if mine and embeds.card_item_id(message) == item.id:
-                return str(message.id)
+        oldest = card.item.received_at - timedelta(minutes=5)
+        channel = await self._card_channel()
+        try:
+            async for message in channel.history(limit=RECONCILE_LIMIT):
+                if message.created_at < oldest:
+                    return None
+                mine = self.user is not None and message.author.id == self.user.id
+                if mine and embeds.card_item_id(message) == card.item.id:
+                    return str(message.id)
+        except discord.HTTPException as exc:
+            raise PostFailed(f"history: {exc.status}") from exc
         return None
 
-    async def refresh_card(self, item_id: str) -> None:
-        """Rewrite a posted card in place with who validated what."""
-        async with self._refresh_lock:  # one edit at a time: the last edit shows the last vote
-            post = await self.blocking(self.store.get_post, item_id, self.target)
-            if post is None or post.status != "posted" or not post.ref or not post.ref.isdigit():
-                return  # not posted yet: the card will show the votes when it is
-            rendered = await self.blocking(self._render, item_id)
-            if rendered is None:
-                return
-            item, triage, embed, current = rendered
-            channel = await self._card_channel()
-            if not isinstance(channel, discord.TextChannel | discord.Thread):
-                return
-            await channel.get_partial_message(int(post.ref)).edit(
-                content=embeds.card_text(item, triage),
-                embed=embed,
-                view=card_view(item.id, triage, self.taxonomy, current),
-            )
-
     # -- votes -----------------------------------------------------------------------------
-    def allowed(self, user: discord.abc.User | None) -> bool:
-        """The reviewer role (when set) and the TRIAGE_REVIEWERS allowlist (when set)."""
-        if user is None:
-            return False
-        reviewers = self.service.reviewers
-        if reviewers is not None and str(user.id) not in reviewers:
-            return False
-        role = self.settings.reviewer_role
-        if role is None:
-            return True
-        return isinstance(user, discord.Member) and any(r.id == role for r in user.roles)
+    @staticmethod
+    def roles_of(user: discord.abc.User | None) -> frozenset[str]:
+        if isinstance(user, discord.Member):
+            return frozenset(str(r.id) for r in user.roles)
+        return frozenset()
 
-    async def record_vote(
-        self,
-        item_id: str,
-        user_id: int,
-        kind: ValidationKind,
-        *,
-        category: str | None = None,
-        severity: str | None = None,
-        action: str | None = None,
-        validation_id: str | None = None,
-        when: datetime | None = None,
-    ) -> VoteOutcome:
-        outcome = await self.blocking(
-            self.service.vote,
-            item_id,
-            str(user_id),
-            kind,
-            category=category,
-            severity=severity,
-            action=action,
-            platform="discord",
-            validation_id=validation_id,
-            created_at=when,
-        )
-        if outcome.stored:
-            await self.refresh_card(item_id)
-        return outcome
+    def may_vote(self, user: discord.abc.User | None) -> bool:
+        return user is not None and self.votes.may_vote(str(user.id), self.roles_of(user))
 
     async def _vote_from(
         self,
@@ -457,17 +414,27 @@ class TriageBot(discord.Client):
         kind: ValidationKind,
         **fields: str | None,
     ) -> None:
-        """Ack at once (Discord allows 3 s), then vote, learn and answer privately."""
+        """Ack at once (Discord allows 3 s), store the vote, answer privately. A
+        non-reviewer is refused at once (the rule needs no I/O)."""
+        if not self.may_vote(interaction.user):
+            await self.refuse(interaction)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
+        ballot = Ballot(
+            item_id=item_id,
+            reviewer=str(interaction.user.id),
+            kind=kind,
+            platform="discord",
+            validation_id=f"discord:{interaction.id}",
+            created_at=interaction.created_at,
+            roles=self.roles_of(interaction.user),
+            **fields,
+        )
         try:
-            outcome = await self.record_vote(
-                item_id,
-                interaction.user.id,
-                kind,
-                validation_id=f"discord:{interaction.id}",
-                when=interaction.created_at,
-                **fields,
-            )
+            outcome = await self.blocking(self.votes.cast, ballot)
+        except NotAllowedError:
+            await interaction.followup.send(NOT_A_REVIEWER, ephemeral=True)
+            return
         except VOTE_ERRORS as exc:
             await interaction.followup.send(f"Could not record that: {exc}", ephemeral=True)
             return
@@ -482,10 +449,10 @@ class TriageBot(discord.Client):
     async def on_card_button(
         self, interaction: discord.Interaction[Any], action: str, item_id: str
     ) -> None:
-        if not self.allowed(interaction.user):
-            await self.refuse(interaction)
-            return
         if action == "correct":
+            if not self.may_vote(interaction.user):
+                await self.refuse(interaction)
+                return
             triage = await self.blocking(self.store.latest_triage, item_id)
             if triage is None:
                 await interaction.response.send_message(f"Unknown item {item_id}.", ephemeral=True)
@@ -498,9 +465,6 @@ class TriageBot(discord.Client):
     async def on_card_select(
         self, interaction: discord.Interaction[Any], field: str, item_id: str, value: str
     ) -> None:
-        if not self.allowed(interaction.user):
-            await self.refuse(interaction)
-            return
         if field == "category" and value == self.taxonomy.noise_category:
             await self._vote_from(interaction, item_id, ValidationKind.NOISE)
         elif field == "category":
@@ -511,57 +475,52 @@ class TriageBot(discord.Client):
     async def on_correct_submitted(
         self, interaction: discord.Interaction[Any], item_id: str, action: str
     ) -> None:
-        if not self.allowed(interaction.user):
-            await self.refuse(interaction)
-            return
         await self._vote_from(
             interaction, item_id, ValidationKind.CORRECT, action=action.strip() or None
         )
 
-    async def _reaction_target(self, payload: discord.RawReactionActionEvent) -> str | None:
+    async def _reaction(self, payload: discord.RawReactionActionEvent, *, removed: bool) -> None:
+        """A reaction on a card is a vote; removing the one a vote rests on retracts it."""
         if payload.channel_id != self.settings.channel:
-            return None
+            return
         if self.user is not None and payload.user_id == self.user.id:
-            return None
+            return
         post = await self.blocking(self.store.find_post, self.target, str(payload.message_id))
-        return post.item_id if post else None
+        if post is None:
+            return
+        member = payload.member or await self._member(payload)
+        try:
+            await self.blocking(
+                self.votes.react,
+                post.item_id,
+                str(payload.user_id),
+                embeds.reaction_name(payload.emoji.name or ""),
+                removed=removed,
+                platform="discord",
+                roles=self.roles_of(member),
+            )
+        except NotAllowedError:
+            await self._refuse_reaction(payload)
+        except VOTE_ERRORS as exc:
+            log.info("reaction on %s not recorded: %s", post.item_id, exc)
+
+    async def _member(self, payload: discord.RawReactionActionEvent) -> discord.Member | None:
+        """A reaction removal carries no member: look them up (cache, else one API call)
+        for their roles, since the reviewer rule applies to retractions too."""
+        guild = self.get_guild(payload.guild_id) if payload.guild_id else None
+        if guild is None:
+            return None
+        member = guild.get_member(payload.user_id)
+        if member is None:
+            with contextlib.suppress(discord.HTTPException):
+                member = await guild.fetch_member(payload.user_id)
+        return member
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        meaning = embeds.reaction_vote(payload.emoji.name or "", self.taxonomy)
-        if meaning is None:
-            return
-        item_id = await self._reaction_target(payload)
-        if item_id is None:
-            return
-        if not self.allowed(payload.member):
-            await self._refuse_reaction(payload)
-            return
-        try:
-            await self.record_vote(
-                item_id,
-                payload.user_id,
-                meaning.kind,
-                category=meaning.category,
-                severity=meaning.severity,
-            )
-        except VOTE_ERRORS as exc:
-            log.info("reaction vote on %s not recorded: %s", item_id, exc)
+        await self._reaction(payload, removed=False)
 
     async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
-        meaning = embeds.reaction_vote(payload.emoji.name or "", self.taxonomy)
-        if meaning is None:
-            return
-        item_id = await self._reaction_target(payload)
-        if item_id is None:
-            return
-        votes = await self.blocking(self.store.current_votes, item_id)
-        mine = next((v for v in votes if v.reviewer == str(payload.user_id)), None)
-        if not meaning.supports(mine):
-            return
-        try:
-            await self.record_vote(item_id, payload.user_id, ValidationKind.RETRACT)
-        except VOTE_ERRORS as exc:
-            log.info("retraction on %s not recorded: %s", item_id, exc)
+        await self._reaction(payload, removed=True)
 
     async def _refuse_reaction(self, payload: discord.RawReactionActionEvent) -> None:
         """Reactions have no ephemeral reply: take the reaction off and say why in a DM."""
@@ -622,19 +581,6 @@ class TriageBot(discord.Client):
 
         return group
 
-    def _submit(
-        self, text: str, page: str | None, form_type: str | None, user_id: int
-    ) -> tuple[FeedbackItem, Triage]:
-        item = self.service.make_item(
-            text,
-            source="discord",
-            page=page,
-            form_type=form_type if form_type in self.taxonomy.form_types else None,
-            metadata={"submitted_by": str(user_id)},
-        )
-        triage, _ = self.accept(item)
-        return item, triage
-
     async def on_submit(
         self,
         interaction: discord.Interaction[Any],
@@ -642,17 +588,26 @@ class TriageBot(discord.Client):
         page: str | None,
         form_type: str | None,
     ) -> None:
+        """Ack (defer), store, then triage and answer; the outbox posts the card."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        user = interaction.user.id
+        submission = Submission(
+            text=text,
+            source="discord-command",
+            submitter=f"discord:{user}",
+            page=page,
+            form_type=form_type if form_type in self.taxonomy.form_types else None,
+            origin={"submitted_by": str(user)},
+        )
         try:
-            item, triage = await self.blocking(
-                self._submit, text, page, form_type, interaction.user.id
-            )
+            accepted = await self.blocking(self.accept, submission)
         except InputError as exc:
             await interaction.followup.send(f"Not triaged: {exc}", ephemeral=True)
             return
         self.kick()
+        (triage,) = await self.blocking(self.service.triage_items, [accepted.item])
         await interaction.followup.send(
-            f"Triaged `{item.id}` as **{triage.category} / {triage.severity}** "
+            f"Triaged `{accepted.item_id}` as **{triage.category} / {triage.severity}** "
             f"({triage.confidence.category:.0%}); its card goes to <#{self.settings.channel}>.",
             ephemeral=True,
         )
@@ -665,7 +620,7 @@ class TriageBot(discord.Client):
             post = self.store.get_post(item.id, self.target)
             link = (
                 embeds.message_link(guild_id, self.settings.channel, post.ref)
-                if post and post.status == "posted" and post.ref
+                if post and post.ref and post.ref.isdigit()
                 else None
             )
             rows.append((item, triage, reason, link))
@@ -674,7 +629,7 @@ class TriageBot(discord.Client):
     def stats_text(self) -> str:
         now = datetime.now(UTC)
         windows = [(d, self.service.stats(since=now - timedelta(days=d))) for d in (7, 30)]
-        return embeds.stats_text(self.service.stats(), windows)
+        return embeds.stats_text(self.service.stats(), windows, self.target)
 
 
 def is_feedback(message: discord.Message, intake: frozenset[int]) -> bool:

@@ -14,11 +14,11 @@ from datetime import datetime
 
 import discord
 
-from bot.slack.cards import ReactionVote, item_facts
-from bot.slack.cards import reaction_vote as slack_reaction_vote
-from core.models import FeedbackItem, Label, Triage, Validation, ValidationKind
+from core.models import CardView, FeedbackItem, Label, Triage, Validation, ValidationKind
 from core.service import Stats
 from core.taxonomy import CategorySpec, SeveritySpec, Taxonomy
+from core.votes import ReactionVote
+from core.votes import reaction_vote as core_reaction_vote
 
 PREFIX = "triage"
 BUTTON_ACTIONS = ("confirm", "correct", "noise")
@@ -61,11 +61,15 @@ def emoji(name: str) -> str:
     return UNICODE_EMOJI.get(name, f":{name}:")
 
 
+def reaction_name(reaction: str) -> str:
+    """The taxonomy's short name of a reaction: a unicode emoji by the table above, or the
+    name of a custom guild emoji as it is (a team may upload its own :bug:)."""
+    return SHORT_NAMES.get(_bare(reaction), reaction)
+
+
 def reaction_vote(reaction: str, taxonomy: Taxonomy) -> ReactionVote | None:
-    """What a reaction on a card means. `reaction` is a unicode emoji, or the name of a
-    custom guild emoji (a team may upload its own :bug:); None when it means nothing."""
-    name = SHORT_NAMES.get(_bare(reaction), reaction)
-    return slack_reaction_vote(name, taxonomy)
+    """What a reaction on a card means; None when it means nothing."""
+    return core_reaction_vote(reaction_name(reaction), taxonomy)
 
 
 # -- component ids -----------------------------------------------------------------------------
@@ -190,6 +194,62 @@ def card_embed(
     return embed
 
 
+def item_facts(item: FeedbackItem) -> list[str]:
+    """Where an item came from, as short phrases."""
+    facts = []
+    if item.page:
+        facts.append(f"page `{item.page[:200]}`")
+    if item.form_type:
+        facts.append(f"form `{item.form_type}`")
+    if item.rating is not None:
+        facts.append(f"rating {item.rating:g}")
+    if item.pii_kinds:
+        facts.append("redacted: " + ", ".join(item.pii_kinds))
+    return facts
+
+
+def source_link(item: FeedbackItem) -> str | None:
+    """Where the card links back to: the intake message, else an http(s) page."""
+    source = item.metadata.get("discord")
+    if isinstance(source, dict) and "channel" in source and "message" in source:
+        return message_link(source.get("guild"), source["channel"], source["message"])
+    if item.page and item.page.startswith(("http://", "https://")):
+        return item.page
+    return None
+
+
+def card_payload(
+    view: CardView, taxonomy: Taxonomy, *, minimal: bool = False
+) -> tuple[str, discord.Embed]:
+    """The message content and embed of a card (or of the minimal fallback card)."""
+    item, triage = view.item, view.triage
+    if minimal:
+        return card_text(item, triage), minimal_embed(view, taxonomy)
+    embed = card_embed(
+        item,
+        triage,
+        taxonomy,
+        votes=view.votes,
+        label=view.label,
+        similar=view.similar,
+        source_link=source_link(item),
+    )
+    return card_text(item, triage), embed
+
+
+def minimal_embed(view: CardView, taxonomy: Taxonomy) -> discord.Embed:
+    """The fallback card after Discord refused the full one: nothing that grows with the item."""
+    item, triage = view.item, view.triage
+    excerpt = _clip(item.redacted_text.replace("\n", " "), taxonomy.outbox.minimal_text_chars)
+    embed = discord.Embed(
+        title=_clip(f"{triage.severity.upper()} · {triage.category}", 256),
+        description=discord.utils.escape_markdown(excerpt),
+        colour=severity_colour(taxonomy, triage.severity),
+    )
+    embed.set_footer(text=f"item {item.id} · the full card could not be posted")
+    return embed
+
+
 def card_text(item: FeedbackItem, triage: Triage) -> str:
     """Notification text next to the embed (what a push notification shows)."""
     return _clip(f"[{triage.severity}] {triage.category}: {item.redacted_text}", 200).replace(
@@ -253,11 +313,14 @@ def queue_text(rows: list[tuple[FeedbackItem, Triage, str, str | None]]) -> str:
     return _clip("\n".join(lines), 1900)
 
 
-def stats_text(overall: Stats, windows: list[tuple[int, Stats]]) -> str:
+def stats_text(overall: Stats, windows: list[tuple[int, Stats]], target: str | None = None) -> str:
     lines = [
         f"**{overall.validated}** validated of {overall.items} items · {overall.votes} votes · "
         f"{overall.disagreements} disputed · model `{overall.model_version}`"
     ]
+    outbox = overall.outbox_line(target)
+    if outbox:
+        lines.append(outbox)
     for days, window in windows:
         if window.validated == 0 or math.isnan(window.category_accuracy):
             lines.append(f"Last {days} days: no validations.")

@@ -1,17 +1,20 @@
 """Pure translations between Slack payloads and core models: no I/O here.
 
-`card_blocks` renders a triage as a Block Kit card; `reaction_vote` and `message_feedback`
-read Slack payloads. Tested on real payload shapes in tests/unit/test_slack_cards.py.
+`card_payload` renders a core `CardView` as a Block Kit card (or the minimal fallback
+card); `reaction_vote`, `is_feedback_message` and `view_value` read Slack payloads. Tested
+on real payload shapes in tests/unit/test_slack_cards.py.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from core.models import FeedbackItem, Label, Triage, Validation, ValidationKind
+from core.models import CardView, FeedbackItem, Label, Triage, Validation, ValidationKind
+from core.service import Stats
 from core.taxonomy import Taxonomy
+from core.votes import ReactionVote
+from core.votes import reaction_vote as core_reaction_vote
 
 CARD_EVENT_TYPE = "triage_card"
 CONFIRM_ACTION = "triage_confirm"
@@ -100,6 +103,36 @@ def tally_line(votes: list[Validation], label: Label | None) -> str:
     return " · ".join(parts) + f"\n{summary}"
 
 
+def action_buttons(item_id: str) -> dict[str, Any]:
+    """Confirm, Correct and Noise; each carries the item id, so no state is needed."""
+    return {
+        "type": "actions",
+        "block_id": "triage_actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": CONFIRM_ACTION,
+                "text": {"type": "plain_text", "text": "Confirm"},
+                "style": "primary",
+                "value": item_id,
+            },
+            {
+                "type": "button",
+                "action_id": CORRECT_ACTION,
+                "text": {"type": "plain_text", "text": "Correct"},
+                "value": item_id,
+            },
+            {
+                "type": "button",
+                "action_id": NOISE_ACTION,
+                "text": {"type": "plain_text", "text": "Noise"},
+                "style": "danger",
+                "value": item_id,
+            },
+        ],
+    }
+
+
 def card_blocks(
     item: FeedbackItem,
     triage: Triage,
@@ -147,34 +180,7 @@ def card_blocks(
                 ],
             }
         )
-    blocks.append(
-        {
-            "type": "actions",
-            "block_id": "triage_actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": CONFIRM_ACTION,
-                    "text": {"type": "plain_text", "text": "Confirm"},
-                    "style": "primary",
-                    "value": item.id,
-                },
-                {
-                    "type": "button",
-                    "action_id": CORRECT_ACTION,
-                    "text": {"type": "plain_text", "text": "Correct"},
-                    "value": item.id,
-                },
-                {
-                    "type": "button",
-                    "action_id": NOISE_ACTION,
-                    "text": {"type": "plain_text", "text": "Noise"},
-                    "style": "danger",
-                    "value": item.id,
-                },
-            ],
-        }
-    )
+    blocks.append(action_buttons(item.id))
     blocks.append(
         {
             "type": "context",
@@ -199,6 +205,58 @@ def card_blocks(
         }
     )
     return blocks
+
+
+def source_link(item: FeedbackItem) -> str | None:
+    """Where the card links back to: the intake message, else an http(s) page."""
+    source = item.metadata.get("slack")
+    if isinstance(source, dict) and "channel" in source and "ts" in source:
+        return archive_link(str(source["channel"]), str(source["ts"]))
+    if item.page and item.page.startswith(("http://", "https://")):
+        return item.page
+    return None
+
+
+def card_payload(view: CardView, taxonomy: Taxonomy, *, minimal: bool = False) -> dict[str, Any]:
+    """`chat.postMessage` / `chat.update` arguments for a card (without channel and ts)."""
+    item, triage = view.item, view.triage
+    if minimal:
+        blocks = minimal_blocks(view, taxonomy)
+    else:
+        blocks = card_blocks(
+            item,
+            triage,
+            taxonomy,
+            votes=view.votes,
+            label=view.label,
+            similar=view.similar,
+            source_link=source_link(item),
+        )
+    return {"text": card_text(item, triage), "blocks": blocks}
+
+
+def minimal_blocks(view: CardView, taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """The fallback card after Slack refused the full one: prediction, a short excerpt,
+    the buttons and the item id; nothing that can grow with the item."""
+    item, triage = view.item, view.triage
+    excerpt = _clip(item.redacted_text.replace("\n", " "), taxonomy.outbox.minimal_text_chars)
+    return [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*{triage.severity.upper()}* · *{triage.category}* "
+                f"({triage.confidence.category:.0%})\n> {excerpt}",
+            },
+        },
+        action_buttons(item.id),
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"`{item.id}` · the full card could not be posted"}
+            ],
+        },
+    ]
 
 
 def card_text(item: FeedbackItem, triage: Triage) -> str:
@@ -315,38 +373,10 @@ def view_value(view: dict[str, Any], block_id: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-@dataclass(frozen=True)
-class ReactionVote:
-    kind: ValidationKind
-    category: str | None = None
-    severity: str | None = None
-
-    def supports(self, vote: Validation | None) -> bool:
-        """Whether a reviewer's current vote rests on this reaction, so removing the
-        reaction retracts it (removing an unrelated emoji changes nothing)."""
-        if vote is None or vote.kind != self.kind:
-            return False
-        if self.category and vote.category != self.category:
-            return False
-        return not (self.severity and vote.severity != self.severity)
-
-
 def reaction_vote(reaction: str, taxonomy: Taxonomy) -> ReactionVote | None:
-    """What an emoji reaction on a card means, per the taxonomy's emoji; None if nothing."""
-    name = reaction.split("::", 1)[0]  # drop skin tones: "+1::skin-tone-2"
-    if name == taxonomy.emoji.confirm:
-        return ReactionVote(ValidationKind.CONFIRM)
-    if name == taxonomy.emoji.reject:
-        return ReactionVote(ValidationKind.REJECT)
-    for spec in taxonomy.categories:
-        if spec.emoji == name:
-            if spec.name == taxonomy.noise_category:
-                return ReactionVote(ValidationKind.NOISE)
-            return ReactionVote(ValidationKind.CORRECT, category=spec.name)
-    for sev in taxonomy.severities:
-        if sev.emoji == name:
-            return ReactionVote(ValidationKind.CORRECT, severity=sev.name)
-    return None
+    """What a Slack reaction on a card means; None if nothing. Slack names skin tones
+    after the emoji ("+1::skin-tone-2"): the emoji alone counts."""
+    return core_reaction_vote(reaction.split("::", 1)[0], taxonomy)
 
 
 def reactions_help(taxonomy: Taxonomy) -> str:
@@ -390,3 +420,27 @@ def queue_blocks(
             "text": {"type": "mrkdwn", "text": "*Review queue*\n" + "\n".join(lines)},
         }
     ]
+
+
+def stats_text(overall: Stats, windows: list[tuple[int, Stats]], target: str | None = None) -> str:
+    """`/triage stats`: counts, the outbox's state, and accuracy over recent windows."""
+    lines = [
+        f"*{overall.validated}* validated of {overall.items} items · {overall.votes} votes · "
+        f"{overall.disagreements} disputed · model `{overall.model_version}`"
+    ]
+    outbox = overall.outbox_line(target)
+    if outbox:
+        lines.append(outbox)
+    for days, window in windows:
+        if window.validated == 0:
+            lines.append(f"Last {days} days: no validations.")
+            continue
+        per = ", ".join(
+            f"{name} {row['accuracy']:.0%} (n={row['n']})"
+            for name, row in window.per_category.items()
+        )
+        lines.append(
+            f"Last {days} days: category accuracy {window.category_accuracy:.0%}, "
+            f"severity {window.severity_accuracy:.0%} over {window.validated}: {per}"
+        )
+    return "\n".join(lines)

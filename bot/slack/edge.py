@@ -1,9 +1,12 @@
-"""The Slack edge: Bolt listeners, the outbox poster, and card updates.
+"""The Slack edge: Bolt listeners that translate Slack payloads into core calls, and
+`SlackPoster`, the Slack side of the outbox.
 
-Every listener acks first and works after (Slack's 3-second limit). Every new item is
-stored (with where it must be posted) before the outbox posts it; a post that may have
-reached Slack before a crash is reconciled against the channel's history, found by the
-item id in the card's metadata, instead of being posted twice.
+Each listener reads top to bottom: translate the payload, do the durable part through core
+(store the item or the vote: quick, no model), ack, then hand anything slow to `after_ack`
+(replies to the user: ephemeral messages, `respond`, a triage result). Cards are posted and
+rewritten by the outbox worker thread (`core.outbox`), learning happens in the learner
+thread (`core.votes`). Bolt runs with `process_before_response`, so an event is stored
+before Slack gets its 200, and a store outage answers 503 (Slack redelivers later).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,19 +32,38 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
-from core.governance import InputError, redact
-from core.models import FeedbackItem, Triage, ValidationKind, stable_id
-from core.ports import Store
-from core.service import TriageService, UnknownItemError, VoteOutcome
+from core.governance import InputError
+from core.intake import Accepted, Intake, Submission
+from core.models import CardView, ValidationKind
+from core.outbox import Outbox, start_thread
+from core.ports import PostFailed, PostRefused
+from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.store import STORE_UNAVAILABLE
+from core.taxonomy import Taxonomy
+from core.votes import NOT_A_REVIEWER, Ballot, Learner, ReviewerRule, VoteDesk
 
 log = logging.getLogger("triage_bot.slack")
 RECONCILE_PAGES = 10
-MODEL_REFRESH_SECONDS = 30.0  # how soon a model promoted elsewhere is served
 STORE_DOWN_TEXT = "The triage store is unreachable right now, so nothing was recorded; try again."
-# A card rewrite that fails for these is retried by the outbox thread.
-CARD_RETRY_ERRORS: tuple[type[Exception], ...] = (*STORE_UNAVAILABLE, SlackApiError)
-FollowUp = Callable[[], None]  # the slow part of an event, run after Slack has its ack
+VOTE_ERRORS = (UnknownItemError, NotAllowedError, ValueError)
+# Slack's answers that no retry can change: the card itself is at fault.
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "invalid_attachments",
+        "too_many_attachments",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "invalid_arguments",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+    }
+)
 
 
 def store_down(exc: Exception) -> BoltResponse:
@@ -66,173 +89,50 @@ def make_client(settings: SlackSettings) -> WebClient:
     )
 
 
-def _redacted(value: Any) -> Any:
-    """Every string in a JSON value, keys included, with its PII redacted."""
-    if isinstance(value, str):
-        return redact(value).text
-    if isinstance(value, dict):
-        return {_redacted(str(k)): _redacted(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return value
-
-
-def _slack_time(ts: str | float | None) -> datetime | None:
+def slack_time(ts: Any) -> datetime | None:
     try:
         return datetime.fromtimestamp(float(ts), UTC) if ts is not None else None
     except (TypeError, ValueError):
         return None
 
 
-class SlackEdge:
-    def __init__(
-        self,
-        service: TriageService,
-        store: Store,
-        settings: SlackSettings,
-        client: WebClient,
-        worker_id: str | None = None,
-    ) -> None:
-        self.service = service
-        self.store = store
-        self.taxonomy = service.taxonomy
-        self.settings = settings
+class SlackPoster:
+    """Posts, rewrites and finds cards in the triage channel (the outbox's `CardPoster`)."""
+
+    def __init__(self, client: WebClient, settings: SlackSettings, taxonomy: Taxonomy) -> None:
         self.client = client
+        self.settings = settings
+        self.taxonomy = taxonomy
         self.target = f"slack:{settings.channel}"
-        self.worker_id = worker_id or f"slack-{uuid.uuid4().hex[:8]}"
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._last_post = 0.0
-        self._thread: threading.Thread | None = None
-        self._stale: set[str] = set()  # cards whose rewrite failed (store down, Slack 429s)
-        self._stale_lock = threading.Lock()
 
-    # -- intake ----------------------------------------------------------------------------
-    def accept(self, item: FeedbackItem) -> tuple[Triage, bool]:
-        """Store the item (marked for the triage channel), triage it, queue its card."""
-        item.metadata.setdefault("post_to", [self.target])
-        triage, is_new = self.service.submit(item)
-        self.store.enqueue_post(item.id, self.target)
-        self._wake.set()
-        return triage, is_new
-
-    def accept_form(self, form: FormFeedback) -> tuple[Triage, bool]:
-        item = self.service.make_item(
-            form.comment,
-            source="webhook",
-            item_id=stable_id("fb", "webhook", form.body_sha256),
-            form_type=form.form_type,
-            # A page URL and free-form metadata can carry PII too (?email=, a token): they
-            # are stored and shown, so they are redacted like the text.
-            page=redact(form.page).text if form.page else None,
-            rating=form.rating,
-            metadata={"form": _redacted(form.metadata)},
-        )
-        return self.accept(item)
-
-    def recover(self) -> int:
-        """Queue items stored for this channel whose outbox entry a crash prevented."""
-        queued = 0
-        for item in self.store.iter_items():
-            wanted = self.target in item.metadata.get("post_to", [])
-            if wanted and self.store.get_post(item.id, self.target) is None:
-                queued += int(self.store.enqueue_post(item.id, self.target))
-        if queued:
-            self._wake.set()
-        return queued
-
-    # -- the outbox poster -------------------------------------------------------------------
-    def start(self) -> None:
-        self.recover()
-        self._thread = threading.Thread(target=self._run, name="slack-outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        next_refresh = time.monotonic() + MODEL_REFRESH_SECONDS
-        while not self._stop.is_set():
-            if time.monotonic() >= next_refresh:
-                next_refresh = time.monotonic() + MODEL_REFRESH_SECONDS
-                try:
-                    if self.service.refresh_model():
-                        log.info("now serving %s", self.service.engine.model_version)
-                except Exception:
-                    log.exception("could not refresh the promoted model")
-            try:
-                worked = self.post_next()
-            except STORE_UNAVAILABLE as exc:  # an outage: wait it out, no traceback per try
-                log.warning("outbox: store unavailable (%s); retrying", type(exc).__name__)
-                worked = False
-                self._stop.wait(2.0)
-            except Exception:  # keep the poster alive whatever one post does
-                log.exception("outbox: posting failed")
-                worked = False
-                self._stop.wait(2.0)
-            if not worked:
-                self.refresh_stale()
-                self._wake.wait(timeout=1.0)
-                self._wake.clear()
-
-    def post_next(self) -> bool:
-        """Post one pending card; False when there is nothing to post."""
-        post = self.store.claim_post(self.target, self.worker_id, self.settings.claim_lease)
-        if post is None:
-            return False
-        item = self.store.get_item(post.item_id)
-        if item is None:
-            log.error("outbox: item %s vanished; dropping its post", post.item_id)
-            self.store.mark_posted(post.item_id, self.target, "missing-item")
-            return True
-        triage = self.store.latest_triage(item.id) or self.service.submit(item)[0]
-        if post.attempts > 1:
-            found = self.find_card(item)
-            if found is not None:
-                log.info("outbox: %s was already posted as %s; not reposting", item.id, found)
-                self.store.mark_posted(item.id, self.target, found, self.worker_id)
-                return True
+    def post(self, card: CardView, *, minimal: bool = False) -> str:
         self._pace()
-        try:
-            response = self.client.chat_postMessage(
-                channel=self.settings.channel,
-                text=cards.card_text(item, triage),
-                blocks=self._blocks(item, triage),
-                metadata=cards.card_metadata(item.id),
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as exc:
-            retry_after = float(exc.response.headers.get("Retry-After", 0) or 0)
-            log.warning("outbox: Slack refused %s: %s", item.id, exc.response.get("error"))
-            self.store.release_post(item.id, self.target, self.worker_id)
-            self._stop.wait(max(retry_after, 1.0))
-            return True
-        if not self.store.mark_posted(item.id, self.target, str(response["ts"]), self.worker_id):
-            # Our lease ran out mid-post and another worker holds the post now: it searches
-            # the channel before posting, so it finds this card unless it searched first.
-            log.warning(
-                "outbox: lost the claim on %s while posting (lease %.0f s too short?)",
-                item.id,
-                self.settings.claim_lease,
-            )
-        return True
+        response = self._call(
+            self.client.chat_postMessage,
+            channel=self.settings.channel,
+            metadata=cards.card_metadata(card.item.id),
+            unfurl_links=False,
+            unfurl_media=False,
+            **cards.card_payload(card, self.taxonomy, minimal=minimal),
+        )
+        return str(response["ts"])
 
-    def _pace(self) -> None:
-        wait = self._last_post + self.settings.post_interval - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self._last_post = time.monotonic()
+    def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
+        self._call(
+            self.client.chat_update,
+            channel=self.settings.channel,
+            ts=ref,
+            **cards.card_payload(card, self.taxonomy, minimal=minimal),
+        )
 
-    def find_card(self, item: FeedbackItem) -> str | None:
+    def find(self, card: CardView) -> str | None:
         """The ts of a card for this item already in the channel, found by its metadata."""
-        oldest = (item.received_at - timedelta(minutes=5)).timestamp()
+        oldest = (card.item.received_at - timedelta(minutes=5)).timestamp()
         cursor = None
         for _ in range(RECONCILE_PAGES):
-            page = self.client.conversations_history(
+            page = self._call(
+                self.client.conversations_history,
                 channel=self.settings.channel,
                 oldest=f"{oldest:.6f}",
                 include_all_metadata=True,
@@ -240,262 +140,213 @@ class SlackEdge:
                 cursor=cursor,
             )
             for message in page.get("messages", []):
-                if cards.card_item_id(message) == item.id:
+                if cards.card_item_id(message) == card.item.id:
                     return str(message["ts"])
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
         return None
 
-    def _blocks(self, item: FeedbackItem, triage: Triage) -> list[dict[str, Any]]:
-        source = item.metadata.get("slack")
-        link = (
-            cards.archive_link(source["channel"], source["ts"])
-            if isinstance(source, dict) and "channel" in source and "ts" in source
-            else item.page
-            if item.page and item.page.startswith("http")
-            else None
-        )
-        return cards.card_blocks(
-            item,
-            triage,
-            self.taxonomy,
-            votes=self.store.current_votes(item.id),
-            label=self.store.get_label(item.id),
-            similar=self.service.similar_validated(item),
-            source_link=link,
-        )
-
-    def refresh_card(self, item_id: str) -> None:
-        """Rewrite a posted card in place with who validated what."""
-        post = self.store.get_post(item_id, self.target)
-        item = self.store.get_item(item_id)
-        triage = self.store.latest_triage(item_id)
-        if post is None or post.status != "posted" or not post.ref or not item or not triage:
-            return  # not posted yet: the card will show the votes when it is
-        self.client.chat_update(
-            channel=self.settings.channel,
-            ts=post.ref,
-            text=cards.card_text(item, triage),
-            blocks=self._blocks(item, triage),
-        )
-
-    # -- votes -----------------------------------------------------------------------------
-    def vote(
-        self,
-        item_id: str,
-        user: str,
-        kind: ValidationKind,
-        *,
-        category: str | None = None,
-        severity: str | None = None,
-        action: str | None = None,
-        validation_id: str | None = None,
-        when: datetime | None = None,
-    ) -> VoteOutcome:
-        """Record a vote, then learn from it and rewrite the card."""
-        outcome = self.record_vote(
-            item_id,
-            user,
-            kind,
-            category=category,
-            severity=severity,
-            action=action,
-            validation_id=validation_id,
-            when=when,
-        )
-        if outcome.stored:
-            self.after_vote(item_id)
-        return outcome
-
-    def record_vote(
-        self,
-        item_id: str,
-        user: str,
-        kind: ValidationKind,
-        *,
-        category: str | None = None,
-        severity: str | None = None,
-        action: str | None = None,
-        validation_id: str | None = None,
-        when: datetime | None = None,
-    ) -> VoteOutcome:
-        """Store the vote, its label and reward, without learning: quick enough to finish
-        before Slack gets its ack, so an acknowledged vote survives a crash."""
-        return self.service.vote(
-            item_id,
-            user,
-            kind,
-            category=category,
-            severity=severity,
-            action=action,
-            platform="slack",
-            validation_id=validation_id,
-            created_at=when,
-            learn=False,
-        )
-
-    def after_vote(self, item_id: str) -> None:
-        """The slow part of a vote, after the ack: rewrite the card (the voter sees the vote
-        at once), then learn (one update covers every vote of a burst). A crash here loses
-        nothing stored: a restart relearns every label; the card catches up at its next
-        update."""
+    @staticmethod
+    def _call(method: Callable[..., Any], **kwargs: Any) -> Any:
+        """One Web API call, its failure said in the outbox's terms."""
         try:
-            self.refresh_card(item_id)
-        except CARD_RETRY_ERRORS as exc:
-            # Not here: a listener thread must not sleep (button acks wait for one). The
-            # outbox thread rewrites it once the store or Slack answers again.
-            log.warning("card of %s not rewritten (%s); retrying later", item_id, exc)
-            with self._stale_lock:
-                self._stale.add(item_id)
-        self.service.learn_pending()
+            return method(**kwargs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc.response.status_code)
+            if error in PERMANENT_ERRORS:
+                raise PostRefused(error) from exc
+            retry_after = float(exc.response.headers.get("Retry-After", 0) or 0)
+            raise PostFailed(error, retry_after or None) from exc
 
-    def refresh_stale(self) -> None:
-        """Rewrite the cards whose update failed; stop at the first failure, retry later."""
-        while True:
-            with self._stale_lock:
-                if not self._stale:
-                    return
-                item_id = self._stale.pop()
-            try:
-                self.refresh_card(item_id)
-            except CARD_RETRY_ERRORS:
-                with self._stale_lock:
-                    self._stale.add(item_id)
-                return
+    def _pace(self) -> None:
+        wait = self._last_post + self.settings.post_interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_post = time.monotonic()
 
-    def refuse(self, channel: str | None, user: str, text: str) -> None:
-        if channel:
-            self.client.chat_postEphemeral(channel=channel, user=user, text=text)
 
-    def allowed(self, user: str) -> bool:
-        reviewers = self.service.reviewers
-        return reviewers is None or user in reviewers
+class SlackEdge:
+    """Slack's translation layer over core's intake, outbox and votes."""
+
+    def __init__(
+        self,
+        service: TriageService,
+        settings: SlackSettings,
+        client: WebClient,
+        worker_id: str | None = None,
+    ) -> None:
+        self.service = service
+        self.store = service.store
+        self.taxonomy = service.taxonomy
+        self.settings = settings
+        self.client = client
+        self.poster = SlackPoster(client, settings, self.taxonomy)
+        self.target = self.poster.target
+        self.outbox = Outbox(
+            service,
+            self.poster,
+            worker_id=worker_id or f"slack-{uuid.uuid4().hex[:8]}",
+            lease_seconds=settings.claim_lease,
+        )
+        self.intake = Intake(self.store, self.taxonomy)
+        self.intake.on_accept(self.outbox.wake)
+        self.learner = Learner(service)
+        self.votes = VoteDesk(
+            service, ReviewerRule(ids=service.reviewers), self.learner, self.outbox.request_update
+        )
+        self.after_ack = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-after-ack")
+        self._outbox_thread: tuple[threading.Thread, threading.Event] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.outbox.recover()
+        self._outbox_thread = start_thread(self.outbox, "slack-outbox")
+
+    def stop(self) -> None:
+        if self._outbox_thread is not None:
+            thread, stop = self._outbox_thread
+            stop.set()
+            self.outbox.wake()
+            thread.join(timeout=10)
+        self.learner.stop()
+        self.after_ack.shutdown(wait=True, cancel_futures=True)
+
+    # -- intake ----------------------------------------------------------------------------
+    def accept(self, submission: Submission) -> Accepted:
+        """Store the item with its card queued for the triage channel; no model runs here."""
+        return self.intake.accept(submission, [self.target])
+
+    def accept_form(self, form: FormFeedback) -> Accepted:
+        return self.accept(
+            Submission(
+                text=form.comment,
+                source="webhook",
+                ref=form.body_sha256,
+                form_type=form.form_type,
+                page=form.page,
+                rating=form.rating,
+                metadata={"form": form.metadata},
+            )
+        )
 
     # -- Bolt wiring ---------------------------------------------------------------------------
     def register(self, app: App) -> None:
-        app.middleware(self._dedupe)
         for event_type in ("message", "reaction_added", "reaction_removed"):
-            app.event(event_type)(self._follow_up)
-        app.action(cards.CONFIRM_ACTION)(self._on_confirm)
-        app.action(cards.NOISE_ACTION)(self._on_noise)
-        app.action(cards.CORRECT_ACTION)(self._on_correct)
-        app.view(cards.CORRECT_VIEW)(self._on_correct_submitted)
-        app.view(cards.SUBMIT_VIEW)(self._on_submit_view)
-        app.command("/triage")(self._on_command)
+            app.event(event_type)(self.on_event)
+        app.action(cards.CONFIRM_ACTION)(self.on_confirm)
+        app.action(cards.NOISE_ACTION)(self.on_noise)
+        app.action(cards.CORRECT_ACTION)(self.on_correct)
+        app.view(cards.CORRECT_VIEW)(self.on_correct_submitted)
+        app.view(cards.SUBMIT_VIEW)(self.on_submit_view)
+        app.command("/triage")(self.on_command)
 
-    def _dedupe(self, body: dict[str, Any], context: Any, next: Any) -> BoltResponse | None:
-        """Store what an event says before Slack gets its ack, then dedupe on event_id.
+    def refuse(self, channel: str | None, user: str, text: str) -> None:
+        """An ephemeral line to one user, after the ack."""
+        if channel:
+            self.after_ack.submit(
+                self.client.chat_postEphemeral, channel=channel, user=user, text=text
+            )
+
+    # -- events: intake messages and reactions -----------------------------------------------
+    def on_event(self, body: dict[str, Any], ack: Any) -> BoltResponse | None:
+        """Store what the event says, mark it seen (Slack redelivers), then ack.
 
         Storing comes first and is idempotent (an item's id is its channel and ts, a vote's
         id is the event id), so an event is marked seen only once it is safely stored: a
         503 (store unreachable) leaves it unseen, and Slack's redelivery is handled then.
         """
+        event = body.get("event") or {}
         event_id = body.get("event_id")
-        if not event_id:
-            next()
-            return None
         try:
-            follow_up = self._record(body.get("event") or {}, body)
-            first = self.store.mark_event_seen(f"slack:{event_id}")
+            reply = self._record_event(event, str(event_id or uuid.uuid4().hex))
+            first = self.store.mark_event_seen(f"slack:{event_id}") if event_id else True
         except STORE_UNAVAILABLE as exc:
             return store_down(exc)
+        ack()
         if not first:
             log.info("duplicate event %s ignored", event_id)
-            return BoltResponse(status=200, body="")
-        context["follow_up"] = follow_up
-        next()
+        elif reply is not None:
+            self.after_ack.submit(reply)
         return None
 
-    def _record(self, event: dict[str, Any], body: dict[str, Any]) -> FollowUp | None:
-        """The durable part of an event; returns its slow part, if any."""
+    def _record_event(self, event: dict[str, Any], event_id: str) -> Callable[[], None] | None:
+        """The durable part of an event; returns a reply to send after the ack, if any."""
         kind = event.get("type")
-        try:
-            if kind == "message":
-                self._on_message(event, body)
-            elif kind in ("reaction_added", "reaction_removed"):
-                return self._record_reaction(event, body, removed=kind == "reaction_removed")
-        except (UnknownItemError, ValueError) as exc:  # a vote the service refuses
-            log.info("event %s not recorded: %s", body.get("event_id"), exc)
+        if kind == "message":
+            self._on_message(event)
+        elif kind in ("reaction_added", "reaction_removed"):
+            return self._on_reaction(event, event_id, removed=kind == "reaction_removed")
         return None
 
-    def _follow_up(self, context: Any) -> None:
-        """After the ack: whatever slow work the recorded event left (learning, the card)."""
-        follow_up = context.get("follow_up")
-        if follow_up is not None:
-            follow_up()
-
-    def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+    def _on_message(self, event: dict[str, Any]) -> None:
         if not cards.is_feedback_message(event, self.settings.intake_channels):
             return
-        channel, ts = event["channel"], event["ts"]
+        channel, ts, user = event["channel"], event["ts"], event["user"]
         try:
-            item = self.service.make_item(
-                event["text"],
-                source="slack",
-                external_ref=f"{channel}:{ts}",
-                received_at=_slack_time(ts),
-                metadata={"slack": {"channel": channel, "ts": ts, "user": event["user"]}},
+            self.accept(
+                Submission(
+                    text=event["text"],
+                    source="slack",
+                    ref=f"{channel}:{ts}",
+                    submitter=f"slack:{user}",
+                    received_at=slack_time(ts),
+                    origin={"slack": {"channel": channel, "ts": ts, "user": user}},
+                )
             )
         except InputError as exc:
             log.info("intake message %s:%s skipped: %s", channel, ts, exc)
-            return
-        self.accept(item)
 
-    def _reaction_target(self, event: dict[str, Any]) -> str | None:
-        target = event.get("item")
+    def _on_reaction(
+        self, event: dict[str, Any], event_id: str, *, removed: bool
+    ) -> Callable[[], None] | None:
+        """A reaction on a card is a vote; removing the one a vote rests on retracts it."""
+        target, user, reaction = event.get("item"), event.get("user"), event.get("reaction")
         if not isinstance(target, dict) or target.get("type") != "message":
             return None
-        if target.get("channel") != self.settings.channel:
+        if target.get("channel") != self.settings.channel or not isinstance(reaction, str):
+            return None
+        if not isinstance(user, str) or not user:
             return None
         post = self.store.find_post(self.target, str(target.get("ts")))
-        return post.item_id if post else None
-
-    def _record_reaction(
-        self, event: dict[str, Any], body: dict[str, Any], *, removed: bool
-    ) -> FollowUp | None:
-        """A reaction on a card is a vote (removing the one a vote rests on retracts it)."""
-        reaction = event.get("reaction")
-        meaning = (
-            cards.reaction_vote(reaction, self.taxonomy) if isinstance(reaction, str) else None
-        )
-        item_id = self._reaction_target(event)
-        user = event.get("user")
-        if meaning is None or item_id is None or not user or not isinstance(user, str):
+        if post is None:
             return None
-        if not self.allowed(user):
-            if removed:
-                return None
-            channel, refusal = self.settings.channel, "You are not on this channel's reviewer list."
-            return lambda: self.refuse(channel, user, refusal)
-        kind, category, severity = meaning.kind, meaning.category, meaning.severity
-        if removed:
-            mine = next((v for v in self.store.current_votes(item_id) if v.reviewer == user), None)
-            if not meaning.supports(mine):
-                return None
-            kind, category, severity = ValidationKind.RETRACT, None, None
-        outcome = self.record_vote(
-            item_id,
-            user,
-            kind,
-            category=category,
-            severity=severity,
-            validation_id=f"slack:{body.get('event_id') or uuid.uuid4().hex}",
-            when=_slack_time(event.get("event_ts")),
-        )
-        return (lambda: self.after_vote(item_id)) if outcome.stored else None
+        try:
+            self.votes.react(
+                post.item_id,
+                user,
+                reaction.split("::", 1)[0],  # "+1::skin-tone-2": the emoji alone counts
+                removed=removed,
+                platform="slack",
+                validation_id=f"slack:{event_id}",
+                created_at=slack_time(event.get("event_ts")),
+            )
+        except NotAllowedError:
+            channel = self.settings.channel
+            return lambda: self.client.chat_postEphemeral(
+                channel=channel, user=user, text=NOT_A_REVIEWER
+            )
+        except (UnknownItemError, ValueError) as exc:
+            log.info("reaction on %s not recorded: %s", post.item_id, exc)
+        return None
 
-    def _button(self, ack: Any, body: dict[str, Any], kind: ValidationKind) -> None:
-        """Store the vote, then ack (an acknowledged click is never lost), then the rest."""
+    # -- buttons and modals --------------------------------------------------------------------
+    def _button_vote(self, ack: Any, body: dict[str, Any], kind: ValidationKind) -> None:
+        """Store the vote, then ack: an acknowledged click is never lost."""
         user = body["user"]["id"]
         channel = (body.get("container") or {}).get("channel_id") or self.settings.channel
-        item_id = str(body["actions"][0].get("value", ""))
-        if not self.allowed(user):
-            ack()
-            self.refuse(channel, user, "You are not on this channel's reviewer list.")
-            return
+        ballot = Ballot(
+            item_id=str(body["actions"][0].get("value", "")),
+            reviewer=user,
+            kind=kind,
+            platform="slack",
+        )
         try:
-            outcome = self.record_vote(item_id, user, kind)
+            self.votes.cast(ballot)
+        except NotAllowedError:
+            ack()
+            self.refuse(channel, user, NOT_A_REVIEWER)
+            return
         except (UnknownItemError, ValueError) as exc:
             ack()
             self.refuse(channel, user, f"Could not record that: {exc}")
@@ -505,51 +356,49 @@ class SlackEdge:
             self.refuse(channel, user, STORE_DOWN_TEXT)
             return
         ack()
-        if outcome.stored:
-            self.after_vote(item_id)
 
-    def _on_confirm(self, ack: Any, body: dict[str, Any]) -> None:
-        self._button(ack, body, ValidationKind.CONFIRM)
+    def on_confirm(self, ack: Any, body: dict[str, Any]) -> None:
+        self._button_vote(ack, body, ValidationKind.CONFIRM)
 
-    def _on_noise(self, ack: Any, body: dict[str, Any]) -> None:
-        self._button(ack, body, ValidationKind.NOISE)
+    def on_noise(self, ack: Any, body: dict[str, Any]) -> None:
+        self._button_vote(ack, body, ValidationKind.NOISE)
 
-    def _on_correct(self, ack: Any, body: dict[str, Any]) -> None:
+    def on_correct(self, ack: Any, body: dict[str, Any]) -> None:
+        """Open the correction modal (after the ack: it is a Web API call)."""
         ack()
         user = body["user"]["id"]
         container = body.get("container") or {}
         channel = container.get("channel_id") or self.settings.channel
-        item_id = body["actions"][0].get("value", "")
-        if not self.allowed(user):
-            self.refuse(channel, user, "You are not on this channel's reviewer list.")
+        item_id = str(body["actions"][0].get("value", ""))
+        if not self.votes.may_vote(user):
+            self.refuse(channel, user, NOT_A_REVIEWER)
             return
         triage = self.store.latest_triage(item_id)
         if triage is None:
             self.refuse(channel, user, f"Unknown item {item_id}.")
             return
-        self.client.views_open(
-            trigger_id=body["trigger_id"],
-            view=cards.correct_modal(
-                item_id, triage, self.taxonomy, channel, container.get("message_ts", "")
-            ),
+        modal = cards.correct_modal(
+            item_id, triage, self.taxonomy, channel, container.get("message_ts", "")
         )
+        self.after_ack.submit(self.client.views_open, trigger_id=body["trigger_id"], view=modal)
 
-    def _on_correct_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def on_correct_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
-        if not self.allowed(user):
+        ballot = Ballot(
+            item_id=str(meta.get("item_id", "")),
+            reviewer=user,
+            kind=ValidationKind.CORRECT,
+            platform="slack",
+            category=cards.view_value(view, "category"),
+            severity=cards.view_value(view, "severity"),
+            action=cards.view_value(view, "action"),
+        )
+        try:
+            self.votes.cast(ballot)
+        except NotAllowedError:
             ack()
             return
-        item_id = str(meta.get("item_id", ""))
-        try:
-            outcome = self.record_vote(
-                item_id,
-                user,
-                ValidationKind.CORRECT,
-                category=cards.view_value(view, "category"),
-                severity=cards.view_value(view, "severity"),
-                action=cards.view_value(view, "action"),
-            )
         except (UnknownItemError, ValueError) as exc:
             ack()
             self.refuse(meta.get("channel"), user, f"Could not record that: {exc}")
@@ -558,33 +407,34 @@ class SlackEdge:
             ack(response_action="errors", errors={"action": STORE_DOWN_TEXT})
             return
         ack()
-        if outcome.stored:
-            self.after_vote(item_id)
 
-    def _on_submit_view(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def on_submit_view(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The submit modal: stored before the ack, so an acknowledged submission is kept."""
         text = cards.view_value(view, "text")
         if not text:
             ack(response_action="errors", errors={"text": "Please write the feedback."})
             return
+        user = body["user"]["id"]
+        submission = Submission(
+            text=text,
+            source="slack-modal",
+            submitter=f"slack:{user}",
+            form_type=cards.view_value(view, "form_type"),
+            page=cards.view_value(view, "page"),
+            origin={"submitted_by": user},
+        )
         try:
-            item = self.service.make_item(
-                text,
-                source="slack",
-                form_type=cards.view_value(view, "form_type"),
-                page=cards.view_value(view, "page"),
-                metadata={"submitted_by": body["user"]["id"]},
-            )
+            self.accept(submission)
         except InputError as exc:
             ack(response_action="errors", errors={"text": str(exc)})
             return
-        try:
-            self.accept(item)  # stored before the ack: an acknowledged submission is kept
         except STORE_UNAVAILABLE:
             ack(response_action="errors", errors={"text": STORE_DOWN_TEXT})
             return
         ack()
 
-    def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+    # -- /triage ---------------------------------------------------------------------------------
+    def on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         text = (command.get("text") or "").strip()
         word = text.lower()
         if text and word not in ("help", "queue", "stats"):
@@ -592,74 +442,67 @@ class SlackEdge:
             return
         ack()
         if not text:
-            self.client.views_open(
-                trigger_id=command["trigger_id"], view=cards.submit_modal(self.taxonomy)
+            modal = cards.submit_modal(self.taxonomy)
+            self.after_ack.submit(
+                self.client.views_open, trigger_id=command["trigger_id"], view=modal
             )
         elif word == "help":
-            respond(
-                text=cards.HELP_TEXT.format(reactions=cards.reactions_help(self.taxonomy)),
-                response_type="ephemeral",
-            )
+            help_text = cards.HELP_TEXT.format(reactions=cards.reactions_help(self.taxonomy))
+            self.after_ack.submit(respond, text=help_text, response_type="ephemeral")
         elif word == "queue":
-            respond(blocks=self._queue_blocks(), text="Review queue", response_type="ephemeral")
+            self.after_ack.submit(
+                lambda: respond(
+                    blocks=self._queue_blocks(), text="Review queue", response_type="ephemeral"
+                )
+            )
         elif word == "stats":
-            respond(text=self._stats_text(), response_type="ephemeral")
+            self.after_ack.submit(
+                lambda: respond(text=self._stats_text(), response_type="ephemeral")
+            )
 
     def _command_submit(self, ack: Any, command: dict[str, Any], respond: Any, text: str) -> None:
-        """`/triage <text>`: stored before the ack, so an acknowledged submission is kept."""
+        """`/triage <text>`: stored before the ack; triaged after it, then answered."""
+        user = command.get("user_id")
+        submission = Submission(
+            text=text,
+            source="slack-command",
+            submitter=f"slack:{user}" if user else None,
+            origin={"submitted_by": user},
+        )
         try:
-            item = self.service.make_item(
-                text, source="slack", metadata={"submitted_by": command.get("user_id")}
-            )
+            accepted = self.accept(submission)
         except InputError as exc:
             ack(text=f"Not triaged: {exc}")
             return
-        try:
-            triage, _ = self.accept(item)
         except STORE_UNAVAILABLE:
             ack(text=f"Not triaged: {STORE_DOWN_TEXT}")
             return
         ack()
-        respond(
-            text=(
-                f"Triaged `{item.id}` as *{triage.category} / {triage.severity}* "
-                f"({triage.confidence.category:.0%}); "
-                f"its card goes to <#{self.settings.channel}>."
-            ),
-            response_type="ephemeral",
-        )
+
+        def answer() -> None:
+            (triage,) = self.service.triage_items([accepted.item])
+            respond(
+                text=(
+                    f"Triaged `{accepted.item_id}` as *{triage.category} / {triage.severity}* "
+                    f"({triage.confidence.category:.0%}); "
+                    f"its card goes to <#{self.settings.channel}>."
+                ),
+                response_type="ephemeral",
+            )
+
+        self.after_ack.submit(answer)
 
     def _queue_blocks(self) -> list[dict[str, Any]]:
         rows = []
         for item, triage, reason in self.service.review_queue(limit=10):
             post = self.store.get_post(item.id, self.target)
             link = (
-                cards.archive_link(self.settings.channel, post.ref)
-                if post and post.status == "posted" and post.ref
-                else None
+                cards.archive_link(self.settings.channel, post.ref) if post and post.ref else None
             )
             rows.append((item, triage, reason, link))
         return cards.queue_blocks(rows)
 
     def _stats_text(self) -> str:
         now = datetime.now(UTC)
-        lines = []
-        overall = self.service.stats()
-        lines.append(
-            f"*{overall.validated}* validated of {overall.items} items · {overall.votes} votes · "
-            f"{overall.disagreements} disputed · model `{overall.model_version}`"
-        )
-        for days in (7, 30):
-            window = self.service.stats(since=now - timedelta(days=days))
-            if window.validated == 0:
-                lines.append(f"Last {days} days: no validations.")
-                continue
-            per = ", ".join(
-                f"{name} {row['accuracy']:.0%} (n={row['n']})"
-                for name, row in window.per_category.items()
-            )
-            lines.append(
-                f"Last {days} days: category accuracy {window.category_accuracy:.0%}, "
-                f"severity {window.severity_accuracy:.0%} over {window.validated}: {per}"
-            )
-        return "\n".join(lines)
+        windows = [(d, self.service.stats(since=now - timedelta(days=d))) for d in (7, 30)]
+        return cards.stats_text(self.service.stats(), windows, self.target)

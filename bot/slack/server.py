@@ -47,7 +47,9 @@ def create_bolt_app(edge: SlackEdge, settings: SlackSettings) -> App:
         signing_secret=settings.signing_secret or "",
         client=edge.client,
         request_verification_enabled=not settings.socket_mode,
-        process_before_response=False,
+        # Listeners store before they ack and leave the slow work to threads (the outbox,
+        # the learner, `after_ack`): Slack's 200 means "stored", and a 503 means "retry".
+        process_before_response=True,
         logger=logging.getLogger("triage_bot.bolt"),
     )
     edge.register(app)
@@ -101,7 +103,7 @@ def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlett
                 body, request.headers.get(webhook.SIGNATURE_HEADER), settings.webhook_secret
             )
             form = webhook.parse(body, request.headers.get("content-type"))
-            triage, is_new = await run_in_threadpool(edge.accept_form, form)
+            accepted = await run_in_threadpool(edge.accept_form, form)
         except webhook.WebhookError as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
         except InputError as exc:
@@ -109,7 +111,7 @@ def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlett
         except STORE_UNAVAILABLE as exc:
             return store_unavailable(exc)
         return JSONResponse(
-            {"id": triage.item_id, "status": "accepted" if is_new else "duplicate"},
+            {"id": accepted.item_id, "status": "accepted" if accepted.is_new else "duplicate"},
             status_code=202,
         )
 
@@ -132,7 +134,7 @@ def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlett
 
 
 def build_slack(service: TriageService, settings: SlackSettings) -> tuple[SlackEdge, App]:
-    edge = SlackEdge(service, service.store, settings, make_client(settings))
+    edge = SlackEdge(service, settings, make_client(settings))
     return edge, create_bolt_app(edge, settings)
 
 

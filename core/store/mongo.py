@@ -14,7 +14,7 @@ healed by the redelivery that follows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -152,7 +152,7 @@ class MongoStore:
         raise RuntimeError("could not allocate a sequence number")
 
     # -- items ---------------------------------------------------------------------------
-    def add_item(self, item: FeedbackItem) -> bool:
+    def add_item(self, item: FeedbackItem, post_to: Sequence[str] = ()) -> bool:
         doc = item.model_dump(mode="json")
         doc["text"] = item.redacted_text  # raw text never leaves the process
         doc["_key"] = _utc_key(item.received_at)
@@ -161,9 +161,21 @@ class MongoStore:
         # 5.0 reject dotted keys (free-form `metadata`) inside update operators, not inserts.
         try:
             self._items.insert_one(doc)
+            is_new = True
         except DuplicateKeyError:
-            return False
-        return True
+            is_new = False
+        # After the item, never before: a crash in between leaves an item whose posts a
+        # redelivery (this call again) or the outbox's recovery queues.
+        for target in post_to:
+            self.enqueue_post(item.id, target)
+        return is_new
+
+    def add_submitter(self, item_id: str, submitter: str) -> bool:
+        result = self._items.update_one(
+            {"_id": item_id, "metadata.submitters": {"$ne": submitter}},
+            {"$push": {"metadata.submitters": submitter}},
+        )
+        return result.modified_count == 1
 
     def get_item(self, item_id: str) -> FeedbackItem | None:
         doc = self._items.find_one({"_id": item_id})
@@ -386,13 +398,17 @@ class MongoStore:
 
     def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None:
         # One find_one_and_update: the server matches and claims in a single atomic write,
-        # so two workers (threads or processes) can never both win the same post.
+        # so two workers (threads or processes) can never both win the same post. Due: a new
+        # post, a posted card to rewrite, or a claim whose worker died; a post waiting out
+        # its backoff is passed over. The stale mark is taken with the claim.
         now = utcnow()
+        due = {"$or": [{"next_attempt_at": None}, {"next_attempt_at": {"$lte": now}}]}
         doc = self._posts.find_one_and_update(
             {
                 "target": target,
                 "$or": [
-                    {"status": "pending"},
+                    {"status": "pending", **due},
+                    {"status": "posted", "stale": True, **due},
                     {"status": "claimed", "claimed_until": {"$lt": now}},
                 ],
             },
@@ -401,6 +417,7 @@ class MongoStore:
                     "status": "claimed",
                     "claimed_by": worker,
                     "claimed_until": now + timedelta(seconds=lease_seconds),
+                    "stale": False,
                     "updated_at": now,
                 },
                 "$inc": {"attempts": 1},
@@ -420,24 +437,65 @@ class MongoStore:
                     "ref": ref,
                     "claimed_by": None,
                     "claimed_until": None,
+                    "next_attempt_at": None,
+                    "last_error": None,
                     "updated_at": utcnow(),
                 }
             },
         )
         return result.matched_count == 1
 
-    def release_post(self, item_id: str, target: str, worker: str) -> None:
+    def release_post(
+        self,
+        item_id: str,
+        target: str,
+        worker: str,
+        *,
+        delay_seconds: float = 0.0,
+        error: str | None = None,
+    ) -> None:
+        now = utcnow()
+        held = {"item_id": item_id, "target": target, "status": "claimed", "claimed_by": worker}
+        retry = {
+            "claimed_by": None,
+            "claimed_until": None,
+            "next_attempt_at": now + timedelta(seconds=max(0.0, delay_seconds)),
+            "last_error": error,
+            "updated_at": now,
+        }
+        # Never posted: pending again. A rewrite: posted, still stale.
+        self._posts.update_one(
+            {**held, "ref": None}, {"$set": {**retry, "status": "pending", "stale": False}}
+        )
+        self._posts.update_one(
+            {**held, "ref": {"$ne": None}}, {"$set": {**retry, "status": "posted", "stale": True}}
+        )
+
+    def dead_post(self, item_id: str, target: str, worker: str, error: str) -> None:
         self._posts.update_one(
             {"item_id": item_id, "target": target, "status": "claimed", "claimed_by": worker},
             {
                 "$set": {
-                    "status": "pending",
+                    "status": "dead",
                     "claimed_by": None,
                     "claimed_until": None,
+                    "last_error": error,
                     "updated_at": utcnow(),
                 }
             },
         )
+
+    def request_update(self, item_id: str, target: str) -> bool:
+        result = self._posts.update_one(
+            {
+                "item_id": item_id,
+                "target": target,
+                "ref": {"$ne": None},
+                "status": {"$in": ["posted", "claimed"]},
+            },
+            {"$set": {"stale": True, "updated_at": utcnow()}},
+        )
+        return result.matched_count == 1
 
     def get_post(self, item_id: str, target: str) -> PostRecord | None:
         doc = self._posts.find_one({"item_id": item_id, "target": target})
@@ -446,6 +504,24 @@ class MongoStore:
     def find_post(self, target: str, ref: str) -> PostRecord | None:
         doc = self._posts.find_one({"target": target, "ref": ref})
         return self._post(doc) if doc else None
+
+    def posts(self, target: str | None = None, status: str | None = None) -> list[PostRecord]:
+        query: Doc = {}
+        if target is not None:
+            query["target"] = target
+        if status is not None:
+            query["status"] = status
+        cursor = self._posts.find(query).sort([("_key", ASCENDING), ("item_id", ASCENDING)])
+        return [self._post(doc) for doc in cursor]
+
+    def outbox_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for doc in self._posts.find({}, {"target": 1, "status": 1, "stale": 1}):
+            bucket = counts.setdefault(doc["target"], {})
+            bucket[doc["status"]] = bucket.get(doc["status"], 0) + 1
+            if doc.get("stale"):
+                bucket["stale"] = bucket.get("stale", 0) + 1
+        return counts
 
     def count_unposted(self, target: str) -> int:
         return self._posts.count_documents({"target": target, "status": {"$ne": "posted"}})

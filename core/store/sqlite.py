@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS posts (
     attempts INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL DEFAULT '',
+    stale INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
     PRIMARY KEY (item_id, target)
 );
 CREATE INDEX IF NOT EXISTS posts_pending ON posts(target, status, created_at);
@@ -94,6 +97,13 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE INDEX IF NOT EXISTS models_created ON models(created_at, version);
 CREATE INDEX IF NOT EXISTS models_promoted ON models(promoted_at);
 """
+
+
+_POST_UPGRADES = (
+    ("next_attempt_at", "TEXT NOT NULL DEFAULT ''"),
+    ("stale", "INTEGER NOT NULL DEFAULT 0"),
+    ("last_error", "TEXT"),
+)
 
 
 def _persisted(item: FeedbackItem) -> str:
@@ -129,16 +139,61 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
+        self._add_missing_post_columns()
         self._db.executescript(_SCHEMA)
 
+    def _add_missing_post_columns(self) -> None:
+        """Stores made before per-post backoff: add its columns (new ones get them above)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(posts)")}
+        if not have:
+            return
+        for column, kind in _POST_UPGRADES:
+            if column not in have:
+                self._db.execute(f"ALTER TABLE posts ADD COLUMN {column} {kind}")
+
     # -- items ---------------------------------------------------------------------------
-    def add_item(self, item: FeedbackItem) -> bool:
+    def add_item(self, item: FeedbackItem, post_to: Sequence[str] = ()) -> bool:
+        now = _iso(utcnow())
         with self._lock:
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO items(id, received_at, doc) VALUES (?, ?, ?)",
-                (item.id, _iso(item.received_at), _persisted(item)),
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO items(id, received_at, doc) VALUES (?, ?, ?)",
+                    (item.id, _iso(item.received_at), _persisted(item)),
+                )
+                for target in post_to:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO posts(item_id, target, status, created_at, "
+                        "updated_at) VALUES (?, ?, 'pending', ?, ?)",
+                        (item.id, target, now, now),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             return cur.rowcount == 1
+
+    def add_submitter(self, item_id: str, submitter: str) -> bool:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT doc FROM items WHERE id = ?", (item_id,)).fetchone()
+                added = False
+                if row is not None:
+                    item = FeedbackItem.model_validate_json(row[0])
+                    known = item.metadata.setdefault("submitters", [])
+                    if submitter not in known:
+                        known.append(submitter)
+                        added = True
+                        self._db.execute(
+                            "UPDATE items SET doc = ? WHERE id = ?",
+                            (item.model_dump_json(), item_id),
+                        )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return added
 
     def get_item(self, item_id: str) -> FeedbackItem | None:
         with self._lock:
@@ -332,12 +387,14 @@ class SQLiteStore:
 
     # -- outbox --------------------------------------------------------------------------
     _POST_COLUMNS = (
-        "item_id, target, status, ref, claimed_by, claimed_until, attempts, created_at, updated_at"
+        "item_id, target, status, ref, claimed_by, claimed_until, attempts, created_at, "
+        "updated_at, next_attempt_at, stale, last_error"
     )
 
     @staticmethod
     def _post(row: tuple) -> PostRecord:  # type: ignore[type-arg]
-        item_id, target, status, ref, by, until, attempts, created, updated = row
+        item_id, target, status, ref, by, until, attempts, created, updated = row[:9]
+        next_at, stale, error = row[9:]
 
         def when(value: str | None) -> datetime | None:
             return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
@@ -352,6 +409,9 @@ class SQLiteStore:
             attempts=attempts,
             created_at=datetime.fromisoformat(created).replace(tzinfo=UTC),
             updated_at=datetime.fromisoformat(updated).replace(tzinfo=UTC),
+            next_attempt_at=when(next_at),
+            stale=bool(stale),
+            last_error=error,
         )
 
     def enqueue_post(self, item_id: str, target: str) -> bool:
@@ -369,18 +429,25 @@ class SQLiteStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                # Due: a new post, a posted card to rewrite, or a claim whose worker died.
+                # A post waiting out its backoff is passed over, so it blocks nothing.
                 row = self._db.execute(
-                    "SELECT item_id FROM posts WHERE target = ? AND (status = 'pending' OR "
-                    "(status = 'claimed' AND claimed_until < ?)) ORDER BY created_at, item_id "
-                    "LIMIT 1",
-                    (target, _iso(now)),
+                    "SELECT item_id FROM posts WHERE target = ? AND ("
+                    "(status = 'pending' AND next_attempt_at <= ?) OR "
+                    "(status = 'posted' AND stale = 1 AND next_attempt_at <= ?) OR "
+                    "(status = 'claimed' AND claimed_until < ?)) "
+                    "ORDER BY created_at, item_id LIMIT 1",
+                    (target, _iso(now), _iso(now), _iso(now)),
                 ).fetchone()
                 if row is None:
                     self._db.execute("COMMIT")
                     return None
+                # The stale mark is taken with the claim, so a vote that lands during the
+                # rewrite marks the card again.
                 self._db.execute(
                     "UPDATE posts SET status = 'claimed', claimed_by = ?, claimed_until = ?, "
-                    "attempts = attempts + 1, updated_at = ? WHERE item_id = ? AND target = ?",
+                    "attempts = attempts + 1, stale = 0, updated_at = ? "
+                    "WHERE item_id = ? AND target = ?",
                     (
                         worker,
                         _iso(now + timedelta(seconds=lease_seconds)),
@@ -404,19 +471,55 @@ class SQLiteStore:
         with self._lock:
             cursor = self._db.execute(
                 "UPDATE posts SET status = 'posted', ref = ?, claimed_by = NULL, "
-                "claimed_until = NULL, updated_at = ? WHERE item_id = ? AND target = ?" + holder,
+                "claimed_until = NULL, next_attempt_at = '', last_error = NULL, updated_at = ? "
+                "WHERE item_id = ? AND target = ?" + holder,
                 (ref, _iso(utcnow()), item_id, target, *([worker] if worker is not None else [])),
             )
             return cursor.rowcount == 1
 
-    def release_post(self, item_id: str, target: str, worker: str) -> None:
+    def release_post(
+        self,
+        item_id: str,
+        target: str,
+        worker: str,
+        *,
+        delay_seconds: float = 0.0,
+        error: str | None = None,
+    ) -> None:
+        now = utcnow()
         with self._lock:
             self._db.execute(
-                "UPDATE posts SET status = 'pending', claimed_by = NULL, claimed_until = NULL, "
-                "updated_at = ? WHERE item_id = ? AND target = ? AND status = 'claimed' "
-                "AND claimed_by = ?",
-                (_iso(utcnow()), item_id, target, worker),
+                "UPDATE posts SET status = CASE WHEN ref IS NULL THEN 'pending' ELSE 'posted' END, "
+                "stale = CASE WHEN ref IS NULL THEN 0 ELSE 1 END, claimed_by = NULL, "
+                "claimed_until = NULL, next_attempt_at = ?, last_error = ?, updated_at = ? "
+                "WHERE item_id = ? AND target = ? AND status = 'claimed' AND claimed_by = ?",
+                (
+                    _iso(now + timedelta(seconds=max(0.0, delay_seconds))),
+                    error,
+                    _iso(now),
+                    item_id,
+                    target,
+                    worker,
+                ),
             )
+
+    def dead_post(self, item_id: str, target: str, worker: str, error: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE posts SET status = 'dead', claimed_by = NULL, claimed_until = NULL, "
+                "last_error = ?, updated_at = ? "
+                "WHERE item_id = ? AND target = ? AND status = 'claimed' AND claimed_by = ?",
+                (error, _iso(utcnow()), item_id, target, worker),
+            )
+
+    def request_update(self, item_id: str, target: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE posts SET stale = 1, updated_at = ? WHERE item_id = ? AND target = ? "
+                "AND ref IS NOT NULL AND status IN ('posted', 'claimed')",
+                (_iso(utcnow()), item_id, target),
+            )
+            return cursor.rowcount == 1
 
     def get_post(self, item_id: str, target: str) -> PostRecord | None:
         with self._lock:
@@ -433,6 +536,35 @@ class SQLiteStore:
                 (target, ref),
             ).fetchone()
         return self._post(row) if row else None
+
+    def posts(self, target: str | None = None, status: str | None = None) -> list[PostRecord]:
+        where, args = [], []
+        if target is not None:
+            where.append("target = ?")
+            args.append(target)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {self._POST_COLUMNS} FROM posts{clause} ORDER BY created_at, item_id",
+                args,
+            ).fetchall()
+        return [self._post(row) for row in rows]
+
+    def outbox_counts(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT target, status, COUNT(*), SUM(stale) FROM posts GROUP BY target, status"
+            ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for target, status, n, stale in rows:
+            bucket = counts.setdefault(target, {})
+            bucket[status] = int(n)
+            if stale:
+                bucket["stale"] = bucket.get("stale", 0) + int(stale)
+        return counts
 
     def count_unposted(self, target: str) -> int:
         with self._lock:

@@ -21,6 +21,7 @@ from bot.app import default_encoder
 from bot.discord import embeds
 from bot.discord.edge import TriageBot
 from bot.discord.settings import DiscordSettings
+from core.intake import Intake, Submission
 from core.models import ValidationKind
 from core.ports import Encoder
 from core.service import TriageService
@@ -311,22 +312,26 @@ async def test_restart_keeps_cards_alive_and_the_outbox_posts_once(world: World)
     result = await world.bob.select(old_card, ["low"], custom_id=f"triage:severity:{item_id}")
     assert "low" in reply_text(result)
 
-    service = world.bot.service
+    # The process that dies: its own intake, whose outbox never runs.
+    dying = Intake(world.store, world.bot.taxonomy)
     # Crash 1: a post claimed and sent, but the process died before recording it.
-    sent = service.make_item(
-        "Docs on caching are confusing", source="discord", received_at=world.env.now()
-    )
-    world.bot.accept(sent)
+    sent = dying.accept(
+        Submission(
+            text="Docs on caching are confusing", source="discord", received_at=world.env.now()
+        ),
+        [world.target],
+    ).item
     claimed = world.store.claim_post(world.target, "dead-worker", 0.0)  # lease already over
     assert claimed is not None and claimed.item_id == sent.id
     # Crash 2: an item stored and queued, never posted (the process died first).
-    stored = service.make_item("The pricing page link is dead", source="discord")
-    world.bot.accept(stored)
-    rendered = world.bot._render(sent.id)
+    stored = dying.accept(
+        Submission(text="The pricing page link is dead", source="discord"), [world.target]
+    ).item
+    rendered = world.bot.outbox.card_view(sent.id)
     assert rendered is not None
     channel = world.bot.get_channel(world.cards.id)
     assert isinstance(channel, discord.TextChannel)
-    ghost = await channel.send(embed=rendered[2])
+    ghost = await channel.send(embed=embeds.card_payload(rendered, world.bot.taxonomy)[1])
     await world.env.settle()
 
     await world.restart()

@@ -33,6 +33,7 @@ from bot.cli import app
 from bot.intake import MongoWatcher, parse_watch_url
 from bot.slack.edge import SlackEdge, make_client
 from bot.slack.settings import SlackSettings
+from core.intake import Accepted, Intake, Submission
 from core.ports import Store
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
@@ -131,7 +132,7 @@ def bot(tmp_path: Path) -> Iterator[Bot]:
         store = SQLiteStore(tmp_path / "bot.db")
         service = make_service(store)
         settings = slack_settings(fake)
-        edge = SlackEdge(service, store, settings, make_client(settings))
+        edge = SlackEdge(service, settings, make_client(settings))
         edge.start()
         try:
             yield Bot(fake, store, service, edge)
@@ -236,7 +237,14 @@ def test_field_mapping_and_bad_documents(
     )
     service = make_service(store)
     caplog.set_level(logging.INFO, logger="triage_bot.intake")
-    watcher = MongoWatcher(service, source.url, service.submit, mapping)
+    intake = Intake(store, service.taxonomy)
+
+    def accept(submission: Submission) -> Accepted:  # no bot: store, then triage at once
+        accepted = intake.accept(submission)
+        service.triage_items([accepted.item])
+        return accepted
+
+    watcher = MongoWatcher(service, source.url, accept, mapping)
     watcher.start()
     try:
         assert wait_for(lambda: watcher.triaged + watcher.skipped == 5)
@@ -291,8 +299,9 @@ def test_the_source_going_away_is_survived(tmp_path: Path) -> None:
     client: MongoClient[dict[str, Any]] = MongoClient(f"mongodb://127.0.0.1:{port}/")
     store = SQLiteStore(tmp_path / "store.db")
     service = make_service(store)
+    intake = Intake(store, service.taxonomy)
     watcher = MongoWatcher(
-        service, url, service.submit, FAST, retry_seconds=0.2, max_retry_seconds=1.0
+        service, url, intake.accept, FAST, retry_seconds=0.2, max_retry_seconds=1.0
     )
     watcher.start()
     try:
@@ -426,8 +435,8 @@ def test_import_reports_bad_rows_and_is_idempotent(run, tmp_path: Path) -> None:
         assert store.count_items() == 3
         # Not posted now, and a bot that starts later does not post them either.
         settings = slack_settings(None)
-        edge = SlackEdge(make_service(store), store, settings, make_client(settings))
-        assert edge.recover() == 0 and store.count_unposted(TARGET) == 0
+        edge = SlackEdge(make_service(store), settings, make_client(settings))
+        assert edge.outbox.recover() == 0 and store.count_unposted(TARGET) == 0
     finally:
         store.close()
 
@@ -457,7 +466,7 @@ def test_import_post_queues_cards_that_the_bot_posts_once(
     store = SQLiteStore(tmp_path / "cli.db")
     with FakeSlack() as fake:
         settings = slack_settings(fake)
-        edge = SlackEdge(make_service(store), store, settings, make_client(settings))
+        edge = SlackEdge(make_service(store), settings, make_client(settings))
         edge.start()  # a running bot: its outbox posts what the import queued
         try:
             assert fake.wait_for(lambda: store.count_unposted(TARGET) == 0, timeout=30)

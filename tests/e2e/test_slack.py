@@ -24,6 +24,7 @@ from bot.slack.edge import SlackEdge
 from bot.slack.server import build_slack, create_asgi
 from bot.slack.settings import SlackSettings
 from bot.webhook import sign
+from core.intake import Submission
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import load_taxonomy
@@ -489,8 +490,8 @@ def test_restart_posts_what_was_left_and_reconciles_a_post_slack_already_has(
         edge, _ = build_slack(service, settings)
         # Process 1 accepted two items but died before posting them (no poster running);
         # for the second, it died after Slack accepted the post but before recording it.
-        first, _ = edge.accept(service.make_item("Login page is blank", source="t"))
-        second, _ = edge.accept(service.make_item("Pricing page typo", source="t"))
+        first = edge.accept(Submission(text="Login page is blank", source="t"))
+        second = edge.accept(Submission(text="Pricing page typo", source="t"))
         target = edge.target
         assert store.claim_post(target, "dead-worker", lease_seconds=0.0) is not None
         crashed = store.get_post(second.item_id, target) or store.get_post(first.item_id, target)

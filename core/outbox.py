@@ -1,0 +1,254 @@
+"""The outbox: every card is posted, and every card rewrite made, from here.
+
+An item is stored with its outbox entry first (`core.intake`); a worker per card channel
+then claims due posts in micro-batches, triages the batch's new items together (one encoder
+batch, off every request path), and hands each card to the platform's `CardPoster`:
+- a post that fails (`PostFailed`: a 429, an outage) goes back with its own backoff
+  (`next_attempt_at`, doubling per attempt, Retry-After honoured) and never holds up the
+  posts behind it; a 429 also pauses this worker for its Retry-After;
+- a post the platform refuses for good (`PostRefused`) gets one try as a minimal card,
+  then is dead-lettered (`status="dead"`, counted by `stats`);
+- a post whose earlier attempt may have reached the platform before a crash is looked up
+  in the channel (`find`) first, so it is never posted twice;
+- a vote marks the card stale (`request_update`), and the same queue rewrites it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from core.models import CardView, FeedbackItem, PostRecord
+from core.ports import CardPoster, PostFailed, PostRefused
+from core.service import TriageService
+from core.store import STORE_UNAVAILABLE
+from core.taxonomy import OutboxSettings
+
+log = logging.getLogger("triage_bot.outbox")
+
+MODEL_REFRESH_SECONDS = 30.0  # how soon a model promoted elsewhere is served
+MISSING_ITEM = "missing-item"  # the ref of a post whose item vanished from the store
+
+
+class Outbox:
+    """One channel's outbox worker; `run_once` is one step, `serve` loops in a thread."""
+
+    def __init__(
+        self,
+        service: TriageService,
+        poster: CardPoster,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+        settings: OutboxSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.store = service.store
+        self.poster = poster
+        self.target = poster.target
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.settings = settings or service.taxonomy.outbox
+        self.clock = clock
+        self.paused_until = 0.0  # a 429's Retry-After: nothing is posted before this
+        self.wake_event = threading.Event()  # what `serve` waits on between rounds
+        self._wakers: list[Callable[[], None]] = []
+
+    # -- what a card shows -------------------------------------------------------------
+    def card_view(self, item: FeedbackItem | str) -> CardView | None:
+        """The card of one item as it stands in the store (triaged now if it never was)."""
+        found = self.store.get_item(item) if isinstance(item, str) else item
+        if found is None:
+            return None
+        triage = self.store.latest_triage(found.id)
+        if triage is None:
+            (triage,) = self.service.triage_items([found])
+        return CardView(
+            item=found,
+            triage=triage,
+            votes=self.store.current_votes(found.id),
+            label=self.store.get_label(found.id),
+            similar=self.service.similar_validated(found),
+        )
+
+    # -- queueing ------------------------------------------------------------------------
+    def wake(self) -> None:
+        """New work: from any thread (an event loop's worker registers with `on_wake`)."""
+        self.wake_event.set()
+        for wake in self._wakers:
+            wake()
+
+    def on_wake(self, wake: Callable[[], None]) -> None:
+        self._wakers.append(wake)
+
+    def request_update(self, item_id: str) -> bool:
+        """Queue a rewrite of the item's card (after a vote); False if it has no card yet
+        (it shows the votes when it is posted)."""
+        queued = self.store.request_update(item_id, self.target)
+        if queued:
+            self.wake()
+        return queued
+
+    def recover(self) -> int:
+        """Queue items stored for this channel whose outbox entry a crash prevented."""
+        queued = 0
+        for item in self.store.iter_items():
+            wanted = self.target in item.metadata.get("post_to", [])
+            if wanted and self.store.get_post(item.id, self.target) is None:
+                queued += int(self.store.enqueue_post(item.id, self.target))
+        if queued:
+            self.wake()
+        return queued
+
+    # -- posting -------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Claim up to one batch of due posts, triage their new items together, deliver
+        each; returns how many were handled (0: nothing due, or paused by a 429)."""
+        if self.clock() < self.paused_until:
+            return 0
+        posts: list[PostRecord] = []
+        while len(posts) < self.settings.batch:
+            post = self.store.claim_post(self.target, self.worker_id, self.lease_seconds)
+            if post is None:
+                break
+            posts.append(post)
+        if not posts:
+            return 0
+        items: dict[str, FeedbackItem] = {}
+        for post in posts:
+            item = self.store.get_item(post.item_id)
+            if item is None:
+                log.error("outbox: item %s vanished; dropping its post", post.item_id)
+                self.store.mark_posted(post.item_id, self.target, MISSING_ITEM, self.worker_id)
+            else:
+                items[item.id] = item
+        self.service.triage_items(list(items.values()))
+        for post in posts:
+            item = items.get(post.item_id)
+            if item is None:
+                continue
+            if self.clock() < self.paused_until:  # a 429 earlier in this batch
+                self._retry(post, self.paused_until - self.clock(), "rate limited")
+                continue
+            view = self.card_view(item)
+            if view is not None:
+                self._deliver(post, view)
+        return len(posts)
+
+    def drain(self) -> int:
+        """Post and rewrite until nothing is due (or a 429 pauses this worker)."""
+        total = 0
+        while handled := self.run_once():
+            total += handled
+        return total
+
+    def _deliver(self, post: PostRecord, view: CardView) -> None:
+        item_id = post.item_id
+        try:
+            if post.ref is not None:
+                self._rewrite(post, view)
+                return
+            if post.attempts > 1:  # an earlier attempt may have reached the platform
+                found = self.poster.find(view)
+                if found is not None:
+                    log.info("outbox: %s was already posted as %s; not reposting", item_id, found)
+                    self.store.mark_posted(item_id, self.target, found, self.worker_id)
+                    return
+            try:
+                ref = self.poster.post(view)
+            except PostRefused as refused:
+                log.warning("outbox: %s refused (%s); posting a minimal card", item_id, refused)
+                try:
+                    ref = self.poster.post(view, minimal=True)
+                except PostRefused as again:
+                    log.error("outbox: %s refused twice (%s); dead-lettered", item_id, again)
+                    self.store.dead_post(item_id, self.target, self.worker_id, str(again)[:500])
+                    return
+        except STORE_UNAVAILABLE:
+            raise
+        except PostFailed as exc:
+            self._failed(post, exc)
+            return
+        except Exception as exc:  # an unexpected client error: retried like a failure
+            log.exception("outbox: posting %s failed", item_id)
+            self._failed(post, PostFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        if not self.store.mark_posted(item_id, self.target, ref, self.worker_id):
+            # Our lease ran out mid-post and another worker holds the post now: it searches
+            # the channel before posting, so it finds this card unless it searched first.
+            log.warning(
+                "outbox: lost the claim on %s while posting (lease %.0f s too short?)",
+                item_id,
+                self.lease_seconds,
+            )
+
+    def _rewrite(self, post: PostRecord, view: CardView) -> None:
+        assert post.ref is not None
+        try:
+            self.poster.update(post.ref, view)
+        except PostRefused as refused:
+            log.warning("outbox: rewrite of %s refused (%s); minimal card", post.item_id, refused)
+            try:
+                self.poster.update(post.ref, view, minimal=True)
+            except PostRefused as again:  # the old card stays; nothing more to try
+                log.error("outbox: card of %s left as it was: %s", post.item_id, again)
+        self.store.mark_posted(post.item_id, self.target, post.ref, self.worker_id)
+
+    def _failed(self, post: PostRecord, exc: PostFailed) -> None:
+        if exc.retry_after:
+            self.paused_until = max(self.paused_until, self.clock() + exc.retry_after)
+        if post.ref is not None:  # a rewrite: a short, flat wait (its attempts count votes)
+            backoff = min(self.settings.retry_max_seconds, 5 * self.settings.retry_base_seconds)
+        else:
+            exponent = min(max(post.attempts - 1, 0), 20)
+            backoff = min(
+                self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2**exponent
+            )
+        delay = max(backoff, exc.retry_after or 0.0)
+        log.warning("outbox: %s not delivered (%s); retry in %.1f s", post.item_id, exc, delay)
+        self._retry(post, delay, str(exc))
+
+    def _retry(self, post: PostRecord, delay: float, error: str) -> None:
+        self.store.release_post(
+            post.item_id, self.target, self.worker_id, delay_seconds=delay, error=error[:500]
+        )
+
+    # -- the worker thread ---------------------------------------------------------------
+    def serve(self, stop: threading.Event) -> None:
+        """Post until `stop` is set (a platform without an event loop runs this in a
+        thread); waits for `wake` or a second between rounds, and picks up a model
+        promoted elsewhere every MODEL_REFRESH_SECONDS."""
+        next_refresh = self.clock() + MODEL_REFRESH_SECONDS
+        while not stop.is_set():
+            if self.clock() >= next_refresh:
+                next_refresh = self.clock() + MODEL_REFRESH_SECONDS
+                try:
+                    if self.service.refresh_model():
+                        log.info("now serving %s", self.service.engine.model_version)
+                except Exception:
+                    log.exception("could not refresh the promoted model")
+            try:
+                worked = self.run_once() > 0
+            except STORE_UNAVAILABLE as exc:  # an outage: wait it out, no traceback per try
+                log.warning("outbox: store unavailable (%s); retrying", type(exc).__name__)
+                worked = False
+                stop.wait(2.0)
+            except Exception:  # keep the worker alive whatever one round does
+                log.exception("outbox: a round failed")
+                worked = False
+                stop.wait(2.0)
+            if not worked:
+                pause = self.paused_until - self.clock()
+                self.wake_event.wait(timeout=min(max(pause, 0.0), 5.0) if pause > 0 else 1.0)
+                self.wake_event.clear()
+
+
+def start_thread(outbox: Outbox, name: str) -> tuple[threading.Thread, threading.Event]:
+    """Run `outbox.serve` in a daemon thread; set the returned event (and wake) to stop."""
+    stop = threading.Event()
+    thread = threading.Thread(target=outbox.serve, args=(stop,), name=name, daemon=True)
+    thread.start()
+    return thread, stop
