@@ -9,12 +9,9 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from core.env import SettingsError, env_choice, env_list, env_number, env_str
 from core.store import safe_url
 from core.taxonomy import DEFAULT_CONFIG
-
-
-class SettingsError(ValueError):
-    """A missing or malformed environment variable; the message names it."""
 
 
 def default_store_url() -> str:
@@ -22,19 +19,6 @@ def default_store_url() -> str:
 
 
 BACKENDS = ("embedded", "llm")
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -55,17 +39,17 @@ class LLMSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LLMSettings:
-        base_url = env.get("OPENAI_BASE_URL", "").strip() or None
+        base_url = env_str(env, "OPENAI_BASE_URL")
         # A local server needs no key, but the client insists on one.
-        api_key = env.get("OPENAI_API_KEY", "").strip() or ("unused" if base_url else "")
+        api_key = env_str(env, "OPENAI_API_KEY") or ("unused" if base_url else "")
         return cls(
-            model=env.get("TRIAGE_LLM_MODEL", "").strip(),
+            model=env_str(env, "TRIAGE_LLM_MODEL") or "",
             base_url=base_url,
             api_key=api_key,
-            timeout_s=_number(env, "TRIAGE_LLM_TIMEOUT", 10.0, 0.1, 600.0),
-            examples=int(_number(env, "TRIAGE_LLM_EXAMPLES", 3, 0, 20)),
-            concurrency=int(_number(env, "TRIAGE_LLM_CONCURRENCY", 4, 1, 64)),
-            cooldown_s=_number(env, "TRIAGE_LLM_COOLDOWN", 30.0, 0.0, 3600.0),
+            timeout_s=env_number(env, "TRIAGE_LLM_TIMEOUT", 10.0, 0.1, 600.0),
+            examples=int(env_number(env, "TRIAGE_LLM_EXAMPLES", 3, 0, 20)),
+            concurrency=int(env_number(env, "TRIAGE_LLM_CONCURRENCY", 4, 1, 64)),
+            cooldown_s=env_number(env, "TRIAGE_LLM_COOLDOWN", 30.0, 0.0, 3600.0),
         )
 
     def check(self) -> None:
@@ -96,26 +80,22 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        store_url = env.get("TRIAGE_STORE_URL", "").strip() or default_store_url()
+        store_url = env_str(env, "TRIAGE_STORE_URL") or default_store_url()
         if not store_url.startswith(("sqlite://", "mongodb://", "mongodb+srv://")):
             raise SettingsError(
                 "TRIAGE_STORE_URL must start with sqlite:/// or mongodb://, "
                 f"got {safe_url(store_url)!r}"
             )
-        config = Path(env.get("TRIAGE_CONFIG", "").strip() or DEFAULT_CONFIG)
+        config = Path(env_str(env, "TRIAGE_CONFIG") or DEFAULT_CONFIG)
         if not config.is_file():
             raise SettingsError(f"TRIAGE_CONFIG={str(config)!r}: no such file")
-        raw_reviewers = env.get("TRIAGE_REVIEWERS", "").strip()
+        # Set but listing nobody (TRIAGE_REVIEWERS=",") allows nobody; unset allows anyone.
         reviewers = (
-            frozenset(r.strip() for r in raw_reviewers.split(",") if r.strip())
-            if raw_reviewers
+            frozenset(env_list(env, "TRIAGE_REVIEWERS"))
+            if env_str(env, "TRIAGE_REVIEWERS")
             else None
         )
-        backend = env.get("TRIAGE_BACKEND", "").strip().lower() or "embedded"
-        if backend not in BACKENDS:
-            raise SettingsError(
-                f"TRIAGE_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}"
-            )
+        backend = env_choice(env, "TRIAGE_BACKEND", BACKENDS, "embedded")
         # The LLM endpoint is checked by `with_backend`, once `--backend` is known.
         return cls(
             store_url=store_url,

@@ -7,19 +7,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.settings import SettingsError
+from core.env import SettingsError, check_id, env_ids, env_number, env_required, env_str
 
+# Discord ids are 64-bit snowflakes written as 17-20 digits; catch names and typos early.
 SNOWFLAKE = re.compile(r"^[0-9]{15,21}$")
+SNOWFLAKE_WHAT = (
+    "a Discord id (a number like 123456789012345678; turn on Developer Mode and use Copy ID)"
+)
+CLAIM_LEASE_DEFAULT = 120.0  # seconds; see `DiscordSettings.claim_lease`
 
 
 def _snowflake(name: str, value: str) -> int:
-    """Discord ids are 64-bit snowflakes written as 17-20 digits; catch names and typos early."""
-    if not SNOWFLAKE.match(value):
-        raise SettingsError(
-            f"{name}: {value!r} is not a Discord id (a number like 123456789012345678; "
-            "turn on Developer Mode and use Copy ID)"
-        )
-    return int(value)
+    return int(check_id(name, value, SNOWFLAKE, SNOWFLAKE_WHAT))
 
 
 @dataclass(frozen=True)
@@ -29,38 +28,30 @@ class DiscordSettings:
     intake_channels: frozenset[int]  # new messages here become feedback items
     reviewer_role: int | None  # only members with this role may vote (None: anyone)
     guild: int | None  # slash commands are synced here (None: globally, slow to appear)
+    # How long a worker's claim on a card post lasts, as Slack's: a post claimed by a
+    # process that died is retried once it runs out, so it must outlast one post attempt.
+    claim_lease: float = CLAIM_LEASE_DEFAULT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DiscordSettings:
         env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        token = get("DISCORD_TOKEN")
-        if token is None:
-            raise SettingsError(
-                "DISCORD_TOKEN is not set (the bot token from the Developer Portal)"
-            )
+        token = env_required(env, "DISCORD_TOKEN", "the bot token from the Developer Portal")
         if any(c.isspace() for c in token) or token.lower().startswith("bot "):
             raise SettingsError(
                 "DISCORD_TOKEN must be the bare bot token, without 'Bot ' or spaces"
             )
-        channel = get("TRIAGE_DISCORD_CHANNEL")
-        if channel is None:
-            raise SettingsError("TRIAGE_DISCORD_CHANNEL is not set (the channel id for cards)")
-        intake = frozenset(
-            _snowflake("TRIAGE_DISCORD_INTAKE_CHANNELS", c.strip())
-            for c in (get("TRIAGE_DISCORD_INTAKE_CHANNELS") or "").split(",")
-            if c.strip()
+        channel = env_required(env, "TRIAGE_DISCORD_CHANNEL", "the channel id for cards")
+        intake = env_ids(env, "TRIAGE_DISCORD_INTAKE_CHANNELS", SNOWFLAKE, SNOWFLAKE_WHAT)
+        role = env_str(env, "TRIAGE_DISCORD_REVIEWER_ROLE")
+        guild = env_str(env, "TRIAGE_DISCORD_GUILD")
+        lease = env_number(
+            env, "TRIAGE_DISCORD_CLAIM_LEASE", CLAIM_LEASE_DEFAULT, above=0, unit="seconds"
         )
-        role = get("TRIAGE_DISCORD_REVIEWER_ROLE")
-        guild = get("TRIAGE_DISCORD_GUILD")
         return cls(
             token=token,
             channel=_snowflake("TRIAGE_DISCORD_CHANNEL", channel),
-            intake_channels=intake,
+            intake_channels=frozenset(map(int, intake)),
             reviewer_role=_snowflake("TRIAGE_DISCORD_REVIEWER_ROLE", role) if role else None,
             guild=_snowflake("TRIAGE_DISCORD_GUILD", guild) if guild else None,
+            claim_lease=lease,
         )

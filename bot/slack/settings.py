@@ -7,16 +7,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.settings import SettingsError
+from core.env import (
+    SettingsError,
+    check_id,
+    env_ids,
+    env_number,
+    env_required,
+    env_str,
+)
 
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+CHANNEL_WHAT = "a Slack channel id (like C0123ABCD)"
 DEFAULT_API_URL = "https://slack.com/api/"
-
-
-def _channel(name: str, value: str) -> str:
-    if not CHANNEL_ID.match(value):
-        raise SettingsError(f"{name}: {value!r} is not a Slack channel id (like C0123ABCD)")
-    return value
+CLAIM_LEASE_DEFAULT = 120.0  # seconds; see `SlackSettings.claim_lease`
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class SlackSettings:
     # How long a worker's claim on a post lasts; a post claimed by a process that died is
     # retried (after a search of the channel) once it runs out. It must outlast one post
     # attempt, 429 waits included, or a slow live worker may see its post taken over.
-    claim_lease: float = 120.0
+    claim_lease: float = CLAIM_LEASE_DEFAULT
 
     @property
     def socket_mode(self) -> bool:
@@ -41,60 +44,35 @@ class SlackSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SlackSettings:
         env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        bot_token = get("SLACK_BOT_TOKEN")
-        if bot_token is None:
-            raise SettingsError("SLACK_BOT_TOKEN is not set (the xoxb- token of the Slack app)")
+        bot_token = env_required(env, "SLACK_BOT_TOKEN", "the xoxb- token of the Slack app")
         if not bot_token.startswith("xoxb-"):
             raise SettingsError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
-        app_token = get("SLACK_APP_TOKEN")
+        app_token = env_str(env, "SLACK_APP_TOKEN")
         if app_token is not None and not app_token.startswith("xapp-"):
             raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
-        signing_secret = get("SLACK_SIGNING_SECRET")
+        signing_secret = env_str(env, "SLACK_SIGNING_SECRET")
         if app_token is None and signing_secret is None:
             raise SettingsError(
                 "SLACK_SIGNING_SECRET is not set (needed in HTTP mode; set SLACK_APP_TOKEN "
                 "for Socket Mode instead)"
             )
-        channel = get("TRIAGE_SLACK_CHANNEL")
-        if channel is None:
-            raise SettingsError("TRIAGE_SLACK_CHANNEL is not set (the channel id for cards)")
-        intake = frozenset(
-            _channel("TRIAGE_SLACK_INTAKE_CHANNELS", c.strip())
-            for c in (get("TRIAGE_SLACK_INTAKE_CHANNELS") or "").split(",")
-            if c.strip()
-        )
-        api_url = get("SLACK_API_URL") or DEFAULT_API_URL
+        channel = env_required(env, "TRIAGE_SLACK_CHANNEL", "the channel id for cards")
+        intake = env_ids(env, "TRIAGE_SLACK_INTAKE_CHANNELS", CHANNEL_ID, CHANNEL_WHAT)
+        api_url = env_str(env, "SLACK_API_URL") or DEFAULT_API_URL
         if not api_url.startswith(("http://", "https://")):
             raise SettingsError(f"SLACK_API_URL must be an http(s) URL, got {api_url!r}")
-        interval_raw = get("TRIAGE_SLACK_POST_INTERVAL") or "1.0"
-        try:
-            interval = float(interval_raw)
-        except ValueError:
-            raise SettingsError(
-                f"TRIAGE_SLACK_POST_INTERVAL must be a number of seconds, got {interval_raw!r}"
-            ) from None
-        lease_raw = get("TRIAGE_SLACK_CLAIM_LEASE") or "120"
-        try:
-            lease = float(lease_raw)
-        except ValueError:
-            raise SettingsError(
-                f"TRIAGE_SLACK_CLAIM_LEASE must be a number of seconds, got {lease_raw!r}"
-            ) from None
-        if lease <= 0:
-            raise SettingsError(f"TRIAGE_SLACK_CLAIM_LEASE must be above 0, got {lease_raw!r}")
+        interval = env_number(env, "TRIAGE_SLACK_POST_INTERVAL", 1.0, unit="seconds")
+        lease = env_number(
+            env, "TRIAGE_SLACK_CLAIM_LEASE", CLAIM_LEASE_DEFAULT, above=0, unit="seconds"
+        )
         return cls(
             bot_token=bot_token,
             signing_secret=signing_secret,
             app_token=app_token,
             api_url=api_url if api_url.endswith("/") else api_url + "/",
-            channel=_channel("TRIAGE_SLACK_CHANNEL", channel),
+            channel=check_id("TRIAGE_SLACK_CHANNEL", channel, CHANNEL_ID, CHANNEL_WHAT),
             intake_channels=intake,
-            webhook_secret=get("TRIAGE_WEBHOOK_SECRET"),
+            webhook_secret=env_str(env, "TRIAGE_WEBHOOK_SECRET"),
             post_interval=max(0.0, interval),
             claim_lease=lease,
         )
