@@ -410,6 +410,85 @@ def test_release_post_only_by_the_holder(store: Store) -> None:
     assert retry is not None and (retry.claimed_by, retry.attempts) == ("w2", 2)
 
 
+def test_a_released_post_waits_out_its_delay_and_keeps_the_error(store: Store) -> None:
+    store.enqueue_post("itm_a", SLACK)
+    time.sleep(0.005)
+    store.enqueue_post("itm_b", SLACK)
+    first = store.claim_post(SLACK, "w1", LONG)
+    assert first is not None and first.item_id == "itm_a"
+    store.release_post("itm_a", SLACK, "w1", delay_seconds=0.4, error="ratelimited")
+    waiting = store.get_post("itm_a", SLACK)
+    assert waiting is not None and (waiting.status, waiting.last_error) == (
+        "pending",
+        "ratelimited",
+    )
+    assert waiting.next_attempt_at is not None and aware_utc(waiting.next_attempt_at)
+    # The post behind it is not held up; the released one comes back after its delay.
+    behind = store.claim_post(SLACK, "w1", LONG)
+    assert behind is not None and behind.item_id == "itm_b"
+    assert store.claim_post(SLACK, "w1", LONG) is None
+    time.sleep(0.5)
+    again = store.claim_post(SLACK, "w1", LONG)
+    assert again is not None and (again.item_id, again.attempts) == ("itm_a", 2)
+    assert store.mark_posted("itm_a", SLACK, "ts-a", "w1")
+    done = store.get_post("itm_a", SLACK)
+    assert done is not None and (done.last_error, done.next_attempt_at) == (None, None)
+
+
+def test_dead_posts_are_never_claimed_and_are_counted(store: Store) -> None:
+    store.enqueue_post("itm_a", SLACK)
+    store.enqueue_post("itm_b", SLACK)
+    claimed = store.claim_post(SLACK, "w1", 0.0)
+    assert claimed is not None
+    store.dead_post(claimed.item_id, SLACK, "w2", "invalid_blocks")  # not w2's to end
+    assert store.get_post(claimed.item_id, SLACK).status == "claimed"  # type: ignore[union-attr]
+    store.dead_post(claimed.item_id, SLACK, "w1", "invalid_blocks")
+    dead = store.get_post(claimed.item_id, SLACK)
+    assert dead is not None and (dead.status, dead.last_error) == ("dead", "invalid_blocks")
+    other = store.claim_post(SLACK, "w1", 0.0)
+    assert other is not None and other.item_id != claimed.item_id
+    time.sleep(0.05)
+    assert store.claim_post(SLACK, "w1", LONG) is not None  # the expired claim, not the dead
+    assert store.claim_post(SLACK, "w1", LONG) is None
+    assert [p.item_id for p in store.posts(SLACK, "dead")] == [claimed.item_id]
+    assert store.outbox_counts() == {SLACK: {"dead": 1, "claimed": 1}}
+
+
+def test_request_update_marks_a_posted_card_stale_for_one_rewrite(store: Store) -> None:
+    store.enqueue_post("itm_1", SLACK)
+    assert store.request_update("itm_1", SLACK) is False  # no card yet: nothing to rewrite
+    store.claim_post(SLACK, "w1", LONG)
+    store.mark_posted("itm_1", SLACK, "ts-1", "w1")
+    assert store.claim_post(SLACK, "w1", LONG) is None
+    assert store.request_update("itm_1", SLACK) and store.request_update("itm_1", SLACK)
+    assert store.outbox_counts()[SLACK] == {"posted": 1, "stale": 1}
+    rewrite = store.claim_post(SLACK, "w1", LONG)
+    assert rewrite is not None and rewrite.ref == "ts-1" and not rewrite.stale
+    assert store.request_update("itm_1", SLACK)  # a vote during the rewrite: once more
+    store.mark_posted("itm_1", SLACK, "ts-1", "w1")
+    assert store.get_post("itm_1", SLACK).stale  # type: ignore[union-attr]
+    again = store.claim_post(SLACK, "w1", LONG)
+    assert again is not None
+    # A failed rewrite stays posted (the card exists) and stale, after its delay.
+    store.release_post("itm_1", SLACK, "w1", delay_seconds=LONG, error="ratelimited")
+    kept = store.get_post("itm_1", SLACK)
+    assert kept is not None and (kept.status, kept.stale, kept.ref) == ("posted", True, "ts-1")
+    assert store.claim_post(SLACK, "w1", LONG) is None
+    assert store.find_post(SLACK, "ts-1") is not None
+
+
+def test_an_item_is_stored_with_its_posts_and_more_submitters(store: Store) -> None:
+    assert store.add_item(item("itm_1"), post_to=[SLACK, "discord:1"]) is True
+    assert store.add_item(item("itm_1"), post_to=[SLACK]) is False
+    assert {p.target for p in store.posts()} == {SLACK, "discord:1"}
+    assert store.add_submitter("itm_1", "slack:U1") and store.add_submitter("itm_1", "slack:U2")
+    assert store.add_submitter("itm_1", "slack:U1") is False
+    assert store.add_submitter("itm_missing", "slack:U1") is False
+    stored = store.get_item("itm_1")
+    assert stored is not None and stored.metadata["submitters"] == ["slack:U1", "slack:U2"]
+    assert stored.metadata["slack.team"] == "T1"  # the rest of the metadata is untouched
+
+
 def test_mark_posted_records_the_ref_and_is_never_claimed_again(store: Store) -> None:
     store.enqueue_post("itm_a", SLACK)
     time.sleep(0.005)
