@@ -1,0 +1,135 @@
+"""Benchmarks: `bench latency` (the model) and `bench load` (the bot under a burst),
+figures as JSON on stdout.
+
+Registered on the root app's `bench` group by `bot.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bot.cli.errors import FAILED, CliError, reported_errors
+from bot.cli.shared import BackendOption, emit, err
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+NOT_A_CHECKOUT = "bench load runs from a source checkout (benchmarks/ is not installed)"
+
+
+@reported_errors()
+def bench_latency(
+    n: Annotated[
+        int | None, typer.Option(help="Single-item predictions to time (200; llm: 20).")
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(help="Items in the batched run (512; llm: 32).")
+    ] = None,
+    backend: BackendOption = None,
+) -> None:
+    """Model load time, p50/p99 single-item latency, batched items/s, peak RSS (JSON)."""
+    from core.settings import Settings
+    from training.bench import latency, llm_latency
+
+    # No encoder passed: the bench builds the bot's own (MiniLM on the CPU) inside its
+    # timer, so the load time includes loading the model.
+    settings = Settings.from_env().with_backend(backend)
+    if settings.backend == "llm":
+        emit(llm_latency(settings.llm, n_single=n or 20, n_batch=32 if batch is None else batch))
+    else:
+        emit(latency(n_single=n or 200, n_batch=512 if batch is None else batch))
+
+
+def _load_harness() -> Callable[..., dict[str, Any]]:
+    """`benchmarks.load.run_load`, which lives in the checkout, not the wheel.
+
+    `python -m bot.cli` in the checkout finds it on the path; the `triage-bot` script of an
+    editable install does not (its path starts at the venv's bin/), so the checkout this
+    package sits in is tried next. An installed wheel has none: one line, exit 2.
+    """
+    try:
+        from benchmarks.load import run_load
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("benchmarks", "benchmarks.load"):
+            raise  # the harness is there but something it imports is not: show it
+        checkout = Path(__file__).resolve().parents[2]
+        if not (checkout / "benchmarks" / "load.py").is_file():
+            raise CliError(NOT_A_CHECKOUT) from None
+        sys.path.insert(0, str(checkout))
+        from benchmarks.load import run_load
+    return run_load
+
+
+@reported_errors(RuntimeError)  # the harness's "the bot did not start" and the like
+def bench_load(
+    items: Annotated[int, typer.Option(help="Webhook submissions in the burst.")] = 2000,
+    votes: Annotated[int, typer.Option(help="Reaction events in the burst.")] = 2000,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="sqlite:///path, mongodb://host (a scratch database, dropped after) or "
+            "mongoeco (a local MongoDB-compatible server); default: a scratch SQLite file.",
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 16,
+    fault: Annotated[
+        str | None, typer.Option(help="Inject a fault mid-burst: kill, outage or ratelimit.")
+    ] = None,
+    outage: Annotated[float, typer.Option(help="Seconds the store is down (outage).")] = 30.0,
+    storm: Annotated[float, typer.Option(help="Seconds of Slack 429s (ratelimit).")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON, no table.")] = False,
+) -> None:
+    """The bot (HTTP mode, its own process) under a burst against a fake Slack: accepted/s,
+    ack latency, and checks that every item is stored and posted once, every vote recorded."""
+    import signal
+
+    from rich.progress import Progress
+
+    run_load = _load_harness()
+    if concurrency < 1:
+        raise CliError("--concurrency must be at least 1")
+    # SIGTERM unwinds like Ctrl-C, so the bot and store processes started here are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with Progress(console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        figures = run_load(
+            items,
+            votes,
+            store=store,
+            concurrency=concurrency,
+            fault=fault,
+            outage_seconds=outage,
+            storm_seconds=storm,
+            progress=progress,
+        )
+    if not as_json and sys.stderr.isatty():
+        from rich.table import Table
+
+        table = Table(title=f"bench load · {figures['store']} · fault {figures['fault']}")
+        for column in ("burst", "accepted", "accepted/s", "ack p50 ms", "ack p99 ms"):
+            table.add_column(column)
+        for name in ("submissions", "reactions"):
+            row = figures[name]
+            table.add_row(
+                name,
+                f"{row['accepted']}/{row['sent']}",
+                str(row["accepted_per_s"]),
+                str(row["ack_ms"]["p50"]),
+                str(row["ack_ms"]["p99"]),
+            )
+        table.caption = "checks: " + ("all passed" if figures["ok"] else "FAILED")
+        err.print(table)
+    emit(figures)
+    if not figures["ok"]:
+        raise typer.Exit(FAILED)
