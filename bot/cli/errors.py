@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import click
 import typer
 from rich.markup import escape
 
@@ -57,7 +56,7 @@ def reported_errors(*also: type[Exception]) -> Iterator[None]:
     `@reported_errors()`. `also`: exception types that mean bad input to this command only."""
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort):
+    except (typer.Exit, typer.Abort):
         raise  # typer.Exit and Ctrl-C's Abort are RuntimeErrors; `also` may name that
     except CliError as exc:
         raise _exit(str(exc), exc.code) from None
