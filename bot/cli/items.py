@@ -32,6 +32,8 @@ def triage(
     """Triage TEXT or every item of --file; prints one JSON object per item."""
     from bot.console import triage_table
     from bot.files import BadRow, read_rows
+    from bot.intake import submission_from_row
+    from core.intake import to_item
 
     if (text is None) == (file is None):
         raise CliError("give either TEXT or --file PATH")
@@ -57,18 +59,8 @@ def triage(
                     bad += 1
                     err.print(f"{file}:{row.line}: skipped: {row.reason}", highlight=False)
                     continue
-                try:
-                    entries.append(
-                        service.make_item(
-                            row.text,
-                            source="file",
-                            item_id=row.id,
-                            ref=f"{file.name}:{row.id}" if row.id else None,
-                            form_type=row.form_type,
-                            page=row.page,
-                            rating=row.rating,
-                        )
-                    )
+                try:  # the same identity as `import` gives the row: no duplicates either way
+                    entries.append(to_item(service.taxonomy, submission_from_row(file, row)))
                 except InputError as exc:
                     bad += 1
                     err.print(f"{file}:{row.line}: skipped: {exc}", highlight=False)
