@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from core.intake import Submission, to_item
 from core.models import (
     FeedbackItem,
@@ -30,9 +32,8 @@ from core.rewards import REWARD_SOURCE, consensus, score
 from core.taxonomy import Taxonomy
 from core.triage import LearnReport, TriageEngine
 
-# Reviewer weights are cached (computing them reads every label): dropped at once when a
-# vote here touches a label with two or more reviewers, and after this long otherwise, so
-# votes stored by other processes on the same store count within it.
+# Reviewers' track records are read from the store once, then kept up to date by this
+# process's votes, and read again after this long, so other processes' votes count too.
 WEIGHTS_TTL_SECONDS = 30.0
 
 
@@ -146,9 +147,14 @@ class TriageService:
         self._learn_due = False
         self._examples_lock = threading.Lock()  # short: guards the three fields above
         self._learn_lock = threading.Lock()  # long: one learning update at a time
-        self._weights: dict[str, float] | None = None
-        self._weights_until = 0.0
-        self._weights_generation = 0  # bumped on every invalidation
+        # Reviewers' track records (see reviewer_weights): per item, and summed.
+        self._records: dict[str, dict[str, tuple[int, int]]] | None = None
+        self._records_until = 0.0
+        self._agreed: Counter[str] = Counter()
+        self._counted: Counter[str] = Counter()
+        self._weights_lock = threading.Lock()
+        self._vectors: dict[str, np.ndarray] = {}  # validated items' embeddings, by item id
+        self._vectors_generation = -1  # the encoder they came from
 
     # -- intake ----------------------------------------------------------------------------
     def make_item(self, raw: str | bytes, **facts: Any) -> FeedbackItem:
@@ -272,11 +278,9 @@ class TriageService:
         )
         # A duplicate (a redelivery) changes nothing, but the label and reward are still
         # recomputed: if the first delivery died between its writes, this one heals them.
-        settled_before = self._settled(self.store.get_label(item_id))
         stored = self.store.add_validation(validation)
-        if settled_before:  # this vote changes a label that weighs reviewers
-            self._forget_weights()
-        label = consensus(self.store.current_votes(item_id), self.reviewer_weights())
+        votes = self.store.current_votes(item_id)
+        label = consensus(votes, self.reviewer_weights())
         reward = None
         if label is None:
             self.store.delete_label(item_id)
@@ -294,8 +298,7 @@ class TriageService:
             if predicted is not None:
                 reward = score(predicted, label, self.taxonomy)
                 self.store.put_reward(reward)
-        if self._settled(label):
-            self._forget_weights()
+        self._retally(item_id, label, votes)
         if not stored:
             return VoteOutcome(False, validation, label, None, None)
         learned = self._update_examples(item, label, learn)
@@ -374,44 +377,55 @@ class TriageService:
                 previous=0,
             )
 
-    def _forget_weights(self) -> None:
-        self._weights_generation += 1
-        self._weights = None
-
     @staticmethod
-    def _settled(label: Label | None) -> bool:
-        """Whether a label counts towards reviewer weights (two or more reviewers)."""
-        return label is not None and len(label.reviewers) >= 2
+    def _track_record(label: Label | None, votes: list[Validation]) -> dict[str, tuple[int, int]]:
+        """What one item adds to each reviewer's record: (agreed, counted). Only labels with
+        two or more reviewers count (a lone vote agrees with itself)."""
+        if label is None or len(label.reviewers) < 2:
+            return {}
+        return {
+            v.reviewer: (int(v.category == label.category), 1)
+            for v in votes
+            if v.category is not None
+        }
+
+    def _count(self, record: dict[str, tuple[int, int]], sign: int) -> None:
+        for reviewer, (agreed, counted) in record.items():
+            self._agreed[reviewer] += sign * agreed
+            self._counted[reviewer] += sign * counted
+
+    def _retally(self, item_id: str, label: Label | None, votes: list[Validation]) -> None:
+        """Update the records with one item's new label: a vote costs the same however many
+        labels the store holds."""
+        with self._weights_lock:
+            if self._records is None:
+                return  # not read yet: the first read counts everything
+            self._count(self._records.pop(item_id, {}), -1)
+            record = self._track_record(label, votes)
+            if record:
+                self._records[item_id] = record
+                self._count(record, +1)
 
     def reviewer_weights(self) -> dict[str, float]:
         """Each reviewer's weight from their track record: agreement with settled labels.
 
-        Only items with two or more reviewers count (a lone vote agrees with itself).
         Laplace-smoothed and scaled so a newcomer weighs 1.0, a reviewer who always agrees
-        approaches 2.0 and one who never does approaches 0. Cached (see WEIGHTS_TTL_SECONDS):
-        reading every label on every vote made a vote's cost grow with the store.
+        approaches 2.0 and one who never does approaches 0. The records are read from the
+        store once, kept up to date by this process's votes, and read again every
+        WEIGHTS_TTL_SECONDS, so votes stored by other processes count within it.
         """
-        weights = self._weights
-        if weights is not None and time.monotonic() < self._weights_until:
-            return dict(weights)
-        generation = self._weights_generation
-        weights = self._compute_weights()
-        if generation == self._weights_generation:  # nothing changed while we read: keep it
-            self._weights, self._weights_until = weights, time.monotonic() + WEIGHTS_TTL_SECONDS
-        return dict(weights)
-
-    def _compute_weights(self) -> dict[str, float]:
-        agree: Counter[str] = Counter()
-        total: Counter[str] = Counter()
-        for label in self.store.iter_labels():
-            if len(label.reviewers) < 2:
-                continue
-            for vote in self.store.current_votes(label.item_id):
-                if vote.category is None:
-                    continue
-                total[vote.reviewer] += 1
-                agree[vote.reviewer] += int(vote.category == label.category)
-        return {r: 2.0 * (agree[r] + 1) / (total[r] + 2) for r in total}
+        with self._weights_lock:
+            if self._records is None or time.monotonic() >= self._records_until:
+                self._records, self._agreed, self._counted = {}, Counter(), Counter()
+                for label in self.store.iter_labels():
+                    record = self._track_record(label, self.store.current_votes(label.item_id))
+                    if record:
+                        self._records[label.item_id] = record
+                        self._count(record, +1)
+                self._records_until = time.monotonic() + WEIGHTS_TTL_SECONDS
+            return {
+                r: 2.0 * (self._agreed[r] + 1) / (n + 2) for r, n in self._counted.items() if n > 0
+            }
 
     # -- model registry ---------------------------------------------------------------------
     def refresh_model(self) -> bool:
@@ -481,14 +495,30 @@ class TriageService:
             examples = [(i, lab) for i, lab in self._examples.values() if i.id != item.id]
         if not examples:
             return []
-        vectors = self.engine.embed([item] + [i for i, _ in examples])
-        sims = vectors[1:] @ vectors[0]
+        query = self.engine.embed([item])[0]
+        sims = self._example_vectors([i for i, _ in examples]) @ query
         order = sims.argsort()[::-1][:k]
         return [
             (examples[j][0], examples[j][1], float(sims[j]))
             for j in order
             if sims[j] >= min_similarity
         ]
+
+    def _example_vectors(self, items: list[FeedbackItem]) -> np.ndarray:
+        """Validated items' embeddings, kept per item id: every card shows its similar items,
+        and re-reading every example's text for each card made posting slow to keep up."""
+        with self._examples_lock:
+            if self._vectors_generation != self.engine.encoder_generation:
+                self._vectors.clear()
+                self._vectors_generation = self.engine.encoder_generation
+            known = {i.id: self._vectors[i.id] for i in items if i.id in self._vectors}
+        missing = [i for i in items if i.id not in known]
+        if missing:
+            fresh = dict(zip((i.id for i in missing), self.engine.embed(missing), strict=True))
+            known.update(fresh)
+            with self._examples_lock:
+                self._vectors.update(fresh)
+        return np.stack([known[i.id] for i in items])
 
     # -- reporting ---------------------------------------------------------------------------
     def stats(self, since: datetime | None = None) -> Stats:

@@ -86,6 +86,11 @@ class TriageEngine:
         return f"{self._base_version}.{self.heads.trained_on}"
 
     @property
+    def encoder_generation(self) -> int:
+        """Bumped whenever the encoder's weights change: embeddings from before are stale."""
+        return self._generation
+
+    @property
     def base_version(self) -> str:
         return self._base_version
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,10 +91,14 @@ class Ballot:
 
 class Learner:
     """Learns from stored votes in one background thread: the request path never waits for
-    a model update, and a burst of votes is learned in one update."""
+    a model update, and a burst of votes is learned in few updates. A first vote is learned
+    at once (within `[learning] online_seconds`); after each update it rests
+    `rest_ratio` times as long as the update took, so under a burst learning takes at
+    most a third of a core and votes never starve the acks."""
 
-    def __init__(self, service: TriageService) -> None:
+    def __init__(self, service: TriageService, rest_ratio: float = 2.0) -> None:
         self.service = service
+        self.rest_ratio = rest_ratio
         self._due = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,10 +115,14 @@ class Learner:
             self._due.clear()
             if self._stop.is_set():
                 return
+            started = time.monotonic()
             try:
                 self.service.learn_pending()
             except Exception:  # the votes are stored; the next update learns them
                 log.exception("learning from votes failed")
+            # Rest in proportion to what the update took; the votes that arrive meanwhile
+            # are learned in one update.
+            self._stop.wait(self.rest_ratio * (time.monotonic() - started))
 
     def stop(self) -> None:
         self._stop.set()
