@@ -183,6 +183,10 @@ def stats(
         table.add_row(key.replace("_", " "), "-" if value is None else f"{value:.1%}")
     for name, row in figures["per_category"].items():
         table.add_row(f"  {name} (n={row['n']})", f"{row['accuracy']:.1%}")
+    for target, counts in sorted(figures["outbox"].items()):
+        # dead: refused by the platform even as a minimal card; the JSON has the counts
+        shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        table.add_row(f"outbox {target}", shown)
     Console().print(table)
 
 

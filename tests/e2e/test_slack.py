@@ -3,6 +3,7 @@ requests as Slack sends them, and a local fake of Slack's Web API (tests/fakes/s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -19,15 +20,16 @@ import pytest
 import uvicorn
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import default_encoder
+from bot.app import build, default_encoder
 from bot.slack.edge import SlackEdge
 from bot.slack.server import build_slack, create_asgi
 from bot.slack.settings import SlackSettings
 from bot.webhook import sign
 from core.intake import Submission
 from core.service import TriageService
+from core.settings import LLMSettings, Settings
 from core.store.sqlite import SQLiteStore
-from core.taxonomy import load_taxonomy
+from core.taxonomy import DEFAULT_CONFIG, load_taxonomy
 from core.triage import TriageEngine
 from tests.fakes.slack import FakeSlack
 
@@ -160,11 +162,10 @@ def make_service(store: SQLiteStore) -> TriageService:
     return TriageService(store, engine, taxonomy, reviewers=REVIEWERS)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running(store: SQLiteStore, service: TriageService) -> Iterator[Stack]:
+    """The Slack app on uvicorn over loopback, against a fresh fake Slack."""
     with FakeSlack() as fake:
-        store = SQLiteStore(tmp_path / "slack.db")
-        service = make_service(store)
         edge, bolt = build_slack(service, settings_for(fake))
         edge.start()
         port = free_port()
@@ -187,7 +188,16 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             server.should_exit = True
             thread.join(timeout=10)
             edge.stop()
-            store.close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    store = SQLiteStore(tmp_path / "slack.db")
+    try:
+        with running(store, make_service(store)) as made:
+            yield made
+    finally:
+        store.close()
 
 
 def card_of(stack: Stack, item_id: str) -> dict[str, Any]:
@@ -684,3 +694,53 @@ def test_serve_slack_as_a_user_runs_it(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def test_with_an_llm_that_never_answers_acks_stay_fast_and_cards_follow_the_fallback(
+    tmp_path: Path,
+) -> None:
+    """TRIAGE_BACKEND=llm with the default 10 s timeout and an endpoint that accepts the
+    connection and never replies: Slack's 3-second limit is still met on every path."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # connections are queued, never read or answered
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+    settings = Settings(
+        store_url=f"sqlite:///{tmp_path / 'llm.db'}",
+        config_path=DEFAULT_CONFIG,
+        reviewers=REVIEWERS,
+        backend="llm",
+        llm=LLMSettings(model="any", base_url=url, api_key="k"),
+    )
+    c = build(settings, encoder=default_encoder())
+    assert isinstance(c.store, SQLiteStore) and c.settings.llm.timeout_s == 10.0
+    try:
+        with running(c.store, c.service) as stack:
+            acks = []
+            started = time.monotonic()
+            status, _ = stack.event(
+                {
+                    "type": "message",
+                    "channel": INTAKE,
+                    "user": "UCUS",
+                    "text": "The contact form gives a 500 error",
+                    "ts": f"{time.time():.6f}",
+                },
+                "Ev-llm-1",
+            )
+            acks.append((status, time.monotonic() - started))
+            started = time.monotonic()
+            status, _ = stack.command("Search finds nothing for 'router'", name="llm")
+            acks.append((status, time.monotonic() - started))
+            started = time.monotonic()
+            status, _ = stack.feedback({"comment": "Checkout is down for everyone"})
+            acks.append((status, time.monotonic() - started))
+            assert [s for s, _ in acks] == [200, 200, 202]
+            assert max(t for _, t in acks) < 1.0, acks
+            cards = stack.wait_posts(3)  # after the fallback (the LLM timed out)
+            assert all("LLM fallback" in json.dumps(card["blocks"]) for card in cards)
+            assert stack.fake.wait_for(lambda: bool(stack.fake.responses("llm")), timeout=30)
+            assert "Triaged `fb_" in stack.fake.responses("llm")[-1]["text"]
+    finally:
+        c.close()
+        silent.close()
