@@ -270,7 +270,7 @@ class SlackEdge:
             self.after_ack.submit(reply)
         return None
 
-    def _record_event(self, event: dict[str, Any], event_id: str) -> Callable[[], None] | None:
+    def _record_event(self, event: dict[str, Any], event_id: str) -> Callable[[], object] | None:
         """The durable part of an event; returns a reply to send after the ack, if any."""
         kind = event.get("type")
         if kind == "message":
@@ -299,7 +299,7 @@ class SlackEdge:
 
     def _on_reaction(
         self, event: dict[str, Any], event_id: str, *, removed: bool
-    ) -> Callable[[], None] | None:
+    ) -> Callable[[], object] | None:
         """A reaction on a card is a vote; removing the one a vote rests on retracts it."""
         target, user, reaction = event.get("item"), event.get("user"), event.get("reaction")
         if not isinstance(target, dict) or target.get("type") != "message":
