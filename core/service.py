@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from core.intake import Submission, to_item
 from core.models import (
     FeedbackItem,
@@ -29,6 +27,7 @@ from core.models import (
 )
 from core.ports import Store
 from core.rewards import REWARD_SOURCE, consensus, score
+from core.similar import SimilarIndex
 from core.taxonomy import Taxonomy
 from core.triage import LearnReport, TriageEngine
 
@@ -153,8 +152,7 @@ class TriageService:
         self._agreed: Counter[str] = Counter()
         self._counted: Counter[str] = Counter()
         self._weights_lock = threading.Lock()
-        self._vectors: dict[str, np.ndarray] = {}  # validated items' embeddings, by item id
-        self._vectors_generation = -1  # the encoder they came from
+        self._similar = SimilarIndex(engine.embed, lambda: engine.encoder_generation)
 
     # -- intake ----------------------------------------------------------------------------
     def make_item(self, raw: str | bytes, **facts: Any) -> FeedbackItem:
@@ -313,6 +311,9 @@ class TriageService:
             if label is not None:
                 self._examples[item.id] = (item, label)
                 self._fresh.add(item.id)
+                self._similar.put(item)
+            else:
+                self._similar.drop(item.id)
             if label is None and not known_before:
                 return None
             self._learn_due = True
@@ -371,6 +372,7 @@ class TriageService:
                 self._examples = examples
                 self._fresh.clear()
                 self._learn_due = False
+            self._similar.reset(item for item, _ in examples.values())
             return self.engine.learn(
                 list(examples.values()),
                 steps=steps or 4 * self.taxonomy.learning.online_steps,
@@ -491,34 +493,13 @@ class TriageService:
         self, item: FeedbackItem, k: int = 2, min_similarity: float = 0.3
     ) -> list[tuple[FeedbackItem, Label, float]]:
         """The k validated items closest to this one (shown on cards, used as few-shot)."""
-        with self._examples_lock:
-            examples = [(i, lab) for i, lab in self._examples.values() if i.id != item.id]
-        if not examples:
-            return []
-        query = self.engine.embed([item])[0]
-        sims = self._example_vectors([i for i, _ in examples]) @ query
-        order = sims.argsort()[::-1][:k]
-        return [
-            (examples[j][0], examples[j][1], float(sims[j]))
-            for j in order
-            if sims[j] >= min_similarity
-        ]
-
-    def _example_vectors(self, items: list[FeedbackItem]) -> np.ndarray:
-        """Validated items' embeddings, kept per item id: every card shows its similar items,
-        and re-reading every example's text for each card made posting slow to keep up."""
-        with self._examples_lock:
-            if self._vectors_generation != self.engine.encoder_generation:
-                self._vectors.clear()
-                self._vectors_generation = self.engine.encoder_generation
-            known = {i.id: self._vectors[i.id] for i in items if i.id in self._vectors}
-        missing = [i for i in items if i.id not in known]
-        if missing:
-            fresh = dict(zip((i.id for i in missing), self.engine.embed(missing), strict=True))
-            known.update(fresh)
+        found = []
+        for item_id, similarity in self._similar.nearest(item, k):
             with self._examples_lock:
-                self._vectors.update(fresh)
-        return np.stack([known[i.id] for i in items])
+                example = self._examples.get(item_id)
+            if example is not None and similarity >= min_similarity:
+                found.append((example[0], example[1], similarity))
+        return found
 
     # -- reporting ---------------------------------------------------------------------------
     def stats(self, since: datetime | None = None) -> Stats:

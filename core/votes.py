@@ -90,15 +90,21 @@ class Ballot:
 
 
 class Learner:
-    """Learns from stored votes in one background thread: the request path never waits for
-    a model update, and a burst of votes is learned in few updates. A first vote is learned
-    at once (within `[learning] online_seconds`); after each update it rests
-    `rest_ratio` times as long as the update took, so under a burst learning takes at
-    most a third of a core and votes never starve the acks."""
+    """Learns from stored votes in one background thread, so the request path never waits
+    for a model update.
 
-    def __init__(self, service: TriageService, rest_ratio: float = 2.0) -> None:
+    A vote is learned once votes have been quiet for `quiet_seconds` (then within
+    `[learning] online_seconds` more); under a burst, at most every `max_wait_seconds`, so
+    the votes of a burst are learned in few updates and learning never starves the acks
+    (the update competes with them for the interpreter).
+    """
+
+    def __init__(
+        self, service: TriageService, quiet_seconds: float = 0.25, max_wait_seconds: float = 10.0
+    ) -> None:
         self.service = service
-        self.rest_ratio = rest_ratio
+        self.quiet_seconds = quiet_seconds
+        self.max_wait_seconds = max_wait_seconds
         self._due = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,17 +118,19 @@ class Learner:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._due.wait()
+            first = time.monotonic()
             self._due.clear()
+            # More votes within the quiet window: wait for the lull (or the longest wait).
+            while self._due.wait(self.quiet_seconds) and not self._stop.is_set():
+                self._due.clear()
+                if time.monotonic() - first >= self.max_wait_seconds:
+                    break
             if self._stop.is_set():
                 return
-            started = time.monotonic()
             try:
                 self.service.learn_pending()
             except Exception:  # the votes are stored; the next update learns them
                 log.exception("learning from votes failed")
-            # Rest in proportion to what the update took; the votes that arrive meanwhile
-            # are learned in one update.
-            self._stop.wait(self.rest_ratio * (time.monotonic() - started))
 
     def stop(self) -> None:
         self._stop.set()
