@@ -14,7 +14,6 @@ Both end in `TriageService`, with the same ids every time, so nothing is triaged
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,6 @@ from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
 from core.models import FeedbackItem
 from core.service import TriageService
-from core.settings import SettingsError
 from core.taxonomy import MongoIntakeSettings
 
 log = logging.getLogger("triage_bot.intake")
@@ -419,32 +417,6 @@ def _later(current: Any, candidate: Any) -> Any:
 
 
 # -- files --------------------------------------------------------------------------------
-def post_targets(env: Mapping[str, str] | None = None) -> list[str]:
-    """Outbox targets of the channels configured in the environment (`--post`)."""
-    from bot.discord.settings import SNOWFLAKE
-    from bot.slack.settings import CHANNEL_ID
-
-    env = os.environ if env is None else env
-    targets = []
-    slack = env.get("TRIAGE_SLACK_CHANNEL", "").strip()
-    if slack:
-        if not CHANNEL_ID.match(slack):
-            raise SettingsError(
-                f"TRIAGE_SLACK_CHANNEL: {slack!r} is not a Slack channel id (like C0123ABCD)"
-            )
-        targets.append(f"slack:{slack}")
-    discord = env.get("TRIAGE_DISCORD_CHANNEL", "").strip()
-    if discord:
-        if not SNOWFLAKE.match(discord):
-            raise SettingsError(f"TRIAGE_DISCORD_CHANNEL: {discord!r} is not a Discord id")
-        targets.append(f"discord:{discord}")
-    if not targets:
-        raise SettingsError(
-            "--post needs TRIAGE_SLACK_CHANNEL or TRIAGE_DISCORD_CHANNEL (where cards go)"
-        )
-    return targets
-
-
 @dataclass
 class ImportSummary:
     file: str

@@ -5,7 +5,9 @@ Registered on the root app (and its `export` group) by `bot.cli`.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +16,34 @@ from rich.console import Console
 
 from bot.cli.errors import FAILED, CliError, reported_errors
 from bot.cli.shared import BackendOption, StoreOption, components, emit, err
+from bot.discord.settings import SNOWFLAKE
+from bot.slack.settings import CHANNEL_ID
 from core.governance import InputError
 from core.models import ValidationKind
+from core.settings import SettingsError
+
+
+def post_targets(env: Mapping[str, str] | None = None) -> list[str]:
+    """Outbox targets of the channels configured in the environment (`--post`)."""
+    env = os.environ if env is None else env
+    targets = []
+    slack = env.get("TRIAGE_SLACK_CHANNEL", "").strip()
+    if slack:
+        if not CHANNEL_ID.match(slack):
+            raise SettingsError(
+                f"TRIAGE_SLACK_CHANNEL: {slack!r} is not a Slack channel id (like C0123ABCD)"
+            )
+        targets.append(f"slack:{slack}")
+    discord = env.get("TRIAGE_DISCORD_CHANNEL", "").strip()
+    if discord:
+        if not SNOWFLAKE.match(discord):
+            raise SettingsError(f"TRIAGE_DISCORD_CHANNEL: {discord!r} is not a Discord id")
+        targets.append(f"discord:{discord}")
+    if not targets:
+        raise SettingsError(
+            "--post needs TRIAGE_SLACK_CHANNEL or TRIAGE_DISCORD_CHANNEL (where cards go)"
+        )
+    return targets
 
 
 @reported_errors()
@@ -122,7 +150,7 @@ def import_items(
     nothing); bad rows are reported with their line and skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from bot.intake import import_file, post_targets
+    from bot.intake import import_file
 
     if not file.is_file():
         raise CliError(f"{file}: no such file")
