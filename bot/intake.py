@@ -1,9 +1,9 @@
 """Intake from outside the chat platforms: a MongoDB collection watched live, files in bulk.
 
-Both end in `TriageService`, with the same ids every time, so nothing is triaged twice:
+Both end in `core.intake`, with the same ids every time, so nothing is stored twice:
 - `MongoWatcher` follows a collection (a change stream where the server has them, else
-  polling by `_id`) and hands each new document to the edge's `accept`, which stores it,
-  triages it and queues its card in the outbox. How far it got is kept in our store (an
+  polling by `_id`) and hands each new document to the edge's `accept`, which stores it
+  with its card queued (the outbox triages and posts it). How far it got is kept in our store (an
   intake cursor), so a restart resumes there; a document seen again after a crash maps to
   the same item id and is not triaged or posted a second time.
 - `import_file` reads a JSONL/CSV history file (`bot.files`) and stores and triages every
@@ -198,10 +198,11 @@ class _Position:
 
 
 class MongoWatcher:
-    """Follows one collection in a background thread and triages every new document once.
+    """Follows one collection in a background thread and takes in every new document once.
 
     `accept` is the edge's intake (Slack's `SlackEdge.accept`, Discord's
-    `TriageBot.accept_from_thread`): it stores the item, triages it and queues its card.
+    `TriageBot.accept`, both thread-safe): it stores the item with its card queued; the
+    edge's outbox triages and posts it.
     The source being unreachable (or our store) is logged and retried with backoff; the
     cursor only moves past a document once `accept` returned.
     """

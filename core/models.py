@@ -211,6 +211,20 @@ class ModelRecord(_Model):
     promoted_at: UTCDateTime | None = None
 
 
+def item_facts(item: FeedbackItem) -> list[str]:
+    """Where an item came from, as short phrases (every platform's card shows them)."""
+    facts = []
+    if item.page:
+        facts.append(f"page `{item.page[:200]}`")
+    if item.form_type:
+        facts.append(f"form `{item.form_type}`")
+    if item.rating is not None:
+        facts.append(f"rating {item.rating:g}")
+    if item.pii_kinds:
+        facts.append("redacted: " + ", ".join(item.pii_kinds))
+    return facts
+
+
 @dataclass
 class CardView:
     """Everything a card shows, read from the store: what each platform's pure renderer

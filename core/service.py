@@ -96,6 +96,7 @@ class Stats:
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
     model_version: str = ""
     outbox: dict[str, dict[str, int]] = field(default_factory=dict)  # target -> status -> n
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)  # what was refused, why
 
     def outbox_line(self, target: str | None = None) -> str | None:
         """Cards waiting and dead-lettered (refused by the platform), or None if all posted."""
@@ -126,7 +127,36 @@ class Stats:
             "per_category": self.per_category,
             "model_version": self.model_version,
             "outbox": self.outbox,
+            "dead_letters": self.dead_letters,
         }
+
+
+def stats_lines(
+    overall: Stats, windows: list[tuple[int, Stats]], target: str | None, bold: str
+) -> list[str]:
+    """`/triage stats` on any platform: counts, the outbox's state, accuracy per window.
+    `bold` is the platform's bold marker ("*" on Slack, "**" on Discord)."""
+    lines = [
+        f"{bold}{overall.validated}{bold} validated of {overall.items} items · "
+        f"{overall.votes} votes · {overall.disagreements} disputed · "
+        f"model `{overall.model_version}`"
+    ]
+    outbox = overall.outbox_line(target)
+    if outbox:
+        lines.append(outbox)
+    for days, window in windows:
+        if window.validated == 0 or math.isnan(window.category_accuracy):
+            lines.append(f"Last {days} days: no validations.")
+            continue
+        per = ", ".join(
+            f"{name} {row['accuracy']:.0%} (n={row['n']:g})"
+            for name, row in window.per_category.items()
+        )
+        lines.append(
+            f"Last {days} days: category accuracy {window.category_accuracy:.0%}, "
+            f"severity {window.severity_accuracy:.0%} over {window.validated}: {per}"
+        )
+    return lines
 
 
 class TriageService:
@@ -535,6 +565,10 @@ class TriageService:
             },
             model_version=self.engine.model_version,
             outbox=self.store.outbox_counts() if since is None else {},
+            dead_letters=[
+                {"item_id": p.item_id, "target": p.target, "error": p.last_error}
+                for p in (self.store.posts(status="dead") if since is None else [])
+            ],
         )
 
     def export_labels(self) -> Iterator[dict[str, Any]]:

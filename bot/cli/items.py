@@ -215,6 +215,8 @@ def stats(
         # dead: refused by the platform even as a minimal card; the JSON has the counts
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         table.add_row(f"outbox {target}", shown)
+    for dead in figures["dead_letters"]:
+        table.add_row(f"  dead: {dead['item_id']} ({dead['target']})", str(dead["error"]))
     Console().print(table)
 
 

@@ -281,8 +281,6 @@ class TriageBot(discord.Client):
         the executor, or from another thread, as the MongoDB watcher does)."""
         return self.intake.accept(submission, [self.target])
 
-    accept_from_thread = accept  # the watcher's hook: waking the poster is thread-safe
-
     def wake_from_any_thread(self) -> None:
         """Wake the outbox on the loop (before `on_ready`, which kicks it, nothing to do)."""
         if self.is_ready():
@@ -651,7 +649,7 @@ def serve(service: TriageService, settings: DiscordSettings, watch: str | None =
     if watch:
         from bot.intake import MongoWatcher
 
-        watcher = MongoWatcher(service, watch, bot.accept_from_thread)
+        watcher = MongoWatcher(service, watch, bot.accept)
         watcher.start()
     try:
         bot.run(settings.token, log_handler=None)

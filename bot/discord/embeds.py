@@ -7,15 +7,22 @@ unicode reaction with the taxonomy's emoji, meaning exactly what it means on Sla
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
 
 import discord
 
-from core.models import CardView, FeedbackItem, Label, Triage, Validation, ValidationKind
-from core.service import Stats
+from core.models import (
+    CardView,
+    FeedbackItem,
+    Label,
+    Triage,
+    Validation,
+    ValidationKind,
+    item_facts,
+)
+from core.service import Stats, stats_lines
 from core.taxonomy import CategorySpec, SeveritySpec, Taxonomy
 from core.votes import ReactionVote
 from core.votes import reaction_vote as core_reaction_vote
@@ -194,20 +201,6 @@ def card_embed(
     return embed
 
 
-def item_facts(item: FeedbackItem) -> list[str]:
-    """Where an item came from, as short phrases."""
-    facts = []
-    if item.page:
-        facts.append(f"page `{item.page[:200]}`")
-    if item.form_type:
-        facts.append(f"form `{item.form_type}`")
-    if item.rating is not None:
-        facts.append(f"rating {item.rating:g}")
-    if item.pii_kinds:
-        facts.append("redacted: " + ", ".join(item.pii_kinds))
-    return facts
-
-
 def source_link(item: FeedbackItem) -> str | None:
     """Where the card links back to: the intake message, else an http(s) page."""
     source = item.metadata.get("discord")
@@ -314,26 +307,8 @@ def queue_text(rows: list[tuple[FeedbackItem, Triage, str, str | None]]) -> str:
 
 
 def stats_text(overall: Stats, windows: list[tuple[int, Stats]], target: str | None = None) -> str:
-    lines = [
-        f"**{overall.validated}** validated of {overall.items} items · {overall.votes} votes · "
-        f"{overall.disagreements} disputed · model `{overall.model_version}`"
-    ]
-    outbox = overall.outbox_line(target)
-    if outbox:
-        lines.append(outbox)
-    for days, window in windows:
-        if window.validated == 0 or math.isnan(window.category_accuracy):
-            lines.append(f"Last {days} days: no validations.")
-            continue
-        per = ", ".join(
-            f"{name} {row['accuracy']:.0%} (n={row['n']:g})"
-            for name, row in window.per_category.items()
-        )
-        lines.append(
-            f"Last {days} days: category accuracy {window.category_accuracy:.0%}, "
-            f"severity {window.severity_accuracy:.0%} over {window.validated}: {per}"
-        )
-    return _clip("\n".join(lines), 1900)
+    """`/triage stats`: counts, the outbox's state, and accuracy over recent windows."""
+    return _clip("\n".join(stats_lines(overall, windows, target, "**")), 1900)
 
 
 def vote_receipt(kind: ValidationKind, category: str | None, severity: str | None) -> str:

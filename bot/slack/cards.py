@@ -10,8 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.models import CardView, FeedbackItem, Label, Triage, Validation, ValidationKind
-from core.service import Stats
+from core.models import (
+    CardView,
+    FeedbackItem,
+    Label,
+    Triage,
+    Validation,
+    ValidationKind,
+    item_facts,
+)
+from core.service import Stats, stats_lines
 from core.taxonomy import Taxonomy
 from core.votes import ReactionVote
 from core.votes import reaction_vote as core_reaction_vote
@@ -57,20 +65,6 @@ def card_item_id(message: dict[str, Any]) -> str | None:
 def archive_link(channel: str, ts: str) -> str:
     """A message link Slack clients open; needs no API call."""
     return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
-
-
-def item_facts(item: FeedbackItem) -> list[str]:
-    """Where an item came from, as short phrases (both platforms' cards show them)."""
-    facts = []
-    if item.page:
-        facts.append(f"page `{item.page[:200]}`")
-    if item.form_type:
-        facts.append(f"form `{item.form_type}`")
-    if item.rating is not None:
-        facts.append(f"rating {item.rating:g}")
-    if item.pii_kinds:
-        facts.append("redacted: " + ", ".join(item.pii_kinds))
-    return facts
 
 
 def _clip(text: str, limit: int = SECTION_LIMIT) -> str:
@@ -424,23 +418,4 @@ def queue_blocks(
 
 def stats_text(overall: Stats, windows: list[tuple[int, Stats]], target: str | None = None) -> str:
     """`/triage stats`: counts, the outbox's state, and accuracy over recent windows."""
-    lines = [
-        f"*{overall.validated}* validated of {overall.items} items · {overall.votes} votes · "
-        f"{overall.disagreements} disputed · model `{overall.model_version}`"
-    ]
-    outbox = overall.outbox_line(target)
-    if outbox:
-        lines.append(outbox)
-    for days, window in windows:
-        if window.validated == 0:
-            lines.append(f"Last {days} days: no validations.")
-            continue
-        per = ", ".join(
-            f"{name} {row['accuracy']:.0%} (n={row['n']})"
-            for name, row in window.per_category.items()
-        )
-        lines.append(
-            f"Last {days} days: category accuracy {window.category_accuracy:.0%}, "
-            f"severity {window.severity_accuracy:.0%} over {window.validated}: {per}"
-        )
-    return "\n".join(lines)
+    return "\n".join(stats_lines(overall, windows, target, "*"))

@@ -176,6 +176,9 @@ def test_a_refused_card_gets_a_minimal_one_then_the_dead_letter(flow: Workflow) 
     assert dead is not None and dead.status == "dead" and dead.last_error == "invalid_blocks"
     stats = flow.service.stats()
     assert stats.outbox[flow.channel.target]["dead"] == 1
+    assert stats.dead_letters == [
+        {"item_id": hopeless, "target": flow.channel.target, "error": "invalid_blocks"}
+    ]
     assert "1 dead-lettered" in (stats.outbox_line(flow.channel.target) or "")
     time.sleep(FAST.retry_max_seconds)
     assert flow.outbox.drain() == 0  # a dead post is never tried again

@@ -353,7 +353,7 @@ async def test_discord_posts_watched_documents_at_once(
         DiscordSettings("fake-token", cards, frozenset(), None, fake.guild_id),
         guild_ready_timeout=0.1,
     )
-    watcher = MongoWatcher(service, source.url, bot.accept_from_thread, FAST)
+    watcher = MongoWatcher(service, source.url, bot.accept, FAST)
     task: asyncio.Task[None] | None = None
     try:
         await bot.login("fake-token")
