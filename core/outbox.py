@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from core.models import CardView, FeedbackItem, PostRecord
+from core.models import CardView, FeedbackItem, PostRecord, Triage
 from core.ports import CardPoster, PostFailed, PostRefused
 from core.service import TriageService
 from core.store import STORE_UNAVAILABLE
@@ -63,15 +63,16 @@ class Outbox:
         found = self.store.get_item(item) if isinstance(item, str) else item
         if found is None:
             return None
-        triage = self.store.latest_triage(found.id)
-        if triage is None:
-            (triage,) = self.service.triage_items([found])
+        (triage,) = self.service.triage_items([found])
+        return self._view(found, triage)
+
+    def _view(self, item: FeedbackItem, triage: Triage) -> CardView:
         return CardView(
-            item=found,
+            item=item,
             triage=triage,
-            votes=self.store.current_votes(found.id),
-            label=self.store.get_label(found.id),
-            similar=self.service.similar_validated(found),
+            votes=self.store.current_votes(item.id),
+            label=self.store.get_label(item.id),
+            similar=self.service.similar_validated(item),
         )
 
     # -- queueing ------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class Outbox:
                 self.store.mark_posted(post.item_id, self.target, MISSING_ITEM, self.worker_id)
             else:
                 items[item.id] = item
-        self.service.triage_items(list(items.values()))
+        triages = {t.item_id: t for t in self.service.triage_items(list(items.values()))}
         for post in posts:
             item = items.get(post.item_id)
             if item is None:
@@ -133,9 +134,7 @@ class Outbox:
             if self.clock() < self.paused_until:  # a 429 earlier in this batch
                 self._retry(post, self.paused_until - self.clock(), "rate limited")
                 continue
-            view = self.card_view(item)
-            if view is not None:
-                self._deliver(post, view)
+            self._deliver(post, self._view(item, triages[item.id]))
         return len(posts)
 
     def drain(self) -> int:
