@@ -7,6 +7,7 @@ from functools import cache, partial
 
 from core.backends.llm import LLMTriageEngine
 from core.ports import Encoder, Store
+from core.runtime import RuntimeSettings, load_runtime_settings
 from core.service import TriageService
 from core.settings import Settings
 from core.store import open_store
@@ -18,6 +19,7 @@ from core.triage import LearnReport, TriageEngine
 class Components:
     settings: Settings
     taxonomy: Taxonomy
+    runtime: RuntimeSettings
     store: Store
     engine: TriageEngine
     service: TriageService
@@ -49,9 +51,10 @@ def build(
     """
     settings = (settings or Settings.from_env()).with_backend(backend)
     taxonomy = load_taxonomy(settings.config_path)
+    runtime = load_runtime_settings(settings.config_path)
     store = open_store(store_url or settings.store_url)
     try:
-        engine = make_engine(settings, taxonomy, encoder or default_encoder())
+        engine = make_engine(settings, taxonomy, runtime, encoder or default_encoder())
         service = TriageService(store, engine, taxonomy, reviewers=settings.reviewers)
         if isinstance(engine, LLMTriageEngine):
             # Few-shot from what people validated: a correction changes the next prompt.
@@ -60,11 +63,13 @@ def build(
     except BaseException:
         store.close()
         raise
-    return Components(settings, taxonomy, store, engine, service, report)
+    return Components(settings, taxonomy, runtime, store, engine, service, report)
 
 
-def make_engine(settings: Settings, taxonomy: Taxonomy, encoder: Encoder) -> TriageEngine:
+def make_engine(
+    settings: Settings, taxonomy: Taxonomy, runtime: RuntimeSettings, encoder: Encoder
+) -> TriageEngine:
     """The embedded engine, or the LLM one that falls back to it."""
     if settings.backend == "llm":
-        return LLMTriageEngine(taxonomy, encoder, settings.llm)
-    return TriageEngine(taxonomy, encoder)
+        return LLMTriageEngine(taxonomy, encoder, settings.llm, runtime=runtime)
+    return TriageEngine(taxonomy, encoder, runtime=runtime)

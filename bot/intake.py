@@ -32,8 +32,8 @@ from bot.files import BadRow, Row, read_rows
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
 from core.models import FeedbackItem
+from core.runtime import MongoIntakeSettings
 from core.service import TriageService
-from core.taxonomy import MongoIntakeSettings
 
 log = logging.getLogger("triage_bot.intake")
 
@@ -221,7 +221,7 @@ class MongoWatcher:
         self.store = service.store
         self.source = parse_watch_url(url)
         self.accept = accept
-        self.settings = settings or service.taxonomy.intake.mongo
+        self.settings = settings or service.runtime.intake.mongo
         self.retry_seconds = retry_seconds
         self.max_retry_seconds = max_retry_seconds
         self.mode: str | None = None  # "stream" or "poll", once known
@@ -469,7 +469,7 @@ def import_file(
     a row already stored counts as a duplicate.
     """
     summary = ImportSummary(file=str(path), targets=list(targets))
-    intake = Intake(service.store, service.taxonomy)
+    intake = Intake(service.store, service.runtime.triage.max_text_bytes)
     rows = list(read_rows(path))
     summary.rows = len(rows)
     done = 0

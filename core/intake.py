@@ -25,8 +25,9 @@ from typing import Any
 from core.governance import InputError, clean_text, redact
 from core.models import FeedbackItem, stable_id, utcnow
 from core.ports import Store
-from core.taxonomy import Taxonomy
+from core.runtime import TriageSettings
 
+MAX_TEXT_BYTES = TriageSettings().max_text_bytes  # `[triage] max_text_bytes`
 FORM_TYPE_CHARS = 64  # a form type is a short name; anything longer is clipped
 PAGE_CHARS = 2048  # browsers' practical URL limit
 
@@ -94,14 +95,14 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-def to_item(taxonomy: Taxonomy, submission: Submission) -> FeedbackItem:
+def to_item(submission: Submission, max_text_bytes: int = MAX_TEXT_BYTES) -> FeedbackItem:
     """Check and redact a submission; raises `InputError` naming what is wrong.
 
     Pure (no store): offline evaluation builds items exactly as the bot does."""
     raw = submission.text
     if not isinstance(raw, str | bytes):
         raise InputError(f"text must be text, got {type(raw).__name__}")
-    text = clean_text(raw, taxonomy.triage.max_text_bytes)
+    text = clean_text(raw, max_text_bytes)
     redaction = redact(text)
     form_type = _optional_text("form type", submission.form_type)
     page = _optional_text("page", submission.page)
@@ -130,9 +131,9 @@ def to_item(taxonomy: Taxonomy, submission: Submission) -> FeedbackItem:
 class Intake:
     """Stores submissions with their outbox entries and wakes whoever posts them."""
 
-    def __init__(self, store: Store, taxonomy: Taxonomy) -> None:
+    def __init__(self, store: Store, max_text_bytes: int = MAX_TEXT_BYTES) -> None:
         self.store = store
-        self.taxonomy = taxonomy
+        self.max_text_bytes = max_text_bytes
         self._wakers: list[Callable[[], None]] = []
 
     def on_accept(self, wake: Callable[[], None]) -> None:
@@ -141,7 +142,7 @@ class Intake:
 
     def accept(self, submission: Submission, post_to: Sequence[str] = ()) -> Accepted:
         """Check, redact and store one submission, queued for `post_to`; never triages."""
-        item = to_item(self.taxonomy, submission)
+        item = to_item(submission, self.max_text_bytes)
         if post_to:
             # Kept with the item: a restart's recovery re-queues what a crash left unqueued.
             item.metadata["post_to"] = list(post_to)

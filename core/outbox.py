@@ -22,9 +22,9 @@ from collections.abc import Callable
 
 from core.models import CardView, FeedbackItem, PostRecord, Triage
 from core.ports import CardPoster, PostFailed, PostRefused
+from core.runtime import OutboxSettings
 from core.service import TriageService
 from core.store import STORE_UNAVAILABLE
-from core.taxonomy import OutboxSettings
 
 log = logging.getLogger("triage_bot.outbox")
 
@@ -51,7 +51,7 @@ class Outbox:
         self.target = poster.target
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
-        self.settings = settings or service.taxonomy.outbox
+        self.settings = settings or service.runtime.outbox
         self.clock = clock
         self.paused_until = 0.0  # a 429's Retry-After: nothing is posted before this
         self.wake_event = threading.Event()  # what `serve` waits on between rounds

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.intake import Submission, to_item
+from core.intake import MAX_TEXT_BYTES, Submission, to_item
 from core.models import (
     FeedbackItem,
     Label,
@@ -37,7 +37,6 @@ WEIGHTS_TTL_SECONDS = 30.0
 
 
 def make_item(
-    taxonomy: Taxonomy,
     raw: str | bytes,
     *,
     source: str = "cli",
@@ -47,11 +46,11 @@ def make_item(
     page: str | None = None,
     rating: float | None = None,
     received_at: datetime | None = None,
+    max_text_bytes: int = MAX_TEXT_BYTES,
 ) -> FeedbackItem:
     """An item checked and redacted exactly as intake does (`core.intake.to_item`), for
     the CLI and offline sets; `item_id` lets a labelled data set keep its own ids."""
     item = to_item(
-        taxonomy,
         Submission(
             text=raw,
             source=source,
@@ -61,6 +60,7 @@ def make_item(
             rating=rating,
             received_at=received_at,
         ),
+        max_text_bytes,
     )
     if item_id is not None:
         item.id = item_id
@@ -170,6 +170,7 @@ class TriageService:
         self.store = store
         self.engine = engine
         self.taxonomy = taxonomy
+        self.runtime = engine.runtime  # the engine and the service run on one config
         self.reviewers = reviewers
         self._examples: dict[str, tuple[FeedbackItem, Label]] = {}
         self._fresh: set[str] = set()  # labelled items not learned yet (votes with learn=False)
@@ -187,7 +188,7 @@ class TriageService:
     # -- intake ----------------------------------------------------------------------------
     def make_item(self, raw: str | bytes, **facts: Any) -> FeedbackItem:
         """Check and redact inbound text; raises governance.InputError with a clear reason."""
-        return make_item(self.taxonomy, raw, **facts)
+        return make_item(raw, max_text_bytes=self.runtime.triage.max_text_bytes, **facts)
 
     def submit(self, item: FeedbackItem) -> tuple[Triage, bool]:
         """Store, then triage. Returns (triage, is_new); a known item keeps its first triage."""
@@ -405,7 +406,7 @@ class TriageService:
             self._similar.reset(item for item, _ in examples.values())
             return self.engine.learn(
                 list(examples.values()),
-                steps=steps or 4 * self.taxonomy.learning.online_steps,
+                steps=steps or 4 * self.runtime.learning.online_steps,
                 previous=0,
             )
 

@@ -1,4 +1,4 @@
-"""Taxonomy and settings from checked-in TOML, validated at start-up.
+"""The taxonomy from checked-in TOML, validated at start-up.
 
 A team replaces `config/default.toml` with its own file (TRIAGE_CONFIG); any mistake
 is reported once, naming the bad key, before the bot touches a store or a platform.
@@ -10,7 +10,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -46,77 +46,19 @@ class SeveritySpec(_Strict):
     color: str = Field(default="#9e9e9e", pattern=r"^#[0-9a-fA-F]{6}$")
 
 
-class TriageSettings(_Strict):
-    needs_human_below: float = Field(default=0.55, ge=0.0, le=1.0)
-    max_text_bytes: int = Field(default=65536, ge=16)
-    model_text_chars: int = Field(default=2000, ge=50)
-
-
-class LearningSettings(_Strict):
-    online_steps: int = Field(default=25, ge=1, le=10000)
-    learning_rate: float = Field(default=0.01, gt=0.0, le=10.0)
-    weight_decay: float = Field(default=1e-3, ge=0.0)
-    online_self_trust: float = Field(default=0.2, ge=0.0, lt=1.0)
-    online_seconds: float = Field(default=1.0, gt=0.0)
-    batch_learning_rate: float = Field(default=0.05, gt=0.0, le=10.0)
-    batch_weight_decay: float = Field(default=1e-4, ge=0.0)
-    lexical_buckets: int = Field(default=131072, ge=1024)
-    finetune_min_examples: int = Field(default=300, ge=0)
-    finetune_minutes: float = Field(default=10.0, gt=0.0)
-
-
-FieldPaths = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
-
-
-class MongoIntakeSettings(_Strict):
-    """Which fields of a watched MongoDB document hold what: the first present one wins.
-
-    Paths may be dotted (`form.comment`) for nested documents. Lists, so one mapping fits
-    collections written by different versions of a website form.
-    """
-
-    text: FieldPaths = ["text", "comment", "message", "body", "feedback"]
-    type: FieldPaths = ["type", "form_type"]
-    rating: FieldPaths = ["rating"]
-    page: FieldPaths = ["page", "url"]
-    # Polling (servers without change streams): seconds between queries for new documents.
-    poll_seconds: float = Field(default=1.0, gt=0.0, le=300.0)
-    # First start on a collection: "now" triages only documents that arrive from then on,
-    # "beginning" also every document already there (each gets a card).
-    start_at: Literal["now", "beginning"] = "now"
-
-    @field_validator("text", "type", "rating", "page", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
-
-
-class IntakeSettings(_Strict):
-    mongo: MongoIntakeSettings = MongoIntakeSettings()
-
-
-class OutboxSettings(_Strict):
-    """How cards are posted: micro-batches, and each post's own retry schedule."""
-
-    batch: int = Field(default=16, ge=1, le=256)
-    retry_base_seconds: float = Field(default=1.0, gt=0.0, le=3600.0)
-    retry_max_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
-    minimal_text_chars: int = Field(default=300, ge=20, le=2000)
-
-
 class EmojiSettings(_Strict):
     confirm: str = "white_check_mark"
     reject: str = "x"
 
 
 class Taxonomy(_Strict):
-    """Categories and severities (severities ordered most to least severe) plus settings."""
+    """What a team sorts feedback into: categories and severities (most to least severe),
+    the emoji that vote for them, and what each form type suggests.
 
-    triage: TriageSettings = TriageSettings()
-    learning: LearningSettings = LearningSettings()
+    How the bot runs (learning, intake, outbox) is `core.runtime.RuntimeSettings`, read
+    from the same file: a model is tied to its label space, not to its tuning."""
+
     emoji: EmojiSettings = EmojiSettings()
-    intake: IntakeSettings = IntakeSettings()
-    outbox: OutboxSettings = OutboxSettings()
     categories: list[CategorySpec] = Field(min_length=2)
     severities: list[SeveritySpec] = Field(min_length=2)
     form_types: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -195,22 +137,32 @@ class Taxonomy(_Strict):
         return hashlib.sha256(json.dumps(space).encode()).hexdigest()[:8]
 
 
-def _format_error(path: Path, error: ValidationError) -> str:
+# Sections of the config file that are runtime settings (core.runtime), not taxonomy.
+RUNTIME_SECTIONS = ("triage", "learning", "intake", "outbox")
+
+
+def format_error(path: Path, error: ValidationError) -> str:
     first = error.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     return f"{path}: {key}: {first['msg']}"
 
 
-def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
-    """Load and validate a taxonomy TOML; raises ConfigError naming the bad key."""
+def read_config(path: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The parsed TOML of a config file (the default one without `path`)."""
     path = Path(path) if path else DEFAULT_CONFIG
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+    """Load and validate a config file's taxonomy; raises ConfigError naming the bad key."""
+    path, raw = read_config(path)
+    labels = {key: value for key, value in raw.items() if key not in RUNTIME_SECTIONS}
     try:
-        return Taxonomy.model_validate(raw)
+        return Taxonomy.model_validate(labels)
     except ValidationError as exc:
-        raise ConfigError(_format_error(path, exc)) from exc
+        raise ConfigError(format_error(path, exc)) from exc

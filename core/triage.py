@@ -20,6 +20,7 @@ from core.backends.heads import Batch, LinearHeads
 from core.features import ColdStartPrior, encoder_view, lexical_counts, softmax
 from core.models import FeedbackItem, FieldConfidence, Label, Triage
 from core.ports import Encoder, TunableEncoder
+from core.runtime import RuntimeSettings
 from core.taxonomy import Taxonomy
 
 FEATURE_CACHE_SIZE = 100_000
@@ -30,14 +31,14 @@ def margin(probabilities: np.ndarray) -> np.ndarray:
     return ordered[..., -1] - ordered[..., -2]
 
 
-def model_text(item: FeedbackItem, taxonomy: Taxonomy) -> str:
+def model_text(item: FeedbackItem, runtime: RuntimeSettings) -> str:
     """The part of an item the model reads (n-grams and cues see it raw)."""
-    return item.redacted_text[: taxonomy.triage.model_text_chars]
+    return item.redacted_text[: runtime.triage.model_text_chars]
 
 
-def encoder_text(item: FeedbackItem, taxonomy: Taxonomy) -> str:
+def encoder_text(item: FeedbackItem, runtime: RuntimeSettings) -> str:
     """What the sentence encoder reads for an item; fine-tuning trains on exactly this."""
-    return encoder_view(model_text(item, taxonomy))
+    return encoder_view(model_text(item, runtime))
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,25 @@ class LearnReport:
 
 
 class TriageEngine:
-    def __init__(self, taxonomy: Taxonomy, encoder: Encoder, seed: int = 0) -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        encoder: Encoder,
+        seed: int = 0,
+        runtime: RuntimeSettings | None = None,
+    ) -> None:
         self.taxonomy = taxonomy
+        self.runtime = runtime or RuntimeSettings()
+        learning = self.runtime.learning
         self.encoder = encoder
         self.prior = ColdStartPrior(taxonomy, encoder)
         self.heads = LinearHeads(
             dim=encoder.dim,
             n_categories=len(taxonomy.categories),
             n_severities=len(taxonomy.severities),
-            buckets=taxonomy.learning.lexical_buckets,
-            learning_rate=taxonomy.learning.learning_rate,
-            weight_decay=taxonomy.learning.weight_decay,
+            buckets=learning.lexical_buckets,
+            learning_rate=learning.learning_rate,
+            weight_decay=learning.weight_decay,
             seed=seed,
         )
         self._lock = threading.RLock()
@@ -127,7 +136,7 @@ class TriageEngine:
             return bundle.pack(self.heads.state_bytes(), tuned)
 
     def embed(self, items: Sequence[FeedbackItem]) -> np.ndarray:
-        return self.encoder.encode([encoder_text(item, self.taxonomy) for item in items])
+        return self.encoder.encode([encoder_text(item, self.runtime) for item in items])
 
     def batch(self, items: Sequence[FeedbackItem]) -> tuple[Batch, list[list[str]]]:
         """Model inputs for items, from the feature cache where possible.
@@ -137,7 +146,7 @@ class TriageEngine:
         and the review queue rescores every open item, both from this cache. (They do
         depend on the encoder's weights: `load` empties the cache when those change.)
         """
-        keys = [(model_text(item, self.taxonomy), item.form_type) for item in items]
+        keys = [(model_text(item, self.runtime), item.form_type) for item in items]
         with self._lock:
             generation, prior_model = self._generation, self.prior
             missing = [i for i, key in enumerate(keys) if key not in self._features]
@@ -145,7 +154,7 @@ class TriageEngine:
             texts = [keys[i][0] for i in missing]
             embeddings = self.encoder.encode([encoder_view(text) for text in texts])
             prior = prior_model.score(texts, embeddings, [keys[i][1] for i in missing])
-            buckets = self.taxonomy.learning.lexical_buckets
+            buckets = self.runtime.learning.lexical_buckets
             with self._lock:
                 stale = generation != self._generation  # the encoder changed meanwhile
                 for row, i in enumerate([] if stale else missing):
@@ -199,7 +208,7 @@ class TriageEngine:
             version = self.model_version
         cat_probs, sev_probs = softmax(cat_logits), softmax(sev_logits)
         names_c, names_s = self.taxonomy.category_names, self.taxonomy.severity_names
-        threshold = self.taxonomy.triage.needs_human_below
+        threshold = self.runtime.triage.needs_human_below
         out = []
         for i, item in enumerate(items):
             c, s = int(cat_probs[i].argmax()), int(sev_probs[i].argmax())
@@ -260,7 +269,7 @@ class TriageEngine:
         examples = [(item, label) for item, label in examples if self._known(label)]
         if not examples:
             return LearnReport(0, 0.0, float("nan"), float("nan"), 0, self.model_version)
-        steps = steps or self.taxonomy.learning.online_steps
+        steps = steps or self.runtime.learning.online_steps
         batch, _ = self.batch([item for item, _ in examples])
         y_cat, y_sev = self._targets([label for _, label in examples])
         previous = len(examples) - 1 if previous is None else min(previous, len(examples))
@@ -269,7 +278,7 @@ class TriageEngine:
             trained_before = self.heads.trained_on
             before = self._accuracy(batch, y_cat, y_sev, previous)
             focus = np.arange(previous, len(examples))
-            trust = self.taxonomy.learning.online_self_trust
+            trust = self.runtime.learning.online_self_trust
             started = time.perf_counter()
             loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus, self_trust=trust)
             after = self._accuracy(batch, y_cat, y_sev, previous)
@@ -278,7 +287,7 @@ class TriageEngine:
                 if not after < before:
                     break
                 took = time.perf_counter() - started
-                if took * (used + steps) / used > self.taxonomy.learning.online_seconds:
+                if took * (used + steps) / used > self.runtime.learning.online_seconds:
                     break  # another round would end past the budget: roll back instead
                 loss = self.heads.fit(batch, y_cat, y_sev, steps, focus=focus, self_trust=trust)
                 after = self._accuracy(batch, y_cat, y_sev, previous)

@@ -13,6 +13,7 @@ import numpy as np
 from core.backends.heads import embedding_scale_for
 from core.models import FeedbackItem, Label
 from core.ports import Encoder
+from core.runtime import RuntimeSettings
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine
 
@@ -28,14 +29,15 @@ def fit_candidate(
     steps: int = 300,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> TriageEngine:
     """A fresh model trained on `training` from the cold-start prior: what `train` promotes
     and what `triage-bot eval` measures, so the published figures are the product's."""
-    candidate = TriageEngine(taxonomy, encoder, seed=seed)
+    candidate = TriageEngine(taxonomy, encoder, seed=seed, runtime=runtime)
     candidate.heads.embedding_scale[0] = embedding_scale_for(len(training))
     batch, _ = candidate.batch([item for item, _ in training])
     candidate.heads.fit_idf(batch)
-    learning = taxonomy.learning
+    learning = candidate.runtime.learning
     candidate.heads.learning_rate = learning.batch_learning_rate
     candidate.heads.weight_decay = learning.batch_weight_decay
     cats, sevs = taxonomy.category_names, taxonomy.severity_names

@@ -20,6 +20,7 @@ from typing import Any
 
 from core.models import FeedbackItem, Label
 from core.ports import Encoder
+from core.runtime import RuntimeSettings
 from core.service import make_item
 from core.taxonomy import Taxonomy
 from training.candidate import fit_candidate
@@ -44,15 +45,23 @@ def gold_label(item_id: str, category: str, taxonomy: Taxonomy) -> Label:
 
 
 def examples_from_rows(
-    rows: Sequence[dict[str, Any]], taxonomy: Taxonomy, label_field: str, prefix: str
+    rows: Sequence[dict[str, Any]],
+    taxonomy: Taxonomy,
+    label_field: str,
+    prefix: str,
+    runtime: RuntimeSettings | None = None,
 ) -> list[Example]:
     """Rows as the bot would have stored them (cleaned, PII redacted) with their gold label."""
     out = []
-    limit = taxonomy.triage.max_text_bytes
+    limit = (runtime or RuntimeSettings()).triage.max_text_bytes
     for i, row in enumerate(rows):
         text = row["text"].encode("utf-8")[:limit].decode("utf-8", "ignore")
         item = make_item(
-            taxonomy, text, source="file", item_id=f"{prefix}-{i}", form_type=row.get("form_type")
+            text,
+            source="file",
+            item_id=f"{prefix}-{i}",
+            form_type=row.get("form_type"),
+            max_text_bytes=limit,
         )
         out.append((item, gold_label(item.id, str(row[label_field]), taxonomy)))
     return out
@@ -106,6 +115,7 @@ def _fit_predict(
     progress: Progress | None,
     stage: str,
     finetune: FinetuneConfig | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> tuple[list[str], float, dict[str, Any] | None]:
     """Predictions on `test` of the model `train` would promote, its training time
     (fine-tuning included) and what fine-tuning did, if `train` would have fine-tuned.
@@ -122,10 +132,19 @@ def _fit_predict(
     started = time.perf_counter()
     tuned: dict[str, Any] | None = None
     if finetune is None or not finetune.applies(len(train)):
-        model = fit_candidate(train, taxonomy, encoder, steps=steps, seed=seed, progress=on_step)
+        model = fit_candidate(
+            train, taxonomy, encoder, steps=steps, seed=seed, progress=on_step, runtime=runtime
+        )
     else:
         model, report = fit_finetuned(
-            train, taxonomy, encoder, finetune, steps=steps, seed=seed, progress=on_phase
+            train,
+            taxonomy,
+            encoder,
+            finetune,
+            steps=steps,
+            seed=seed,
+            progress=on_phase,
+            runtime=runtime,
         )
         tuned = finetune.as_dict() | report.as_dict()
     seconds = time.perf_counter() - started
@@ -145,13 +164,14 @@ def evaluate(
     seed: int = 0,
     progress: Progress | None = None,
     finetune: FinetuneConfig | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> dict[str, Any]:
     """Train on `train_rows`, score on `test_rows`."""
     labels = taxonomy.category_names
-    train = examples_from_rows(train_rows, taxonomy, label_field, "train")
-    test = examples_from_rows(test_rows, taxonomy, label_field, "test")
+    train = examples_from_rows(train_rows, taxonomy, label_field, "train", runtime)
+    test = examples_from_rows(test_rows, taxonomy, label_field, "test", runtime)
     predicted, seconds, tuned = _fit_predict(
-        train, test, taxonomy, encoder, steps, seed, progress, "training", finetune
+        train, test, taxonomy, encoder, steps, seed, progress, "training", finetune, runtime
     )
     gold = [label.category for _, label in test]
     out = _scores(gold, predicted, labels) | {
@@ -201,11 +221,12 @@ def cross_validate(
     seed: int = 0,
     progress: Progress | None = None,
     finetune: FinetuneConfig | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> dict[str, Any]:
     """K-fold: every row is predicted once by a model that never saw it; scores are pooled
     over all rows (and per fold, to show the spread)."""
     labels = taxonomy.category_names
-    examples = examples_from_rows(rows, taxonomy, label_field, "cv")
+    examples = examples_from_rows(rows, taxonomy, label_field, "cv", runtime)
     gold = [label.category for _, label in examples]
     predicted: list[str] = [""] * len(rows)
     fold_f1: list[float] = []
@@ -216,7 +237,16 @@ def cross_validate(
         train = [e for i, e in enumerate(examples) if i not in held]
         test = [examples[i] for i in fold]
         fold_predictions, took, fold_tuning = _fit_predict(
-            train, test, taxonomy, encoder, steps, seed, progress, f"fold {number}/{k}", finetune
+            train,
+            test,
+            taxonomy,
+            encoder,
+            steps,
+            seed,
+            progress,
+            f"fold {number}/{k}",
+            finetune,
+            runtime,
         )
         if fold_tuning:
             tuned.append(fold_tuning)

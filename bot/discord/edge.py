@@ -230,7 +230,7 @@ class TriageBot(discord.Client):
             lease_seconds=settings.claim_lease,
         )
         self.outbox.on_wake(self.wake_from_any_thread)
-        self.intake = Intake(self.store, self.taxonomy)
+        self.intake = Intake(self.store, service.runtime.triage.max_text_bytes)
         self.intake.on_accept(self.wake_from_any_thread)
         role = settings.reviewer_role
         rule = ReviewerRule(

@@ -28,6 +28,7 @@ from core.votes import ReactionVote
 from core.votes import reaction_vote as core_reaction_vote
 
 PREFIX = "triage"
+MINIMAL_TEXT_CHARS = 300  # the fallback card's excerpt: far inside every limit
 BUTTON_ACTIONS = ("confirm", "correct", "noise")
 SELECT_ACTIONS = ("category", "severity")
 MODAL_ACTION = "modal"
@@ -233,7 +234,7 @@ def card_payload(
 def minimal_embed(view: CardView, taxonomy: Taxonomy) -> discord.Embed:
     """The fallback card after Discord refused the full one: nothing that grows with the item."""
     item, triage = view.item, view.triage
-    excerpt = _clip(item.redacted_text.replace("\n", " "), taxonomy.outbox.minimal_text_chars)
+    excerpt = _clip(item.redacted_text.replace("\n", " "), MINIMAL_TEXT_CHARS)
     embed = discord.Embed(
         title=_clip(f"{triage.severity.upper()} · {triage.category}", 256),
         description=discord.utils.escape_markdown(excerpt),

@@ -31,6 +31,7 @@ NOISE_ACTION = "triage_noise"
 CORRECT_VIEW = "triage_correct_view"
 SUBMIT_VIEW = "triage_submit_view"
 SECTION_LIMIT = 2900  # Slack rejects section text over 3000 characters
+MINIMAL_TEXT_CHARS = 300  # the fallback card's excerpt: far inside every limit
 
 HELP_TEXT = (
     "*triage-bot* turns feedback into triage cards and learns from your corrections.\n"
@@ -233,7 +234,7 @@ def minimal_blocks(view: CardView, taxonomy: Taxonomy) -> list[dict[str, Any]]:
     """The fallback card after Slack refused the full one: prediction, a short excerpt,
     the buttons and the item id; nothing that can grow with the item."""
     item, triage = view.item, view.triage
-    excerpt = _clip(item.redacted_text.replace("\n", " "), taxonomy.outbox.minimal_text_chars)
+    excerpt = _clip(item.redacted_text.replace("\n", " "), MINIMAL_TEXT_CHARS)
     return [
         {
             "type": "section",

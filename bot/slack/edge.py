@@ -189,7 +189,7 @@ class SlackEdge:
             worker_id=worker_id or f"slack-{uuid.uuid4().hex[:8]}",
             lease_seconds=settings.claim_lease,
         )
-        self.intake = Intake(self.store, self.taxonomy)
+        self.intake = Intake(self.store, service.runtime.triage.max_text_bytes)
         self.intake.on_accept(self.outbox.wake)
         self.learner = Learner(service)
         self.votes = VoteDesk(

@@ -37,6 +37,7 @@ from core.actions import suggest_action
 from core.governance import redact
 from core.models import FeedbackItem, FieldConfidence, Label, Triage
 from core.ports import Encoder
+from core.runtime import RuntimeSettings
 from core.settings import LLMSettings
 from core.taxonomy import Taxonomy
 from core.triage import TriageEngine
@@ -153,8 +154,10 @@ class LLMClassifier:
         *,
         few_shot: FewShot | None = None,
         client: Any | None = None,
+        runtime: RuntimeSettings | None = None,
     ) -> None:
         self.taxonomy = taxonomy
+        self.runtime = runtime or RuntimeSettings()
         self.llm = settings
         self.few_shot = few_shot  # bound by the composition root to the service's look-up
         self._client = client
@@ -279,7 +282,7 @@ class LLMClassifier:
 
     def _zero_shot(self, item: FeedbackItem) -> list[dict[str, str]]:
         """The system prompt and the item alone."""
-        limit = self.taxonomy.triage.model_text_chars
+        limit = self.runtime.triage.model_text_chars
         return [
             {"role": "system", "content": self._system},
             {
@@ -312,7 +315,7 @@ class LLMClassifier:
                 "severity": {answer.severity: round(conf, 4)},
             },
             model_version=self.llm_version,
-            needs_human=conf < self.taxonomy.triage.needs_human_below,
+            needs_human=conf < self.runtime.triage.needs_human_below,
             evidence=[f"few-shot {item_id}" for item_id in reply.examples],
             backend="llm",
         )
@@ -341,9 +344,12 @@ class LLMTriageEngine(LLMClassifier, TriageEngine):
         few_shot: FewShot | None = None,
         client: Any | None = None,
         seed: int = 0,
+        runtime: RuntimeSettings | None = None,
     ) -> None:
-        TriageEngine.__init__(self, taxonomy, encoder, seed=seed)
-        LLMClassifier.__init__(self, taxonomy, settings, few_shot=few_shot, client=client)
+        TriageEngine.__init__(self, taxonomy, encoder, seed=seed, runtime=runtime)
+        LLMClassifier.__init__(
+            self, taxonomy, settings, few_shot=few_shot, client=client, runtime=self.runtime
+        )
 
     @property
     def embedded_version(self) -> str:

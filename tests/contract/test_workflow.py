@@ -18,8 +18,9 @@ from core.intake import Intake, Submission, to_item
 from core.models import ValidationKind
 from core.outbox import Outbox
 from core.ports import Encoder, Store
+from core.runtime import OutboxSettings
 from core.service import NotAllowedError, TriageService
-from core.taxonomy import OutboxSettings, load_taxonomy
+from core.taxonomy import load_taxonomy
 from core.triage import TriageEngine
 from core.votes import Ballot, Learner, ReviewerRule, VoteDesk
 from tests.fakes.chat import RecordingChannel
@@ -44,7 +45,7 @@ class Workflow:
         self.outbox = Outbox(
             self.service, self.channel, worker_id="w1", lease_seconds=30, settings=settings
         )
-        self.intake = Intake(store, TAXONOMY)
+        self.intake = Intake(store)
         self.learner = Learner(self.service)
         self.votes = VoteDesk(
             self.service,
@@ -101,9 +102,9 @@ def test_intake_redacts_every_user_field_and_keeps_platform_facts(flow: Workflow
 
 
 def test_ids_are_namespaced_by_source_and_bad_fields_are_named(flow: Workflow) -> None:
-    one = to_item(TAXONOMY, Submission(text="Broken link", source="file", ref="a.jsonl:1"))
-    other = to_item(TAXONOMY, Submission(text="Broken link", source="file", ref="b.jsonl:1"))
-    chat = to_item(TAXONOMY, Submission(text="Broken link", source="slack-command"))
+    one = to_item(Submission(text="Broken link", source="file", ref="a.jsonl:1"))
+    other = to_item(Submission(text="Broken link", source="file", ref="b.jsonl:1"))
+    chat = to_item(Submission(text="Broken link", source="slack-command"))
     assert len({one.id, other.id, chat.id}) == 3
     cases = {
         "page must be text, got dict": {"page": {"url": "/x"}},
@@ -205,7 +206,7 @@ def test_after_a_crash_a_card_the_platform_has_is_found_not_reposted(flow: Workf
 
 
 def test_recovery_queues_an_item_stored_without_its_post(flow: Workflow) -> None:
-    item = to_item(TAXONOMY, Submission(text="Docs are wrong", source="webhook"))
+    item = to_item(Submission(text="Docs are wrong", source="webhook"))
     item.metadata["post_to"] = [flow.channel.target]
     flow.store.add_item(item)  # a process that died before queueing the post
     assert flow.outbox.recover() == 1 and flow.outbox.recover() == 0

@@ -313,7 +313,7 @@ async def test_restart_keeps_cards_alive_and_the_outbox_posts_once(world: World)
     assert "low" in reply_text(result)
 
     # The process that dies: its own intake, whose outbox never runs.
-    dying = Intake(world.store, world.bot.taxonomy)
+    dying = Intake(world.store)
     # Crash 1: a post claimed and sent, but the process died before recording it.
     sent = dying.accept(
         Submission(

@@ -35,9 +35,10 @@ from bot.slack.edge import SlackEdge, make_client
 from bot.slack.settings import SlackSettings
 from core.intake import Accepted, Intake, Submission
 from core.ports import Store
+from core.runtime import MongoIntakeSettings
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
-from core.taxonomy import MongoIntakeSettings, load_taxonomy
+from core.taxonomy import load_taxonomy
 from core.triage import TriageEngine
 from tests.fakes.slack import FakeSlack
 
@@ -237,7 +238,7 @@ def test_field_mapping_and_bad_documents(
     )
     service = make_service(store)
     caplog.set_level(logging.INFO, logger="triage_bot.intake")
-    intake = Intake(store, service.taxonomy)
+    intake = Intake(store)
 
     def accept(submission: Submission) -> Accepted:  # no bot: store, then triage at once
         accepted = intake.accept(submission)
@@ -299,7 +300,7 @@ def test_the_source_going_away_is_survived(tmp_path: Path) -> None:
     client: MongoClient[dict[str, Any]] = MongoClient(f"mongodb://127.0.0.1:{port}/")
     store = SQLiteStore(tmp_path / "store.db")
     service = make_service(store)
-    intake = Intake(store, service.taxonomy)
+    intake = Intake(store)
     watcher = MongoWatcher(
         service, url, intake.accept, FAST, retry_seconds=0.2, max_retry_seconds=1.0
     )

@@ -13,6 +13,7 @@ from bot.app import default_encoder
 from core.governance import InputError
 from core.models import FeedbackItem, Label, ValidationKind
 from core.ports import Encoder, Store
+from core.runtime import RuntimeSettings
 from core.service import NotAllowedError, TriageService, UnknownItemError, make_item
 from core.taxonomy import load_taxonomy
 from core.triage import TriageEngine
@@ -62,7 +63,7 @@ def test_cold_start_is_useful_on_the_bundled_feedback(encoder: Encoder) -> None:
     assert {t.category for t in results} == set(service.taxonomy.category_names)
     for t in results:
         assert abs(sum(t.probabilities["category"].values()) - 1) < 1e-3
-        assert t.needs_human == (t.confidence.category < service.taxonomy.triage.needs_human_below)
+        assert t.needs_human == (t.confidence.category < service.runtime.triage.needs_human_below)
         assert t.action and t.action not in {c.action for c in service.taxonomy.categories}
 
 
@@ -237,21 +238,21 @@ def test_an_update_that_hurts_earlier_labels_keeps_to_its_time_budget(encoder: E
     texts = [f"the checkout page crashes when I pay with card {n}" for n in range(6)]
 
     def engine_with(seconds: float) -> TriageEngine:
-        learning = base.learning.model_copy(update={"online_seconds": seconds})
-        engine = TriageEngine(base.model_copy(update={"learning": learning}), encoder)
+        defaults = RuntimeSettings()
+        learning = defaults.learning.model_copy(update={"online_seconds": seconds})
+        runtime = defaults.model_copy(update={"learning": learning})
+        engine = TriageEngine(base, encoder, runtime=runtime)
         engine.learn(labelled("website-bug", "a"), steps=100, previous=0)
         return engine
 
     def labelled(category: str, prefix: str) -> list[tuple[FeedbackItem, Label]]:
-        items = [
-            make_item(base, t, source="t", item_id=f"{prefix}{n}") for n, t in enumerate(texts)
-        ]
+        items = [make_item(t, source="t", item_id=f"{prefix}{n}") for n, t in enumerate(texts)]
         label = {"category": category, "severity": "high", "reviewers": ["ann"], "agreement": 1.0}
         return [(i, Label(item_id=i.id, **label)) for i in items]
 
     later = [pair for prefix in "bcde" for pair in labelled("positive", prefix)]
     contradicting = labelled("website-bug", "a") + later
-    steps = base.learning.online_steps
+    steps = RuntimeSettings().learning.online_steps
     for seconds, rounds in ((60.0, 4), (1e-6, 1)):
         engine = engine_with(seconds)
         probe = engine.triage(contradicting[0][0]).probabilities

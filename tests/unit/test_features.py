@@ -75,13 +75,13 @@ def test_the_engine_embeds_the_view_and_reads_n_grams_from_the_raw_text() -> Non
 
     taxonomy = load_taxonomy()
     encoder = default_encoder()
-    item = make_item(taxonomy, VSCODE_ISSUE, source="file", item_id="view-1")
+    item = make_item(VSCODE_ISSUE, source="file", item_id="view-1")
     engine = TriageEngine(taxonomy, encoder)
     view = encoder_view(item.redacted_text)
-    assert encoder_text(item, taxonomy) == view
+    assert encoder_text(item, engine.runtime) == view
     batch, _ = engine.batch([item])
     np.testing.assert_allclose(batch.embeddings[0], encoder.encode([view])[0], atol=1e-6)
     np.testing.assert_allclose(engine.embed([item])[0], batch.embeddings[0], atol=1e-6)
     assert not np.allclose(batch.embeddings[0], encoder.encode([item.redacted_text])[0], atol=1e-3)
-    raw_ids, _ = lexical_counts(item.redacted_text, taxonomy.learning.lexical_buckets)
+    raw_ids, _ = lexical_counts(item.redacted_text, engine.runtime.learning.lexical_buckets)
     np.testing.assert_array_equal(batch.lexical[0], raw_ids)

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from core.runtime import RuntimeSettings, load_runtime_settings
 from core.taxonomy import DEFAULT_CONFIG, ConfigError, load_taxonomy
 
 
@@ -32,7 +33,12 @@ def test_errors_name_the_bad_key(tmp_path: Path) -> None:
     base = DEFAULT_CONFIG.read_text()
     bad = base.replace("needs_human_below = 0.55", "needs_human_below = 7")
     with pytest.raises(ConfigError, match=r"triage\.needs_human_below"):
-        load_taxonomy(_write(tmp_path, bad))
+        load_runtime_settings(_write(tmp_path, bad))
+    load_taxonomy(_write(tmp_path, bad))  # the labels themselves are fine
+    with pytest.raises(ConfigError, match=r"outbox\.batchsize"):
+        load_runtime_settings(_write(tmp_path, base.replace("batch = 16", "batchsize = 16")))
+    with pytest.raises(ConfigError, match=r"categoris"):
+        load_taxonomy(_write(tmp_path, base + "\n[categoris]\nname = 'x'\n"))
     bad = base.replace("feature-request = 1.0", "feature-wish = 1.0")
     with pytest.raises(ConfigError, match="unknown category 'feature-wish'"):
         load_taxonomy(_write(tmp_path, bad))
@@ -75,3 +81,19 @@ emoji = "turtle"
     assert tax.lowest_severity == "later"
     with pytest.raises(ValueError, match="unknown category 'website-bug'"):
         tax.check_category("website-bug")
+
+
+def test_runtime_settings_are_apart_from_the_taxonomy_and_default_to_the_checked_in_file() -> (
+    None
+):
+    """Code that builds an engine without a config file runs as the bot does by default."""
+    assert load_runtime_settings() == RuntimeSettings()
+    assert "learning" not in load_taxonomy().model_dump()
+    assert set(RuntimeSettings().model_dump()) == {"triage", "learning", "intake", "outbox"}
+
+
+def test_a_team_file_tunes_the_runtime_without_touching_the_labels(tmp_path: Path) -> None:
+    base = DEFAULT_CONFIG.read_text()
+    path = _write(tmp_path, base.replace("online_steps = 25", "online_steps = 7"))
+    assert load_runtime_settings(path).learning.online_steps == 7
+    assert load_taxonomy(path).fingerprint() == load_taxonomy().fingerprint()

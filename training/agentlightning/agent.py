@@ -37,6 +37,7 @@ from typing import Any
 from core.backends.llm import Fallback, InvalidReply, LLMClassifier
 from core.models import Reward, Triage
 from core.rewards import score
+from core.runtime import load_runtime_settings
 from core.settings import LLMSettings
 from core.taxonomy import DEFAULT_CONFIG, Taxonomy, load_taxonomy
 from training.agentlightning.rollouts import RolloutInput
@@ -144,9 +145,12 @@ class TriageAgent:
         if not event_url:
             raise AgentError("AGL_EVENT_URL is not set (agl-controller sets it)")
         key = env.get("AGL_KEY", "").strip()
-        taxonomy = load_taxonomy(env.get("TRIAGE_CONFIG", "").strip() or DEFAULT_CONFIG)
+        config = env.get("TRIAGE_CONFIG", "").strip() or DEFAULT_CONFIG
+        taxonomy = load_taxonomy(config)
         task = rollout_input(env, taxonomy)
-        classifier = LLMClassifier(taxonomy, llm_settings(env))
+        classifier = LLMClassifier(
+            taxonomy, llm_settings(env), runtime=load_runtime_settings(config)
+        )
         item, label = task.feedback_item(), task.human_label()
         try:
             triage = classifier.llm_triage(item)

@@ -1,0 +1,93 @@
+"""How the bot runs (triage thresholds, learning, intake, outbox), from the config file.
+
+Separate from the taxonomy (`core.taxonomy`): the same labels can be run with other
+tuning, and the defaults here are the checked-in `config/default.toml`'s (a test
+keeps them equal), so code that builds an engine without a file behaves as the bot does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.taxonomy import RUNTIME_SECTIONS, ConfigError, format_error, read_config
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TriageSettings(_Strict):
+    needs_human_below: float = Field(default=0.55, ge=0.0, le=1.0)
+    max_text_bytes: int = Field(default=65536, ge=16)
+    model_text_chars: int = Field(default=2000, ge=50)
+
+
+class LearningSettings(_Strict):
+    online_steps: int = Field(default=25, ge=1, le=10000)
+    learning_rate: float = Field(default=0.01, gt=0.0, le=10.0)
+    weight_decay: float = Field(default=1e-3, ge=0.0)
+    online_self_trust: float = Field(default=0.2, ge=0.0, lt=1.0)
+    online_seconds: float = Field(default=1.0, gt=0.0)
+    batch_learning_rate: float = Field(default=0.05, gt=0.0, le=10.0)
+    batch_weight_decay: float = Field(default=1e-4, ge=0.0)
+    lexical_buckets: int = Field(default=131072, ge=1024)
+    finetune_min_examples: int = Field(default=300, ge=0)
+    finetune_minutes: float = Field(default=10.0, gt=0.0)
+
+
+FieldPaths = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
+class MongoIntakeSettings(_Strict):
+    """Which fields of a watched MongoDB document hold what: the first present one wins.
+
+    Paths may be dotted (`form.comment`) for nested documents. Lists, so one mapping fits
+    collections written by different versions of a website form.
+    """
+
+    text: FieldPaths = ["text", "comment", "message", "body", "feedback"]
+    type: FieldPaths = ["type", "form_type"]
+    rating: FieldPaths = ["rating"]
+    page: FieldPaths = ["page", "url"]
+    # Polling (servers without change streams): seconds between queries for new documents.
+    poll_seconds: float = Field(default=1.0, gt=0.0, le=300.0)
+    # First start on a collection: "now" triages only documents that arrive from then on,
+    # "beginning" also every document already there (each gets a card).
+    start_at: Literal["now", "beginning"] = "now"
+
+    @field_validator("text", "type", "rating", "page", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class IntakeSettings(_Strict):
+    mongo: MongoIntakeSettings = MongoIntakeSettings()
+
+
+class OutboxSettings(_Strict):
+    """How cards are posted: micro-batches, and each post's own retry schedule."""
+
+    batch: int = Field(default=16, ge=1, le=256)
+    retry_base_seconds: float = Field(default=1.0, gt=0.0, le=3600.0)
+    retry_max_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
+
+
+class RuntimeSettings(_Strict):
+    triage: TriageSettings = TriageSettings()
+    learning: LearningSettings = LearningSettings()
+    intake: IntakeSettings = IntakeSettings()
+    outbox: OutboxSettings = OutboxSettings()
+
+
+def load_runtime_settings(path: str | Path | None = None) -> RuntimeSettings:
+    """Load and validate a config file's runtime sections; ConfigError names the bad key."""
+    path, raw = read_config(path)
+    sections = {key: value for key, value in raw.items() if key in RUNTIME_SECTIONS}
+    try:
+        return RuntimeSettings.model_validate(sections)
+    except ValidationError as exc:
+        raise ConfigError(format_error(path, exc)) from exc
