@@ -83,9 +83,7 @@ emoji = "turtle"
         tax.check_category("website-bug")
 
 
-def test_runtime_settings_are_apart_from_the_taxonomy_and_default_to_the_checked_in_file() -> (
-    None
-):
+def test_runtime_settings_are_apart_from_the_taxonomy_and_default_to_the_checked_in_file() -> None:
     """Code that builds an engine without a config file runs as the bot does by default."""
     assert load_runtime_settings() == RuntimeSettings()
     assert "learning" not in load_taxonomy().model_dump()
