@@ -100,7 +100,10 @@ def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlett
             )
         try:
             webhook.verify(
-                body, request.headers.get(webhook.SIGNATURE_HEADER), settings.webhook_secret
+                body,
+                request.headers.get(webhook.SIGNATURE_HEADER),
+                settings.webhook_secret,
+                timestamp=request.headers.get(webhook.TIMESTAMP_HEADER),
             )
             form = webhook.parse(body, request.headers.get("content-type"))
             accepted = await run_in_threadpool(edge.accept_form, form)
