@@ -7,6 +7,7 @@ composition root (`bot.app`) picks them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -64,7 +65,12 @@ class Store(Protocol):
       store so a restarted (or another) process resumes where the last one stopped.
     - `put_label` replaces the item's label (`delete_label` drops it when no vote is
       left); `put_reward` replaces the reward for (item, model_version).
+    - `transaction()` groups writes. SQLite: they commit together or not at all, with one
+      fsync (nested ones are savepoints). MongoDB: each write is durable on its own and
+      idempotent, so a retried request completes what a failed one began.
     """
+
+    def transaction(self) -> AbstractContextManager[None]: ...
 
     def add_item(self, item: FeedbackItem, post_to: Sequence[str] = ()) -> bool: ...
     def add_submitter(self, item_id: str, submitter: str) -> bool: ...

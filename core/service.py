@@ -307,26 +307,28 @@ class TriageService:
         )
         # A duplicate (a redelivery) changes nothing, but the label and reward are still
         # recomputed: if the first delivery died between its writes, this one heals them.
-        stored = self.store.add_validation(validation)
-        votes = self.store.current_votes(item_id)
-        label = consensus(votes, self.reviewer_weights())
-        reward = None
-        if label is None:
-            self.store.delete_label(item_id)
-            if predicted is not None and kind == ValidationKind.REJECT:
-                reward = Reward(
-                    item_id=item_id,
-                    model_version=predicted.model_version,
-                    value=-1.0,
-                    source=REWARD_SOURCE,
-                    reason=f"rejected by {reviewer} without a correction",
-                )
-                self.store.put_reward(reward)
-        else:
-            self.store.put_label(label)
-            if predicted is not None:
-                reward = score(predicted, label, self.taxonomy)
-                self.store.put_reward(reward)
+        weights = self.reviewer_weights()  # may reread the store: outside the transaction
+        with self.store.transaction():  # the vote, its label and its reward commit together
+            stored = self.store.add_validation(validation)
+            votes = self.store.current_votes(item_id)
+            label = consensus(votes, weights)
+            reward = None
+            if label is None:
+                self.store.delete_label(item_id)
+                if predicted is not None and kind == ValidationKind.REJECT:
+                    reward = Reward(
+                        item_id=item_id,
+                        model_version=predicted.model_version,
+                        value=-1.0,
+                        source=REWARD_SOURCE,
+                        reason=f"rejected by {reviewer} without a correction",
+                    )
+                    self.store.put_reward(reward)
+            else:
+                self.store.put_label(label)
+                if predicted is not None:
+                    reward = score(predicted, label, self.taxonomy)
+                    self.store.put_reward(reward)
         self._retally(item_id, label, votes)
         if not stored:
             return VoteOutcome(False, validation, label, None, None)

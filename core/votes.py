@@ -163,6 +163,10 @@ class VoteDesk:
         UnknownItemError or ValueError (a vote the rules refuse), nothing stored then."""
         if not self.may_vote(ballot.reviewer, ballot.roles):
             raise NotAllowedError(NOT_A_REVIEWER)
+        with self.service.store.transaction():  # the vote and its card rewrite: one commit
+            return self._cast(ballot)
+
+    def _cast(self, ballot: Ballot) -> VoteOutcome:
         outcome = self.service.vote(
             ballot.item_id,
             ballot.reviewer,

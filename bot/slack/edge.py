@@ -259,8 +259,9 @@ class SlackEdge:
         event = body.get("event") or {}
         event_id = body.get("event_id")
         try:
-            reply = self._record_event(event, str(event_id or uuid.uuid4().hex))
-            first = self.store.mark_event_seen(f"slack:{event_id}") if event_id else True
+            with self.store.transaction():  # the event's writes and its seen mark: one commit
+                reply = self._record_event(event, str(event_id or uuid.uuid4().hex))
+                first = self.store.mark_event_seen(f"slack:{event_id}") if event_id else True
         except STORE_UNAVAILABLE as exc:
             return store_down(exc)
         ack()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -150,6 +151,13 @@ class MongoStore:
             assert doc is not None  # upsert + AFTER always returns the document
             return int(doc["n"])
         raise RuntimeError("could not allocate a sequence number")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Each write is durable on its own (the server's write concern) and idempotent, so
+        a request retried after a failure completes what the first attempt began; a
+        multi-document transaction would add round trips per vote for no promise kept."""
+        yield
 
     # -- items ---------------------------------------------------------------------------
     def add_item(self, item: FeedbackItem, post_to: Sequence[str] = ()) -> bool:

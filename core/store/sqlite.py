@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -135,12 +136,35 @@ class SQLiteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._depth = 0  # transactions open on this connection (nested ones are savepoints)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._add_missing_post_columns()
         self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside commit together: one transaction, one fsync, and this process's
+        other threads wait at the lock rather than at each of several commits. Nested: a
+        savepoint, so a failing inner write rolls back alone."""
+        with self._lock:
+            outer = self._depth == 0
+            savepoint = f"sp{self._depth}"
+            self._db.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {savepoint}")
+            self._depth += 1
+            try:
+                yield
+                self._db.execute("COMMIT" if outer else f"RELEASE {savepoint}")
+            except BaseException:
+                if self._db.in_transaction:  # a failed COMMIT may have ended it already
+                    self._db.execute("ROLLBACK" if outer else f"ROLLBACK TO {savepoint}")
+                    if not outer:
+                        self._db.execute(f"RELEASE {savepoint}")
+                raise
+            finally:
+                self._depth -= 1
 
     def _add_missing_post_columns(self) -> None:
         """Stores made before per-post backoff: add its columns (new ones get them above)."""
@@ -154,45 +178,33 @@ class SQLiteStore:
     # -- items ---------------------------------------------------------------------------
     def add_item(self, item: FeedbackItem, post_to: Sequence[str] = ()) -> bool:
         now = _iso(utcnow())
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO items(id, received_at, doc) VALUES (?, ?, ?)",
-                    (item.id, _iso(item.received_at), _persisted(item)),
+        with self.transaction():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO items(id, received_at, doc) VALUES (?, ?, ?)",
+                (item.id, _iso(item.received_at), _persisted(item)),
+            )
+            for target in post_to:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO posts(item_id, target, status, created_at, "
+                    "updated_at) VALUES (?, ?, 'pending', ?, ?)",
+                    (item.id, target, now, now),
                 )
-                for target in post_to:
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO posts(item_id, target, status, created_at, "
-                        "updated_at) VALUES (?, ?, 'pending', ?, ?)",
-                        (item.id, target, now, now),
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             return cur.rowcount == 1
 
     def add_submitter(self, item_id: str, submitter: str) -> bool:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT doc FROM items WHERE id = ?", (item_id,)).fetchone()
-                added = False
-                if row is not None:
-                    item = FeedbackItem.model_validate_json(row[0])
-                    known = item.metadata.setdefault("submitters", [])
-                    if submitter not in known:
-                        known.append(submitter)
-                        added = True
-                        self._db.execute(
-                            "UPDATE items SET doc = ? WHERE id = ?",
-                            (item.model_dump_json(), item_id),
-                        )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            row = self._db.execute("SELECT doc FROM items WHERE id = ?", (item_id,)).fetchone()
+            added = False
+            if row is not None:
+                item = FeedbackItem.model_validate_json(row[0])
+                known = item.metadata.setdefault("submitters", [])
+                if submitter not in known:
+                    known.append(submitter)
+                    added = True
+                    self._db.execute(
+                        "UPDATE items SET doc = ? WHERE id = ?",
+                        (item.model_dump_json(), item_id),
+                    )
         return added
 
     def get_item(self, item_id: str) -> FeedbackItem | None:
@@ -229,37 +241,30 @@ class SQLiteStore:
     def add_validation(self, validation: Validation) -> bool:
         doc = validation.model_dump_json()
         retracted = 1 if validation.kind == ValidationKind.RETRACT else 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO events(id, item_id, doc) VALUES (?, ?, ?)",
-                    (validation.id, validation.item_id, doc),
-                )
-                if cur.rowcount == 0:
-                    self._db.execute("COMMIT")
-                    return False
-                # Latest wins: replace only when this vote is not older than the current one.
-                self._db.execute(
-                    """INSERT INTO votes(item_id, reviewer, created_at, retracted, doc)
-                       VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT(item_id, reviewer) DO UPDATE SET
-                         created_at = excluded.created_at,
-                         retracted = excluded.retracted,
-                         doc = excluded.doc
-                       WHERE excluded.created_at >= votes.created_at""",
-                    (
-                        validation.item_id,
-                        validation.reviewer,
-                        _iso(validation.created_at),
-                        retracted,
-                        doc,
-                    ),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO events(id, item_id, doc) VALUES (?, ?, ?)",
+                (validation.id, validation.item_id, doc),
+            )
+            if cur.rowcount == 0:
+                return False
+            # Latest wins: replace only when this vote is not older than the current one.
+            self._db.execute(
+                """INSERT INTO votes(item_id, reviewer, created_at, retracted, doc)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(item_id, reviewer) DO UPDATE SET
+                     created_at = excluded.created_at,
+                     retracted = excluded.retracted,
+                     doc = excluded.doc
+                   WHERE excluded.created_at >= votes.created_at""",
+                (
+                    validation.item_id,
+                    validation.reviewer,
+                    _iso(validation.created_at),
+                    retracted,
+                    doc,
+                ),
+            )
         return True
 
     def current_votes(self, item_id: str) -> list[Validation]:
@@ -355,24 +360,18 @@ class SQLiteStore:
 
     def promote_model(self, version: str) -> ModelRecord:
         now = utcnow()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # Strictly after the current promotion, so the latest call always wins even
-                # when two promotions land within one clock tick.
-                latest = self._db.execute("SELECT MAX(promoted_at) FROM models").fetchone()[0]
-                if latest is not None and _iso(now) <= latest:
-                    now = _from_iso(latest) + timedelta(microseconds=1)
-                cur = self._db.execute(
-                    "UPDATE models SET promoted_at = ? WHERE version = ?", (_iso(now), version)
-                )
-                row = self._db.execute(
-                    "SELECT doc, promoted_at FROM models WHERE version = ?", (version,)
-                ).fetchone()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            # Strictly after the current promotion, so the latest call always wins even
+            # when two promotions land within one clock tick.
+            latest = self._db.execute("SELECT MAX(promoted_at) FROM models").fetchone()[0]
+            if latest is not None and _iso(now) <= latest:
+                now = _from_iso(latest) + timedelta(microseconds=1)
+            cur = self._db.execute(
+                "UPDATE models SET promoted_at = ? WHERE version = ?", (_iso(now), version)
+            )
+            row = self._db.execute(
+                "SELECT doc, promoted_at FROM models WHERE version = ?", (version,)
+            ).fetchone()
         if cur.rowcount == 0 or row is None:
             raise KeyError(f"unknown model version {version!r}")
         return _model(row[0], row[1])
@@ -426,44 +425,37 @@ class SQLiteStore:
 
     def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None:
         now = utcnow()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # Due: a new post, a posted card to rewrite, or a claim whose worker died.
-                # A post waiting out its backoff is passed over, so it blocks nothing.
-                row = self._db.execute(
-                    "SELECT item_id FROM posts WHERE target = ? AND ("
-                    "(status = 'pending' AND next_attempt_at <= ?) OR "
-                    "(status = 'posted' AND stale = 1 AND next_attempt_at <= ?) OR "
-                    "(status = 'claimed' AND claimed_until < ?)) "
-                    "ORDER BY created_at, item_id LIMIT 1",
-                    (target, _iso(now), _iso(now), _iso(now)),
-                ).fetchone()
-                if row is None:
-                    self._db.execute("COMMIT")
-                    return None
-                # The stale mark is taken with the claim, so a vote that lands during the
-                # rewrite marks the card again.
-                self._db.execute(
-                    "UPDATE posts SET status = 'claimed', claimed_by = ?, claimed_until = ?, "
-                    "attempts = attempts + 1, stale = 0, updated_at = ? "
-                    "WHERE item_id = ? AND target = ?",
-                    (
-                        worker,
-                        _iso(now + timedelta(seconds=lease_seconds)),
-                        _iso(now),
-                        row[0],
-                        target,
-                    ),
-                )
-                record = self._db.execute(
-                    f"SELECT {self._POST_COLUMNS} FROM posts WHERE item_id = ? AND target = ?",
-                    (row[0], target),
-                ).fetchone()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            # Due: a new post, a posted card to rewrite, or a claim whose worker died.
+            # A post waiting out its backoff is passed over, so it blocks nothing.
+            row = self._db.execute(
+                "SELECT item_id FROM posts WHERE target = ? AND ("
+                "(status = 'pending' AND next_attempt_at <= ?) OR "
+                "(status = 'posted' AND stale = 1 AND next_attempt_at <= ?) OR "
+                "(status = 'claimed' AND claimed_until < ?)) "
+                "ORDER BY created_at, item_id LIMIT 1",
+                (target, _iso(now), _iso(now), _iso(now)),
+            ).fetchone()
+            if row is None:
+                return None
+            # The stale mark is taken with the claim, so a vote that lands during the
+            # rewrite marks the card again.
+            self._db.execute(
+                "UPDATE posts SET status = 'claimed', claimed_by = ?, claimed_until = ?, "
+                "attempts = attempts + 1, stale = 0, updated_at = ? "
+                "WHERE item_id = ? AND target = ?",
+                (
+                    worker,
+                    _iso(now + timedelta(seconds=lease_seconds)),
+                    _iso(now),
+                    row[0],
+                    target,
+                ),
+            )
+            record = self._db.execute(
+                f"SELECT {self._POST_COLUMNS} FROM posts WHERE item_id = ? AND target = ?",
+                (row[0], target),
+            ).fetchone()
         return self._post(record)
 
     def mark_posted(self, item_id: str, target: str, ref: str, worker: str | None = None) -> bool:

@@ -845,3 +845,31 @@ def test_intake_cursor_survives_reopen_and_is_shared(store: Store, backend: Back
     assert store.get_intake_cursor("src") == "position-2"
     store.close()
     assert backend.reopen().get_intake_cursor("src") == "position-2"
+
+
+def test_writes_in_a_transaction_are_all_kept(store: Store, backend: Backend) -> None:
+    with store.transaction():
+        assert store.add_item(item("itm_t"), post_to=["slack:C1"])
+        with store.transaction():  # nested: a savepoint on SQLite
+            assert store.add_validation(vote("v_t", T0, item_id="itm_t"))
+        assert store.mark_event_seen("evt_t")
+    again = backend.reopen()
+    assert again.get_item("itm_t") is not None
+    assert [v.id for v in again.current_votes("itm_t")] == ["v_t"]
+    assert not again.mark_event_seen("evt_t")
+
+
+def test_a_failing_transaction_keeps_nothing_on_sqlite(store: Store, backend: Backend) -> None:
+    if getattr(backend, "name", None) == "mongo":
+        pytest.skip("MongoDB writes are each durable: idempotent retries heal, not rollback")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_item(item("itm_gone"))
+        store.mark_event_seen("evt_gone")
+        raise RuntimeError("the request failed half way")
+    with store.transaction():
+        store.add_item(item("itm_kept"))
+        with pytest.raises(ValueError), store.transaction():
+            store.add_validation(vote("v_gone", T0, item_id="itm_kept"))
+            raise ValueError("only the inner write is undone")
+    assert store.get_item("itm_gone") is None and store.mark_event_seen("evt_gone")
+    assert store.get_item("itm_kept") is not None and store.current_votes("itm_kept") == []
