@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.governance import InputError, clean_text
 from core.models import FeedbackItem
 from core.ports import Encoder
 from core.runtime import RuntimeSettings
@@ -29,25 +32,81 @@ from training.evaluate import gold_label
 from training.metrics import accuracy, macro_f1
 
 CHECKPOINTS = (25, 50, 100, 200)
+# A data file where more than this share of characters are control characters (but tab and
+# line breaks) or bytes that are not UTF-8 is not text (as `bot.files` decides for intake).
+MAX_NON_TEXT_SHARE = 0.10
+_NON_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\udc80-\udcff]")
 
 
-def load_rows(path: Path, label_field: str) -> list[dict[str, Any]]:
+def load_rows(
+    path: Path,
+    label_field: str,
+    on_bad: Callable[[int, str], None] | None = None,
+    labels: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The good labelled rows of a JSONL file; each bad one is handed to `on_bad` with its
+    line and the reason (without `on_bad`, the first bad row is a ValueError).
+
+    Lines end at `\n` only (U+2028 and the other Unicode line breaks are valid inside a
+    JSON string). A row is bad when it is not JSON, when its text or form type is not a
+    string, when its label is missing or neither a string nor an integer, or when its text
+    is not something intake would store (`core.governance.clean_text`), or, given
+    `labels`, when its label is not one of them. A file is refused as a whole only when its
+    bytes are not text.
+    """
+
+    def bad(number: int, reason: str) -> None:
+        if on_bad is None:
+            raise ValueError(f"{path}:{number}: {reason}")
+        on_bad(number, reason)
+
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    content = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+    if content and len(_NON_TEXT_RE.findall(content)) > len(content) * MAX_NON_TEXT_SHARE:
+        raise ValueError(f"{path}: not a text file (control characters or bytes not UTF-8)")
+    for number, line in enumerate(content.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise ValueError(f"{path}:{number}: expected an object with a text field")
-        if label_field not in row:
-            raise ValueError(f"{path}:{number}: no {label_field!r} field")
-        rows.append(row)
+        parsed = _parse_row(line, label_field, labels)
+        if isinstance(parsed, str):
+            bad(number, parsed)
+        else:
+            rows.append(parsed)
     if not rows:
-        raise ValueError(f"{path}: no rows")
+        raise ValueError(f"{path}: no usable rows")
     return rows
+
+
+def _parse_row(line: str, label_field: str, labels: Collection[str] | None) -> str | dict[str, Any]:
+    """The row a JSONL line holds, or why it cannot be used."""
+    if any("\udc80" <= c <= "\udcff" for c in line):  # bytes that were not UTF-8
+        return "not UTF-8 text"
+    try:
+        row = json.loads(line, strict=False)  # raw controls in strings are text
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON: {exc.msg} at column {exc.colno}"
+    except RecursionError:
+        return "invalid JSON: nested too deeply"
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        return f"invalid JSON: {str(exc).partition(';')[0]}"
+    if not isinstance(row, dict):
+        return f"expected a JSON object, got {type(row).__name__}"
+    if not isinstance(row.get("text"), str):
+        return "expected an object with a text field (a string)"
+    if row.get("form_type") is not None and not isinstance(row["form_type"], str):
+        return f"form_type must be a string, got {type(row['form_type']).__name__}"
+    if label_field not in row:
+        return f"no {label_field!r} field"
+    label = row[label_field]
+    if isinstance(label, bool) or not isinstance(label, str | int) or not str(label).strip():
+        return f"{label_field!r} must be a non-empty string (or an integer)"
+    if labels is not None and str(label) not in labels:
+        return f"unknown {label_field} {str(label)!r} (not one of: {', '.join(sorted(labels))})"
+    try:  # any size: evaluation cuts the text to the configured limit itself
+        clean_text(row["text"], sys.maxsize)
+    except InputError as exc:
+        return str(exc)
+    return row
 
 
 def taxonomy_for_labels(labels: Sequence[str], base: Taxonomy) -> Taxonomy:

@@ -23,6 +23,13 @@ from core.models import ValidationKind
 from core.settings import SettingsError
 
 
+def report_skipped(file: Path, line: int, reason: str) -> None:
+    """One stderr line per bad row, `FILE:LINE: skipped: REASON`, whatever the reason holds:
+    no markup is read from it and no line break or wrap splits it."""
+    reason = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(reason.split()))
+    err.print(f"{file}:{line}: skipped: {reason}", markup=False, highlight=False, soft_wrap=True)
+
+
 def post_targets(env: Mapping[str, str] | None = None) -> list[str]:
     """Outbox targets of the channels configured in the environment (`--post`)."""
     env = os.environ if env is None else env
@@ -85,7 +92,7 @@ def triage(
             for row in read_rows(file):
                 if isinstance(row, BadRow):
                     bad += 1
-                    err.print(f"{file}:{row.line}: skipped: {row.reason}", highlight=False)
+                    report_skipped(file, row.line, row.reason)
                     continue
                 try:  # the same identity as `import` gives the row: no duplicates either way
                     entries.append(
@@ -96,7 +103,7 @@ def triage(
                     )
                 except InputError as exc:
                     bad += 1
-                    err.print(f"{file}:{row.line}: skipped: {exc}", highlight=False)
+                    report_skipped(file, row.line, str(exc))
         for start in range(0, len(entries), 64):
             chunk = entries[start : start + 64]
             for item, (result, _) in zip(chunk, service.submit_many(chunk), strict=True):
@@ -177,15 +184,14 @@ def import_items(
             file,
             targets=targets,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
-            on_bad=lambda line, reason: bar.console.print(
-                f"{file}:{line}: skipped: {reason}", highlight=False, soft_wrap=True
-            ),
+            on_bad=lambda line, reason: report_skipped(file, line, reason),
         )
     if not as_json:
         queued = f", {summary.queued} card(s) queued for {', '.join(targets)}" if post else ""
         err.print(
             f"{file}: {summary.imported} imported, {summary.duplicates} duplicate(s), "
             f"{summary.bad} bad{queued}",
+            markup=False,
             highlight=False,
         )
     emit(summary.as_dict())

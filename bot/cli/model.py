@@ -235,13 +235,36 @@ def _labelled_rows(
     paths: list[Path], label_field: str | None
 ) -> tuple[Taxonomy, list[list[dict[str, Any]]]]:
     """Rows of labelled JSONL files and the taxonomy to score them with: the data's own
-    labels when --label-field is given, else the configured taxonomy's categories."""
+    labels when --label-field is given, else the configured taxonomy's categories.
+
+    Every good row is used; each bad one (not JSON, wrong types, text intake refuses, a
+    label the taxonomy does not know) is one stderr line with its file and line number.
+    """
+    from bot.cli.items import report_skipped
     from core.taxonomy import load_taxonomy
     from training.simulate import load_rows, taxonomy_for_labels
 
     field = label_field or "category"
     base = load_taxonomy(Settings.from_env().config_path)
-    loaded = [load_rows(path, field) for path in paths]
+    known = {c.name for c in base.categories}
+    loaded = []
+    for path in paths:
+        skipped = 0
+
+        def skip(line: int, reason: str, path: Path = path) -> None:
+            nonlocal skipped
+            skipped += 1
+            report_skipped(path, line, reason)
+
+        # Scored against the configured categories, a label outside them is a typo.
+        rows = load_rows(path, field, on_bad=skip, labels=None if label_field else known)
+        if skipped:
+            err.print(
+                f"{path}: {skipped} row(s) skipped, {len(rows)} used",
+                markup=False,
+                highlight=False,
+            )
+        loaded.append(rows)
     labels = sorted({str(r[field]) for rows in loaded for r in rows})
     taxonomy = taxonomy_for_labels(labels, base) if label_field else base
     for label in labels:
