@@ -102,6 +102,7 @@ class BotProcess:
             "TRIAGE_SLACK_POST_INTERVAL": "0",
             "TRIAGE_SLACK_CLAIM_LEASE": "5",  # a post claimed by a killed process: retried soon
             "TRIAGE_STORE_URL": store_url,
+            "TRIAGE_REVIEWERS": "*",  # the burst's voters are many made-up users
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -19,6 +19,29 @@ def default_store_url() -> str:
 
 
 BACKENDS = ("embedded", "llm")
+ANYONE = "*"  # TRIAGE_REVIEWERS=*: anyone who can see the channel may vote, said explicitly
+
+
+def reviewers_from_env(env: Mapping[str, str]) -> tuple[frozenset[str] | None, bool]:
+    """TRIAGE_REVIEWERS as (allowlist, declared): unset is (None, False), which local
+    commands take as "anyone" and `serve` refuses; `*` is (None, True); ids are the list.
+    A value that lists no one (",") or mixes `*` with ids is a mistake, named here."""
+    raw = env_str(env, "TRIAGE_REVIEWERS")
+    if raw is None:
+        return None, False
+    if raw == ANYONE:
+        return None, True
+    ids = env_list(env, "TRIAGE_REVIEWERS")
+    if ANYONE in ids:
+        raise SettingsError(
+            f"TRIAGE_REVIEWERS is either {ANYONE} (anyone may vote) or user ids, not both"
+        )
+    if not ids:
+        raise SettingsError(
+            f"TRIAGE_REVIEWERS={raw!r} lists no one: give comma-separated user ids, "
+            f"or {ANYONE} to let anyone who can see the channel vote"
+        )
+    return frozenset(ids), True
 
 
 @dataclass(frozen=True)
@@ -64,9 +87,23 @@ class LLMSettings:
 class Settings:
     store_url: str
     config_path: Path
-    reviewers: frozenset[str] | None
+    reviewers: frozenset[str] | None  # who may vote; None: anyone
     backend: str = "embedded"
     llm: LLMSettings = field(default_factory=LLMSettings)
+    # Whether TRIAGE_REVIEWERS was set (to ids, or to * for anyone): the chat bots need it.
+    reviewers_declared: bool = False
+
+    def require_reviewer_rule(self, role_variable: str | None = None) -> None:
+        """Refuse a chat bot on which anyone may vote unless the team said so (`*`): votes
+        train the model online, and a forgotten variable must not open that to every guest.
+        `role_variable` names a platform's other way to set the rule (a role)."""
+        if self.reviewers_declared:
+            return
+        how = f"{role_variable} (the role whose members may vote) or " if role_variable else ""
+        raise SettingsError(
+            f"no reviewer rule: set {how}TRIAGE_REVIEWERS (comma-separated user ids who may "
+            f"vote), or TRIAGE_REVIEWERS={ANYONE} to let anyone who can see the channel vote"
+        )
 
     def with_backend(self, backend: str | None) -> Settings:
         """These settings with `--backend` applied (None keeps $TRIAGE_BACKEND), checked."""
@@ -89,12 +126,7 @@ class Settings:
         config = Path(env_str(env, "TRIAGE_CONFIG") or DEFAULT_CONFIG)
         if not config.is_file():
             raise SettingsError(f"TRIAGE_CONFIG={str(config)!r}: no such file")
-        # Set but listing nobody (TRIAGE_REVIEWERS=",") allows nobody; unset allows anyone.
-        reviewers = (
-            frozenset(env_list(env, "TRIAGE_REVIEWERS"))
-            if env_str(env, "TRIAGE_REVIEWERS")
-            else None
-        )
+        reviewers, reviewers_declared = reviewers_from_env(env)
         backend = env_choice(env, "TRIAGE_BACKEND", BACKENDS, "embedded")
         # The LLM endpoint is checked by `with_backend`, once `--backend` is known.
         return cls(
@@ -103,4 +135,5 @@ class Settings:
             reviewers=reviewers,
             backend=backend,
             llm=LLMSettings.from_env(env),
+            reviewers_declared=reviewers_declared,
         )

@@ -23,6 +23,7 @@ from core.taxonomy import Taxonomy
 log = logging.getLogger("triage_bot.votes")
 
 NOT_A_REVIEWER = "You are not on this channel's reviewer list, so your vote was not recorded."
+REVIEWERS_ONLY = "You are not on this channel's reviewer list, so this command is not open to you."
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,13 @@ def reaction_vote(name: str, taxonomy: Taxonomy) -> ReactionVote | None:
 
 @dataclass(frozen=True)
 class ReviewerRule:
-    """Who may vote: an allowlist of user ids and/or platform roles (None: not checked)."""
+    """Who may vote (and read /triage queue and stats): an allowlist of user ids and/or
+    platform roles; a user must pass both that are set.
+
+    `ids=None` is "any user": for `serve` only when the team said so (TRIAGE_REVIEWERS=*;
+    `Settings.require_reviewer_rule` refuses to start without a rule), for local commands
+    (the console, `validate`) also when unset. `roles=None`: no role is needed.
+    """
 
     ids: frozenset[str] | None = None
     roles: frozenset[str] | None = None

@@ -27,10 +27,25 @@ WatchOption = Annotated[
 ]
 
 
+log = logging.getLogger("triage_bot.serve")
+
+
 def _start_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def _check_reviewers(role_variable: str | None = None) -> None:
+    """No reviewer rule is one line before the model loads, naming the variables; an
+    explicit `TRIAGE_REVIEWERS=*` starts, with a warning in the log. Called only where no
+    platform role is set (a role is a rule by itself)."""
+    from core.settings import Settings
+
+    settings = Settings.from_env()
+    settings.require_reviewer_rule(role_variable)
+    if settings.reviewers is None:  # declared, so TRIAGE_REVIEWERS=*
+        log.warning("TRIAGE_REVIEWERS=*: anyone who can see the triage channel may vote")
 
 
 def _check_watch(watch: str | None) -> None:
@@ -43,7 +58,12 @@ def _check_watch(watch: str | None) -> None:
 
 @reported_errors()
 def serve_slack(
-    host: Annotated[str, typer.Option(help="HTTP mode: address to listen on.")] = "0.0.0.0",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="HTTP mode: address to listen on (0.0.0.0: every interface, as in a container)."
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP mode: port.")] = 3000,
     store: StoreOption = None,
     watch: WatchOption = None,
@@ -54,6 +74,7 @@ def serve_slack(
 
     _start_logging()
     slack_settings = SlackSettings.from_env()
+    _check_reviewers()
     _check_watch(watch)
     from bot.slack.server import serve
 
@@ -70,6 +91,8 @@ def serve_discord(
 
     _start_logging()
     discord_settings = DiscordSettings.from_env()
+    if discord_settings.reviewer_role is None:
+        _check_reviewers("TRIAGE_DISCORD_REVIEWER_ROLE")
     _check_watch(watch)
     from bot.discord.edge import serve
 

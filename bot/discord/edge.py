@@ -38,7 +38,7 @@ from core.outbox import Outbox
 from core.ports import PostFailed, PostRefused
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.taxonomy import Taxonomy
-from core.votes import NOT_A_REVIEWER, Ballot, Learner, ReviewerRule, VoteDesk
+from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY, Ballot, Learner, ReviewerRule, VoteDesk
 
 log = logging.getLogger("triage_bot.discord")
 T = TypeVar("T")
@@ -441,8 +441,11 @@ class TriageBot(discord.Client):
             embeds.vote_receipt(vote.kind, vote.category, vote.severity), ephemeral=True
         )
 
-    async def refuse(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.send_message(NOT_A_REVIEWER, ephemeral=True)
+    async def refuse(
+        self, interaction: discord.Interaction[Any], text: str = NOT_A_REVIEWER
+    ) -> None:
+        """A non-reviewer's answer, private and at once (the rule needs no I/O)."""
+        await interaction.response.send_message(text, ephemeral=True)
 
     async def on_card_button(
         self, interaction: discord.Interaction[Any], action: str, item_id: str
@@ -561,12 +564,18 @@ class TriageBot(discord.Client):
 
         @group.command(name="queue", description="What needs a human next")
         async def queue(interaction: discord.Interaction[Any]) -> None:
+            if not self.may_vote(interaction.user):
+                await self.refuse(interaction, REVIEWERS_ONLY)
+                return
             await interaction.response.defer(ephemeral=True, thinking=True)
             text = await self.blocking(self.queue_text, interaction.guild_id)
             await interaction.followup.send(text, ephemeral=True)
 
         @group.command(name="stats", description="Validations and accuracy over 7 and 30 days")
         async def stats(interaction: discord.Interaction[Any]) -> None:
+            if not self.may_vote(interaction.user):
+                await self.refuse(interaction, REVIEWERS_ONLY)
+                return
             await interaction.response.defer(ephemeral=True, thinking=True)
             text = await self.blocking(self.stats_text)
             await interaction.followup.send(text, ephemeral=True)

@@ -40,7 +40,7 @@ from core.ports import PostFailed, PostRefused
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.store import STORE_UNAVAILABLE
 from core.taxonomy import Taxonomy
-from core.votes import NOT_A_REVIEWER, Ballot, Learner, ReviewerRule, VoteDesk
+from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY, Ballot, Learner, ReviewerRule, VoteDesk
 
 log = logging.getLogger("triage_bot.slack")
 RECONCILE_PAGES = 10
@@ -399,6 +399,7 @@ class SlackEdge:
             self.votes.cast(ballot)
         except NotAllowedError:
             ack()
+            self.refuse(meta.get("channel"), user, NOT_A_REVIEWER)
             return
         except (UnknownItemError, ValueError) as exc:
             ack()
@@ -450,6 +451,9 @@ class SlackEdge:
         elif word == "help":
             help_text = cards.HELP_TEXT.format(reactions=cards.reactions_help(self.taxonomy))
             self.after_ack.submit(respond, text=help_text, response_type="ephemeral")
+        elif not self.votes.may_vote(str(command.get("user_id") or "")):
+            # The queue and the figures are the reviewers' (item texts, who voted what).
+            self.after_ack.submit(respond, text=REVIEWERS_ONLY, response_type="ephemeral")
         elif word == "queue":
             self.after_ack.submit(
                 lambda: respond(

@@ -131,3 +131,67 @@ def test_demo_auto_runs_the_whole_loop_in_a_real_process(tmp_path: Path) -> None
     assert summary["held_out_after"][0] >= summary["held_out_before"][0]
     assert "Accuracy (category / severity)" in proc.stdout
     assert not (tmp_path / "unused.db").exists()  # the demo never touches the real store
+
+
+# -- serve: no reviewer rule, no start ------------------------------------------------------
+SERVE_ENV = {
+    "slack": {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "secret",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",  # never reached: it stops before
+        "TRIAGE_SLACK_CHANNEL": "C0TRIAGE",
+    },
+    "discord": {"DISCORD_TOKEN": "test-token", "TRIAGE_DISCORD_CHANNEL": "123456789012345678"},
+}
+
+
+@pytest.mark.parametrize("platform", ["slack", "discord"])
+def test_serve_refuses_to_start_without_a_reviewer_rule(
+    run, monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    for name, value in SERVE_ENV[platform].items():
+        monkeypatch.setenv(name, value)
+    for name in ("SLACK_APP_TOKEN", "TRIAGE_DISCORD_REVIEWER_ROLE"):
+        monkeypatch.delenv(name, raising=False)
+
+    refused = run("serve", platform)
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "no reviewer rule" in refused.stderr and "TRIAGE_REVIEWERS=*" in refused.stderr
+    assert ("TRIAGE_DISCORD_REVIEWER_ROLE" in refused.stderr) == (platform == "discord")
+
+    monkeypatch.setenv("TRIAGE_REVIEWERS", ",")  # set, but lists no one: not "anyone"
+    empty = run("serve", platform)
+    assert empty.exit_code == 2 and "lists no one" in empty.stderr
+
+    # An explicit rule passes the gate: what stops these runs is the next check, --watch.
+    passes = [{"TRIAGE_REVIEWERS": "*"}, {"TRIAGE_REVIEWERS": "U0ANN,U0BOB"}]
+    if platform == "discord":
+        passes.append({"TRIAGE_DISCORD_REVIEWER_ROLE": "223456789012345678"})
+    for rule in passes:
+        monkeypatch.delenv("TRIAGE_REVIEWERS", raising=False)
+        for name, value in rule.items():
+            monkeypatch.setenv(name, value)
+        stopped = run("serve", platform, "--watch", "mongodb://localhost/website")
+        assert stopped.exit_code == 2 and "database.collection" in stopped.stderr, rule
+        assert "reviewer rule" not in stopped.stderr
+
+
+def test_serve_without_reviewers_stops_at_once_in_a_real_process() -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_"))},
+        **SERVE_ENV["slack"],
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "slack"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: no reviewer rule: set TRIAGE_REVIEWERS")
+    assert "TRIAGE_REVIEWERS=*" in line

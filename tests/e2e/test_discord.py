@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import discord
@@ -28,6 +28,7 @@ from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import load_taxonomy
 from core.triage import TriageEngine
+from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY
 from tests.fakes.discord import FakeDiscord
 
 pytestmark = pytest.mark.asyncio
@@ -211,6 +212,9 @@ async def test_menus_and_the_correct_modal_record_corrections(world: World) -> N
         "critical",
     )
 
+    refused = await world.mal.click(world.card(item_id), custom_id=f"triage:correct:{item_id}")
+    assert refused.modal is None and refused.ephemeral
+    assert reply_text(refused) == NOT_A_REVIEWER
     shown = await world.ann.click(world.card(item_id), custom_id=f"triage:correct:{item_id}")
     assert shown.modal is not None and shown.modal["custom_id"] == f"triage:modal:{item_id}"
     submitted = await world.ann.submit_modal(shown, {"action": "Write an auth guide for v3"})
@@ -267,6 +271,28 @@ async def test_reactions_vote_combine_and_removal_retracts(world: World) -> None
     assert not any(str(r.emoji).startswith("\U0001f5d1") for r in card_now.reactions)
 
 
+async def test_a_reviewer_whose_role_no_longer_counts_can_neither_vote_nor_retract(
+    world: World,
+) -> None:
+    """Removing a reaction is a vote too (a retraction): the rule applies to it, with the
+    member's roles looked up, since Discord's removal event carries none."""
+    item_id = await world.intake_item("It would be great to have a dark mode")
+    card = world.card(item_id)
+    await world.ann.react(card, "\U0001f41b")  # bug -> website-bug
+    assert len(world.store.current_votes(item_id)) == 1
+
+    leads = world.guild.create_role("Leads")  # nobody has it
+    world.settings = replace(world.settings, reviewer_role=leads.id)
+    await world.restart()
+    await world.ann.unreact(world.card(item_id), "\U0001f41b")
+    (vote,) = world.store.current_votes(item_id)  # not retracted
+    assert vote.category == "website-bug" and len(world.store.events(item_id)) == 1
+    await world.ann.react(world.card(item_id), "\U0001f525")  # fire: refused
+    assert len(world.store.events(item_id)) == 1
+    dm = world.ann.user.dm_channel.last_message
+    assert dm is not None and dm.content == NOT_A_REVIEWER
+
+
 async def test_slash_commands_submit_queue_stats_help(world: World) -> None:
     assert "triage submit" in world.ann.available_commands(world.intake)
     result = await world.mal.slash(
@@ -297,6 +323,13 @@ async def test_slash_commands_submit_queue_stats_help(world: World) -> None:
 
     result = await world.ann.slash(world.intake, "triage submit", text="   ")
     assert "Not triaged" in reply_text(result) and world.store.count_items() == 1
+
+    # Without the reviewer role: the help (and submitting, above), not the queue or stats.
+    result = await world.mal.slash(world.intake, "triage help")
+    assert result.ephemeral and "/triage queue" in reply_text(result)
+    for command in ("triage queue", "triage stats"):
+        result = await world.mal.slash(world.intake, command)
+        assert result.ephemeral and reply_text(result) == REVIEWERS_ONLY, command
 
 
 async def test_restart_keeps_cards_alive_and_the_outbox_posts_once(world: World) -> None:

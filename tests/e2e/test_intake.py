@@ -489,6 +489,7 @@ def test_import_missing_file_and_bad_watch_url_are_one_line(
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": "secret",
         "TRIAGE_SLACK_CHANNEL": CHANNEL,
+        "TRIAGE_REVIEWERS": "U0ANN",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
@@ -508,6 +509,7 @@ def test_serve_slack_watch_as_a_real_process(tmp_path: Path, source: Source) -> 
             "TRIAGE_SLACK_CHANNEL": CHANNEL,
             "TRIAGE_SLACK_POST_INTERVAL": "0",
             "TRIAGE_STORE_URL": f"sqlite:///{tmp_path / 'served.db'}",
+            "TRIAGE_REVIEWERS": "*",
         }
         env.pop("SLACK_APP_TOKEN", None)
         proc = subprocess.Popen(

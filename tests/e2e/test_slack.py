@@ -31,6 +31,7 @@ from core.settings import LLMSettings, Settings
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import DEFAULT_CONFIG, load_taxonomy
 from core.triage import TriageEngine
+from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY
 from tests.fakes.slack import FakeSlack
 
 SECRET = "signing-secret"
@@ -346,6 +347,13 @@ def test_buttons_vote_update_the_card_and_refuse_outsiders(stack: Stack) -> None
 def test_correct_opens_a_modal_and_the_submission_relabels(stack: Stack) -> None:
     item_id = webhook_item(stack)
     stack.wait_posts(1)
+    # An outsider's Correct opens nothing: a private refusal instead of the modal.
+    assert button(stack, "triage_correct", item_id, user="UMAL")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("chat.postEphemeral")))
+    refusal = stack.fake.calls("chat.postEphemeral")[-1].params
+    assert refusal["user"] == "UMAL" and refusal["text"] == NOT_A_REVIEWER
+    assert not stack.fake.calls("views.open")
+
     assert button(stack, "triage_correct", item_id)[0] == 200
     assert stack.fake.wait_for(lambda: bool(stack.fake.calls("views.open")))
     view = stack.fake.calls("views.open")[-1].params["view"]
@@ -386,6 +394,24 @@ def test_correct_opens_a_modal_and_the_submission_relabels(stack: Stack) -> None
     )
     assert stack.fake.wait_for(lambda: "<@UBOB> → content-gap / low" in latest_update_text(stack))
 
+    # The same modal submitted by an outsider (a forged or forwarded view): not stored.
+    refusals = len(stack.fake.calls("chat.postEphemeral"))
+    forged = {**submitted, "id": "V3"}
+    status, _ = stack.interact(
+        {
+            "type": "view_submission",
+            "user": {"id": "UMAL"},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "view": forged,
+        }
+    )
+    assert status == 200
+    assert stack.fake.wait_for(lambda: len(stack.fake.calls("chat.postEphemeral")) > refusals)
+    refusal = stack.fake.calls("chat.postEphemeral")[-1].params
+    assert refusal["user"] == "UMAL" and refusal["text"] == NOT_A_REVIEWER
+    assert [v.reviewer for v in stack.store.current_votes(item_id)] == ["UBOB"]
+
 
 def test_reactions_vote_merge_and_retract(stack: Stack) -> None:
     item_id = webhook_item(stack)
@@ -420,6 +446,43 @@ def test_reactions_vote_merge_and_retract(stack: Stack) -> None:
     assert len(stack.store.events(item_id)) == 3
 
 
+def test_a_reviewer_taken_off_the_list_can_neither_vote_nor_retract(tmp_path: Path) -> None:
+    """Removing a reaction is a vote too (a retraction): the rule applies to it."""
+
+    def react(stack: Stack, kind: str, name: str, event_id: str, ts: str) -> None:
+        event = {
+            "type": kind,
+            "user": "UANN",
+            "reaction": name,
+            "event_ts": f"{time.time():.6f}",
+            "item": {"type": "message", "channel": CHANNEL, "ts": ts},
+        }
+        assert stack.event(event, event_id)[0] == 200  # stored (or refused) before the ack
+
+    store = SQLiteStore(tmp_path / "slack.db")
+    try:
+        with running(store, make_service(store)) as before:
+            item_id = webhook_item(before)
+            (card,) = before.wait_posts(1)
+            react(before, "reaction_added", "memo", "EvA1", card["ts"])
+            assert before.fake.wait_for(lambda: store.get_label(item_id) is not None)
+        taxonomy = load_taxonomy()
+        engine = TriageEngine(taxonomy, default_encoder())
+        narrower = TriageService(store, engine, taxonomy, reviewers=frozenset({"UBOB"}))
+        with running(store, narrower) as after:  # restarted with TRIAGE_REVIEWERS=UBOB
+            react(after, "reaction_removed", "memo", "EvA2", card["ts"])
+            react(after, "reaction_added", "fire", "EvA3", card["ts"])
+            assert after.fake.wait_for(lambda: bool(after.fake.calls("chat.postEphemeral")))
+            time.sleep(0.3)  # and no second one: a removal by an outsider is ignored quietly
+            (refusal,) = after.fake.calls("chat.postEphemeral")
+            assert refusal.params["text"] == NOT_A_REVIEWER
+            label = store.get_label(item_id)
+            assert label is not None and label.category == "content-gap"
+            assert len(store.events(item_id)) == 1
+    finally:
+        store.close()
+
+
 def test_slash_commands(stack: Stack) -> None:
     assert stack.command("The docs search returns nothing for 'router'", name="submit")[0] == 200
     assert stack.fake.wait_for(lambda: bool(stack.fake.responses("submit")))
@@ -437,6 +500,18 @@ def test_slash_commands(stack: Stack) -> None:
     assert "/triage queue" in stack.fake.responses("help")[-1]["text"]
     assert "Review queue" in json.dumps(stack.fake.responses("queue")[-1])
     assert "validated of 1 items" in stack.fake.responses("stats")[-1]["text"]
+
+    # Someone outside TRIAGE_REVIEWERS may submit and read the help, not the queue or stats.
+    for word in ("help", "queue", "stats", "Export to CSV does nothing"):
+        name = f"mal-{word.split()[0].lower()}"
+        assert stack.command(word, user="UMAL", name=name)[0] == 200
+        assert stack.fake.wait_for(lambda n=name: bool(stack.fake.responses(n)))
+    assert "/triage queue" in stack.fake.responses("mal-help")[-1]["text"]
+    assert "Triaged `fb_" in stack.fake.responses("mal-export")[-1]["text"]
+    for name in ("mal-queue", "mal-stats"):
+        (reply,) = stack.fake.responses(name)
+        assert reply["response_type"] == "ephemeral" and reply["text"] == REVIEWERS_ONLY
+        assert "blocks" not in reply and "validated" not in json.dumps(reply)
 
 
 def test_submit_modal_creates_an_item(stack: Stack) -> None:
@@ -644,20 +719,11 @@ def test_serve_slack_as_a_user_runs_it(tmp_path: Path) -> None:
             "TRIAGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "TRIAGE_SLACK_POST_INTERVAL": "0",
             "TRIAGE_STORE_URL": f"sqlite:///{tmp_path / 'served.db'}",
+            "TRIAGE_REVIEWERS": "*",  # said explicitly: anyone in the channel may vote
         }
         env.pop("SLACK_APP_TOKEN", None)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bot.cli",
-                "serve",
-                "slack",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            [sys.executable, "-m", "bot.cli", "serve", "slack", "--port", str(port)],
             cwd=repo,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -693,7 +759,10 @@ def test_serve_slack_as_a_user_runs_it(tmp_path: Path) -> None:
             assert card["metadata"]["event_payload"]["item_id"] == item_id
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
+            log = proc.communicate(timeout=20)[1]
+    # Without --host it listens on loopback only, and says that anyone may vote.
+    assert f"Slack HTTP mode on http://127.0.0.1:{port} " in log
+    assert "TRIAGE_REVIEWERS=*: anyone who can see the triage channel may vote" in log
 
 
 def test_with_an_llm_that_never_answers_acks_stay_fast_and_cards_follow_the_fallback(
