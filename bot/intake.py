@@ -26,7 +26,8 @@ from bson import json_util
 from bson.objectid import ObjectId
 from pymongo import ASCENDING, MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import OperationFailure
+from pymongo.errors import ConfigurationError, OperationFailure
+from pymongo.uri_parser import parse_uri
 
 from bot.files import BadRow, Row, read_rows
 from core.governance import InputError
@@ -34,6 +35,7 @@ from core.intake import Accepted, Intake, Submission
 from core.models import FeedbackItem
 from core.runtime import MongoIntakeSettings
 from core.service import TriageService
+from core.store import hide_credentials, safe_url
 
 log = logging.getLogger("triage_bot.intake")
 
@@ -59,7 +61,9 @@ WATCH_URL_HELP = "mongodb://host:port/database.collection"
 class WatchSource:
     """A parsed `--watch` URL: where to connect, and which collection to follow."""
 
-    client_url: str  # the URL with only the database in its path (what pymongo expects)
+    # The URL with only the database in its path (what pymongo expects); it may hold a
+    # password, so it is left out of the repr.
+    client_url: str = field(repr=False)
     database: str
     collection: str
 
@@ -78,20 +82,29 @@ def parse_watch_url(url: str) -> WatchSource:
     """`mongodb[+srv]://[user:pw@]host[:port][,host2]/database.collection[?options]`.
 
     Database names cannot contain dots and collection names can, so the first dot splits.
+    Errors quote the URL with its credentials hidden (`safe_url`).
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("mongodb", "mongodb+srv"):
-        raise ValueError(f"--watch {url!r}: expected {WATCH_URL_HELP}")
+        raise ValueError(f"--watch {safe_url(url)!r}: expected {WATCH_URL_HELP}")
     hosts, _, path_query = rest.partition("/")
     path, _, query = path_query.partition("?")
     database, _, collection = path.partition(".")
     if not hosts or not database or not collection:
         raise ValueError(
-            f"--watch {url!r}: expected {WATCH_URL_HELP} (name the database and the "
-            "collection, e.g. mongodb://localhost:27017/website.feedback)"
+            f"--watch {safe_url(url)!r}: expected {WATCH_URL_HELP} (name the database and "
+            "the collection, e.g. mongodb://localhost:27017/website.feedback)"
         )
     suffix = f"?{query}" if query else ""
-    return WatchSource(f"{scheme}://{hosts}/{database}{suffix}", database, collection)
+    client_url = f"{scheme}://{hosts}/{database}{suffix}"
+    if scheme == "mongodb":  # pymongo's own checks, here rather than in the watcher's log
+        try:  # (not for mongodb+srv://, whose parsing looks the hosts up in DNS)
+            parse_uri(client_url)
+        except (ConfigurationError, ValueError) as exc:
+            raise ValueError(
+                f"--watch {safe_url(url)!r}: {hide_credentials(str(exc), url)}"
+            ) from None
+    return WatchSource(client_url, database, collection)
 
 
 def _client(source: WatchSource) -> MongoClient[Doc]:

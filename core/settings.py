@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from platformdirs import user_data_dir
@@ -44,6 +44,20 @@ def reviewers_from_env(env: Mapping[str, str]) -> tuple[frozenset[str] | None, b
     return frozenset(ids), True
 
 
+def _redacted_repr(settings: object, *url_fields: str) -> str:
+    """The dataclass repr with the URLs in `url_fields` shown through `safe_url` (their
+    passwords hidden); secret fields are `repr=False` and left out altogether."""
+    parts = []
+    for spec in fields(settings):  # type: ignore[arg-type]  # only dataclasses call it
+        if not spec.repr:
+            continue
+        value = getattr(settings, spec.name)
+        if spec.name in url_fields and isinstance(value, str):
+            value = safe_url(value)
+        parts.append(f"{spec.name}={value!r}")
+    return f"{type(settings).__name__}({', '.join(parts)})"
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     """The OpenAI-compatible endpoint of the LLM backend (`TRIAGE_BACKEND=llm`).
@@ -59,6 +73,9 @@ class LLMSettings:
     examples: int = 3  # validated look-alikes sent as few-shot turns
     concurrency: int = 4  # parallel requests when triaging a batch
     cooldown_s: float = 30.0  # after a timeout or refused connection, skip the endpoint
+
+    def __repr__(self) -> str:
+        return _redacted_repr(self, "base_url")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LLMSettings:
@@ -92,6 +109,9 @@ class Settings:
     llm: LLMSettings = field(default_factory=LLMSettings)
     # Whether TRIAGE_REVIEWERS was set (to ids, or to * for anyone): the chat bots need it.
     reviewers_declared: bool = False
+
+    def __repr__(self) -> str:  # the store URL may carry a password
+        return _redacted_repr(self, "store_url")
 
     def require_reviewer_rule(self, role_variable: str | None = None) -> None:
         """Refuse a chat bot on which anyone may vote unless the team said so (`*`): votes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.env import SettingsError, check_id, env_ids, env_number, env_required, env_str
 
@@ -23,7 +23,7 @@ def _snowflake(name: str, value: str) -> int:
 
 @dataclass(frozen=True)
 class DiscordSettings:
-    token: str
+    token: str = field(repr=False)  # a secret: never in a repr or a log line
     channel: int  # where cards are posted
     intake_channels: frozenset[int]  # new messages here become feedback items
     reviewer_role: int | None  # only members with this role may vote (None: anyone)

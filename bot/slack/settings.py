@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.env import (
     SettingsError,
@@ -24,13 +24,14 @@ CLAIM_LEASE_DEFAULT = 120.0  # seconds; see `SlackSettings.claim_lease`
 
 @dataclass(frozen=True)
 class SlackSettings:
-    bot_token: str
-    signing_secret: str | None
-    app_token: str | None
+    # Secrets are left out of the repr, so a logged or printed settings object leaks none.
+    bot_token: str = field(repr=False)
+    signing_secret: str | None = field(repr=False)
+    app_token: str | None = field(repr=False)
     api_url: str
     channel: str
     intake_channels: frozenset[str]
-    webhook_secret: str | None
+    webhook_secret: str | None = field(repr=False)
     post_interval: float  # seconds between posts to one channel (Slack allows ~1/s)
     # How long a worker's claim on a post lasts; a post claimed by a process that died is
     # retried (after a search of the channel) once it runs out. It must outlast one post

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
+from urllib.parse import unquote
 
 from pymongo.errors import ConnectionFailure
 
@@ -16,9 +17,52 @@ from core.ports import Store
 STORE_UNAVAILABLE: tuple[type[Exception], ...] = (ConnectionFailure, sqlite3.OperationalError)
 
 
+# Query options whose values are secrets (authMechanismProperties carries AWS session
+# tokens; tlsCertificateKeyFilePassword, ...): their values are hidden too.
+_SECRET_OPTION_RE = re.compile(
+    r"(?i)([?&;][^=&;#]*(?:pass|secret|token|credential|authmechanismproperties)[^=&;#]*=)"
+    r"[^&;#]*"
+)
+
+
+def _userinfo_span(url: str) -> tuple[int, int] | None:
+    """Where a URL's credentials are: from after `://` to the last `@` (a malformed
+    password may hold `/`, `@` or `?`), or None when it has none."""
+    start = url.find("://") + 3 if "://" in url else 0
+    at = url.rfind("@")
+    if at >= start and not url.startswith("/", start):  # sqlite:////path has no user
+        return start, at
+    return None
+
+
 def safe_url(url: str) -> str:
-    """The URL with any password hidden, for messages and logs."""
-    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
+    """The URL with its credentials and secret options hidden, for messages, logs and reprs.
+
+    Made for malformed URLs too, the ones error messages quote: a password with an
+    unescaped `/`, `@` or `?` is hidden up to the last `@`, and a user name without a
+    password (often a token) is hidden as well.
+    """
+    span = _userinfo_span(url)
+    if span is not None:
+        user, colon, _ = url[span[0] : span[1]].partition(":")
+        plain_user = bool(colon and user) and not any(c in user for c in "/?#")
+        url = url[: span[0]] + (f"{user}:***" if plain_user else "***") + url[span[1] :]
+    return _SECRET_OPTION_RE.sub(r"\1***", url)
+
+
+def hide_credentials(message: str, url: str) -> str:
+    """A library's error `message` about `url` with the URL's credentials taken out, should
+    it quote them (the URL itself is quoted through `safe_url`)."""
+    span = _userinfo_span(url)
+    if span is None:
+        return message
+    userinfo = url[span[0] : span[1]]
+    _, colon, password = userinfo.partition(":")
+    secret = password if colon else userinfo
+    for shown in sorted({userinfo, secret, unquote(secret)}, key=len, reverse=True):
+        if len(shown) >= 3:
+            message = message.replace(shown, "***")
+    return message
 
 
 class StoreURLError(ValueError):
@@ -37,9 +81,16 @@ def open_store(url: str) -> Store:
         # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute/path.db
         return SQLiteStore(Path(url.removeprefix("sqlite:///")).expanduser())
     if url.startswith(("mongodb://", "mongodb+srv://")):
+        from pymongo.errors import ConfigurationError
+
         from core.store.mongo import MongoStore
 
-        return MongoStore(url)
+        try:
+            return MongoStore(url)
+        except (ConfigurationError, ValueError) as exc:  # pymongo's word on a malformed URL
+            raise StoreURLError(
+                f"TRIAGE_STORE_URL={safe_url(url)!r}: {hide_credentials(str(exc), url)}"
+            ) from None
     raise StoreURLError(
         f"TRIAGE_STORE_URL={safe_url(url)!r} is not supported: use sqlite:////absolute/path.db, "
         "sqlite:///relative/path.db or mongodb://host:port/database"
