@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -211,13 +212,20 @@ class ModelRecord(_Model):
     promoted_at: UTCDateTime | None = None
 
 
-def item_facts(item: FeedbackItem) -> list[str]:
-    """Where an item came from, as short phrases (every platform's card shows them)."""
+def _code_span(value: str) -> str:
+    return f"`{value}`"
+
+
+def item_facts(item: FeedbackItem, literal: Callable[[str], str] = _code_span) -> list[str]:
+    """Where an item came from, as short phrases (every platform's card shows them).
+
+    The page and form type are whatever the sender wrote: `literal` shows each as a
+    literal (a platform's renderer escapes and clips it there)."""
     facts = []
     if item.page:
-        facts.append(f"page `{item.page[:200]}`")
+        facts.append(f"page {literal(item.page[:200])}")
     if item.form_type:
-        facts.append(f"form `{item.form_type}`")
+        facts.append(f"form {literal(item.form_type)}")
     if item.rating is not None:
         facts.append(f"rating {item.rating:g}")
     if item.pii_kinds:

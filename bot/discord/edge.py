@@ -54,6 +54,16 @@ def _triage_bot(interaction: discord.Interaction[Any]) -> TriageBot | None:
     return client if isinstance(client, TriageBot) else None
 
 
+async def _item_of(interaction: discord.Interaction[Any], key: str) -> str:
+    """The item a component's key names: the key itself, or for the digest of an id too
+    long for a custom_id, the item of the card the component is on."""
+    bot = _triage_bot(interaction)
+    if not embeds.is_digest(key) or bot is None or interaction.message is None:
+        return key
+    post = await bot.blocking(bot.store.find_post, bot.target, str(interaction.message.id))
+    return embeds.item_id_for(key, post.item_id if post is not None else None)
+
+
 class CardButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=embeds.id_template(embeds.BUTTON_ACTIONS),
@@ -88,7 +98,7 @@ class CardButton(
         match: re.Match[str],
         /,
     ) -> CardButton:
-        return cls(match["action"], match["item_id"])
+        return cls(match["action"], await _item_of(interaction, match["item_id"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = _triage_bot(interaction)
@@ -127,7 +137,7 @@ class CardSelect(
         /,
     ) -> CardSelect:
         options = item.options if isinstance(item, discord.ui.Select) else None
-        return cls(match["action"], match["item_id"], options)
+        return cls(match["action"], await _item_of(interaction, match["item_id"]), options)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = _triage_bot(interaction)
@@ -215,7 +225,8 @@ class TriageBot(discord.Client):
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: intake reads what people wrote
-        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        # Every send inherits it (cards, edits, replies, follow-ups, DMs): nothing pings.
+        options["allowed_mentions"] = discord.AllowedMentions.none()
         super().__init__(intents=intents, **options)
         self.service = service
         self.store = service.store

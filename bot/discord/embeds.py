@@ -3,16 +3,25 @@
 `card_embed` renders a triage as an embed (colour by severity); `custom_id` puts the item
 id in every component so a card's buttons work after a restart; `reaction_vote` reads a
 unicode reaction with the taxonomy's emoji, meaning exactly what it means on Slack.
+
+Everything a person wrote is shown as literal text: every Markdown character, the
+brackets and parentheses of masked links and the angle brackets of mentions, channels and
+timestamps are escaped with a backslash, and `@everyone`/`@here` are broken (the client's
+`AllowedMentions.none()` stops pings besides). Links come only from `web_url`. Every text
+is clipped to Discord's limits after formatting, never between a backslash and what it
+escapes, and the whole embed stays within 6,000 characters.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from datetime import datetime
 
 import discord
 
+from bot.chat_text import clip, printable, web_url, width
 from core.models import (
     CardView,
     FeedbackItem,
@@ -28,12 +37,46 @@ from core.votes import ReactionVote
 from core.votes import reaction_vote as core_reaction_vote
 
 PREFIX = "triage"
-MINIMAL_TEXT_CHARS = 300  # the fallback card's excerpt: far inside every limit
 BUTTON_ACTIONS = ("confirm", "correct", "noise")
 SELECT_ACTIONS = ("category", "severity")
 MODAL_ACTION = "modal"
-CUSTOM_ID_LIMIT = 100  # Discord rejects longer custom ids
 FOOTER = re.compile(r"^item (?P<item_id>\S+)")
+DIGEST_MARK = "#"
+
+# Discord's limits (characters; measured here in UTF-16 units, never more lenient).
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FIELDS_LIMIT = 25
+FOOTER_LIMIT = 2048
+AUTHOR_LIMIT = 256
+EMBED_LIMIT = 6000  # title, description, field names and values, footer, author together
+CONTENT_LIMIT = 2000
+CUSTOM_ID_LIMIT = 100
+OPTION_LIMIT = 100  # a select option's label, value and description
+OPTIONS_LIMIT = 25
+BUTTON_LABEL_LIMIT = 80
+
+MINIMAL_TEXT_CHARS = 300  # the fallback card's excerpt: far inside every limit
+NOTIFICATION_CHARS = 200  # the message content next to the embed, formatted
+REPLY_CHARS = 1900  # an ephemeral answer (queue, stats), formatted
+# What each part of a card may take, so that the description keeps at least ~1,400 of
+# the embed's 6,000 whatever the rest holds.
+NAME_CHARS = 100  # category, severity
+ACTION_CHARS = FIELD_VALUE_LIMIT
+SIMILAR_CHARS = 600
+SIMILAR_TEXT_CHARS = 100
+SOURCE_CHARS = 600
+FACT_CHARS = 200
+VOTES_CHARS = FIELD_VALUE_LIMIT
+FOOTER_CHARS = 700
+FALLBACK_CHARS = 300
+QUEUE_TITLE_CHARS = 90
+# The room an item id has in a custom id after the longest prefix, `triage:category:`.
+ITEM_KEY_ROOM = CUSTOM_ID_LIMIT - len(f"{PREFIX}:category:")
+_PLAIN_ID = re.compile(r"[!-~]+")  # printable ASCII, no spaces: rides in a custom id as is
+_SNOWFLAKE = re.compile(r"[0-9]{15,21}")
 
 # Discord sends and expects unicode emoji; the taxonomy names them by their short names
 # (as Slack does). One table for both directions; extend it when a team adds an emoji.
@@ -80,17 +123,136 @@ def reaction_vote(reaction: str, taxonomy: Taxonomy) -> ReactionVote | None:
     return core_reaction_vote(reaction_name(reaction), taxonomy)
 
 
-# -- component ids -----------------------------------------------------------------------------
+# -- text ------------------------------------------------------------------------------------
+# Anywhere: what formats, links or mentions. At a line's start: headings, subtext and
+# lists (a "#", "-" or "1." elsewhere means nothing, so it stays as it is).
+_SPECIAL = re.compile(r"[\\*_~|`\[\]()<>]|^[ \t]*(?:[#\-+]|\d+\.)", re.MULTILINE)
+_LINKISH = re.compile(r"[\\\[\]()<>]")
+
+
+def _escape_match(match: re.Match[str]) -> str:
+    """A backslash before the match's last character (a line's indentation and a list
+    number stay as they are)."""
+    found = match.group()
+    return f"{found[:-1]}\\{found[-1]}"
+
+
+def escape(text: object) -> str:
+    """Any value as literal Discord Markdown.
+
+    `discord.utils.escape_markdown` is not enough here: it escapes only the first of two
+    masked links on a line (`[a](x) [b](y)` keeps the second live) and leaves Markdown
+    inside URLs alone. Discord reads a backslash before any ASCII punctuation as "this
+    character as it is", so every character that can start formatting, a masked link, a
+    mention (`<@`, `<#`, `<@&`, `<t:`) or a quote is escaped; then `escape_mentions`
+    breaks `@everyone`, `@here` and raw id mentions."""
+    escaped = _SPECIAL.sub(_escape_match, printable(str(text)))
+    return discord.utils.escape_mentions(escaped)
+
+
+def _backslash_boundary(text: str, end: int) -> int:
+    """Back out of an escape (`\\x`) the cut at `end` would split: an odd run of
+    backslashes before it means the last one escapes the character cut off."""
+    run = 0
+    while run < end and text[end - run - 1] == "\\":
+        run += 1
+    return end - 1 if run % 2 else end
+
+
+def _clip(text: str, limit: int) -> str:
+    """Formatted Markdown within `limit`, cut between escapes."""
+    return clip(text, limit, _backslash_boundary)
+
+
+def _text(value: object, limit: int) -> str:
+    """A user value as literal Markdown within `limit`."""
+    return _clip(escape(value), limit)
+
+
+def _plain(value: object, limit: int) -> str:
+    """Text Discord shows as written (footers, option labels): printable, clipped."""
+    return clip(printable(str(value)), limit)
+
+
+def _code(value: object, limit: int) -> str:
+    """A user value as inline code, which Discord shows as it is (no Markdown, links or
+    mentions inside): one line, its backticks (which would end the span) as a look-alike."""
+    inner = _plain(_one_line(str(value)), limit - 2).replace("`", "ˋ")
+    return f"`{inner or ' '}`"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(printable(text).split("\n"))
+
+
+def _quote(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    """The item's text as a block quote, each line marked, clipped after the marks."""
+    lines = printable(text).split("\n")
+    return _clip("\n".join("> " + escape(line) for line in lines), limit)
+
+
+def _join_within(parts: list[str], limit: int, sep: str, head: str | None = None) -> str:
+    """`head` and as many whole parts as fit in `limit`, then how many were left out."""
+    out = [] if head is None else [head]
+    used = width(head or "")
+    for index, part in enumerate(parts):
+        left = len(parts) - index - 1
+        tail = width(f"{sep}… and {left} more") if left else 0
+        if used + (width(sep) if out else 0) + width(part) + tail > limit:
+            out.append(f"… and {len(parts) - index} more")
+            break
+        used += (width(sep) if out else 0) + width(part)
+        out.append(part)
+    return _clip(sep.join(out), limit)
+
+
+def _value(text: str) -> str:
+    """A field value: Discord refuses an empty one."""
+    return text if text.strip() else "—"
+
+
+def embed_width(embed: discord.Embed) -> int:
+    """What counts towards the embed's 6,000: title, description, fields, footer, author."""
+    parts = [embed.title, embed.description, embed.footer.text, embed.author.name]
+    parts += [f"{f.name or ''}{f.value or ''}" for f in embed.fields]
+    return sum(width(p or "") for p in parts)
+
+
+# -- component ids ---------------------------------------------------------------------------
+def item_key(item_id: str) -> str:
+    """The item id as a component carries it: as it is when it fits every custom id and is
+    plain ASCII, else a stable digest (`#` and 32 hex digits) that `item_id_for` maps back.
+    Intake's ids are short (`fb_` and 20 hex digits); only an id from elsewhere needs it."""
+    if (
+        len(item_id) <= ITEM_KEY_ROOM
+        and _PLAIN_ID.fullmatch(item_id)
+        and not item_id.startswith(DIGEST_MARK)
+    ):
+        return item_id
+    digest = hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return DIGEST_MARK + digest
+
+
+def is_digest(key: str) -> bool:
+    return key.startswith(DIGEST_MARK)
+
+
+def item_id_for(key: str, card_item: str | None) -> str:
+    """The item a component's key names: the key itself, or for a digest the item of the
+    card the component is on (`card_item`, looked up by the message) when it matches."""
+    if is_digest(key) and card_item is not None and item_key(card_item) == key:
+        return card_item
+    return key
+
+
 def custom_id(action: str, item_id: str) -> str:
-    """`triage:<action>:<item_id>`: the item id rides in the component, not in memory."""
-    value = f"{PREFIX}:{action}:{item_id}"
-    if len(value) > CUSTOM_ID_LIMIT:
-        raise ValueError(f"item id {item_id!r} is too long for a Discord custom_id")
-    return value
+    """`triage:<action>:<item key>`: the item rides in the component, not in memory, and
+    the whole id always fits Discord's 100 characters."""
+    return f"{PREFIX}:{action}:{item_key(item_id)}"
 
 
 def id_template(actions: Sequence[str]) -> str:
-    """The regex a DynamicItem matches; groups `action` and `item_id`."""
+    """The regex a DynamicItem matches; groups `action` and `item_id` (an item key)."""
     return rf"^{PREFIX}:(?P<action>{'|'.join(actions)}):(?P<item_id>.+)$"
 
 
@@ -103,53 +265,92 @@ def card_item_id(message: discord.Message) -> str | None:
     return None
 
 
+# -- links and mentions: only from values checked here ----------------------------------------
 def message_link(guild_id: int | None, channel_id: int, message_id: int | str) -> str:
     """A link Discord clients open; needs no API call."""
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 
 
+def source_link(item: FeedbackItem) -> str | None:
+    """Where the card links back to: the intake message (real snowflakes), else an http(s)
+    page that `web_url` accepts; never the stored text as it is."""
+    source = item.metadata.get("discord")
+    if isinstance(source, dict):
+        guild, channel, message = (source.get(k) for k in ("guild", "channel", "message"))
+        ids = [str(v) for v in (channel, message)]
+        if all(_SNOWFLAKE.fullmatch(v) for v in ids) and (
+            guild is None or _SNOWFLAKE.fullmatch(str(guild))
+        ):
+            return message_link(int(guild) if guild is not None else None, int(ids[0]), ids[1])
+    return web_url(item.page)
+
+
+def _link(url: str | None, text: str) -> str | None:
+    """A masked link `[text](url)` for a URL `web_url` accepts (it has no `(`, `)` or
+    spaces to end the link early); `text` is already escaped."""
+    checked = web_url(url)
+    return f"[{text}]({checked})" if checked else None
+
+
+def who(reviewer: str) -> str:
+    """A mention for a Discord user id; other platforms' reviewers by name."""
+    return f"<@{reviewer}>" if _SNOWFLAKE.fullmatch(reviewer) else escape(reviewer)
+
+
 # -- the card --------------------------------------------------------------------------------
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _quote(text: str, limit: int = 3500) -> str:
-    return "\n".join("> " + line for line in _clip(text, limit).splitlines() or [""])
-
-
 def severity_colour(taxonomy: Taxonomy, severity: str) -> discord.Colour:
     if severity in taxonomy.severity_names:
         return discord.Colour(int(taxonomy.severity(severity).color.lstrip("#"), 16))
     return discord.Colour.light_grey()
 
 
-def who(reviewer: str) -> str:
-    """A mention for a Discord user id; other platforms' reviewers by name."""
-    return f"<@{reviewer}>" if reviewer.isdigit() else reviewer
-
-
 def tally_text(votes: list[Validation], label: Label | None) -> str:
     lines = []
     for vote in votes:
+        name = who(vote.reviewer)
         if vote.kind == ValidationKind.CONFIRM:
-            lines.append(f"{emoji('white_check_mark')} {who(vote.reviewer)} confirmed")
+            lines.append(f"{emoji('white_check_mark')} {name} confirmed")
         elif vote.kind == ValidationKind.NOISE:
-            lines.append(f"{emoji('wastebasket')} {who(vote.reviewer)} marked noise")
+            lines.append(f"{emoji('wastebasket')} {name} marked noise")
         elif vote.kind == ValidationKind.REJECT:
-            lines.append(f"{emoji('x')} {who(vote.reviewer)} says it is wrong")
+            lines.append(f"{emoji('x')} {name} says it is wrong")
         elif vote.kind == ValidationKind.CORRECT:
-            line = f"{emoji('pencil2')} {who(vote.reviewer)} → {vote.category} / {vote.severity}"
+            line = (
+                f"{emoji('pencil2')} {name} → {_text(vote.category, NAME_CHARS)}"
+                f" / {_text(vote.severity, NAME_CHARS)}"
+            )
             if vote.action:
-                line += f": {_clip(vote.action, 120)}"
+                line += f": {_text(_one_line(vote.action), 120)}"
             lines.append(line)
     if not lines:
         return "No votes yet."
     summary = f"{len(votes)} vote(s)"
     if label is not None:
-        summary += f"; label **{label.category} / {label.severity}**"
+        summary += (
+            f"; label **{_text(label.category, NAME_CHARS)} / {_text(label.severity, NAME_CHARS)}**"
+        )
         if label.disagreement:
             summary += f" (agreement {label.agreement:.0%})"
-    return _clip("\n".join(lines), 900) + f"\n{summary}"
+    return _join_within(lines, VOTES_CHARS - width(summary) - 1, "\n") + f"\n{summary}"
+
+
+def _title(triage: Triage, taxonomy: Taxonomy) -> str:
+    sev = taxonomy.severity(triage.severity) if triage.severity in taxonomy.severity_names else None
+    cat = taxonomy.category(triage.category) if triage.category in taxonomy.category_names else None
+    title = (
+        f"{emoji(sev.emoji) if sev else ''} {_text(triage.severity.upper(), NAME_CHARS)} · "
+        f"{emoji(cat.emoji) if cat else ''} {_text(triage.category, NAME_CHARS)}"
+    )
+    return _clip(title.strip(), TITLE_LIMIT)
+
+
+def _source(item: FeedbackItem, link: str | None) -> str:
+    context = [f"from {_text(item.source, FACT_CHARS)}"]
+    linked = _link(link, "source message")
+    if linked and width(linked) <= SOURCE_CHARS // 2:
+        context.append(linked)
+    context += item_facts(item, literal=lambda value: _code(value, FACT_CHARS))
+    return _clip(" · ".join(context), SOURCE_CHARS)
 
 
 def card_embed(
@@ -162,54 +363,44 @@ def card_embed(
     similar: list[tuple[FeedbackItem, Label, float]] | None = None,
     source_link: str | None = None,
 ) -> discord.Embed:
-    """The card: severity colour and title first, the text, then fields and the tally."""
-    sev = taxonomy.severity(triage.severity) if triage.severity in taxonomy.severity_names else None
-    cat = taxonomy.category(triage.category) if triage.category in taxonomy.category_names else None
-    title = (
-        f"{emoji(sev.emoji) if sev else ''} {triage.severity.upper()} · "
-        f"{emoji(cat.emoji) if cat else ''} {triage.category}"
-    )
+    """The card: severity colour and title first, the text, then fields and the tally.
+    The description (the item's text) gets what the rest leaves of the 6,000."""
     embed = discord.Embed(
-        title=_clip(title.strip(), 256),
-        description=_quote(item.redacted_text),
+        title=_title(triage, taxonomy),
         colour=severity_colour(taxonomy, triage.severity),
         timestamp=item.received_at,
     )
-    embed.add_field(name="Category", value=triage.category, inline=True)
-    embed.add_field(name="Severity", value=triage.severity, inline=True)
+    embed.add_field(name="Category", value=_value(_text(triage.category, NAME_CHARS)), inline=True)
+    embed.add_field(name="Severity", value=_value(_text(triage.severity, NAME_CHARS)), inline=True)
     confidence = f"{triage.confidence.category:.0%} / {triage.confidence.severity:.0%}"
     if triage.needs_human:
         confidence += f"\n{emoji('raising_hand')} **needs a human**"
     embed.add_field(name="Confidence", value=confidence, inline=True)
-    embed.add_field(name="Suggested action", value=_clip(triage.action, 1024), inline=False)
+    embed.add_field(
+        name="Suggested action", value=_value(_text(triage.action, ACTION_CHARS)), inline=False
+    )
     if similar:
         lines = [
-            f"• “{_clip(other.redacted_text.replace(chr(10), ' '), 100)}” → "
-            f"**{lab.category} / {lab.severity}** ({score:.0%} similar)"
+            f"• “{_text(_one_line(other.redacted_text), SIMILAR_TEXT_CHARS)}” → "
+            f"**{_text(lab.category, NAME_CHARS)} / {_text(lab.severity, NAME_CHARS)}**"
+            f" ({score:.0%} similar)"
             for other, lab, score in similar
         ]
         embed.add_field(
-            name="Similar, already validated", value=_clip("\n".join(lines), 1024), inline=False
+            name="Similar, already validated",
+            value=_value(_join_within(lines, SIMILAR_CHARS, "\n")),
+            inline=False,
         )
-    context = [f"from {item.source}"]
-    if source_link:
-        context.append(f"[source message]({source_link})")
-    context += item_facts(item)
-    embed.add_field(name="Source", value=_clip(" · ".join(context), 1024), inline=False)
-    embed.add_field(name="Votes", value=tally_text(votes or [], label), inline=False)
-    fallback = f" · LLM fallback: {triage.fallback_reason}" if triage.fallback_reason else ""
-    embed.set_footer(text=_clip(f"item {item.id} · model {triage.model_version}{fallback}", 2048))
+    embed.add_field(name="Source", value=_value(_source(item, source_link)), inline=False)
+    embed.add_field(name="Votes", value=_value(tally_text(votes or [], label)), inline=False)
+    fallback = ""
+    if triage.fallback_reason:
+        fallback = f" · LLM fallback: {_plain(_one_line(triage.fallback_reason), FALLBACK_CHARS)}"
+    model = _plain(triage.model_version, 100)
+    embed.set_footer(text=_plain(f"item {item.id} · model {model}{fallback}", FOOTER_CHARS))
+    room = min(DESCRIPTION_LIMIT, EMBED_LIMIT - embed_width(embed))
+    embed.description = _quote(item.redacted_text, room)
     return embed
-
-
-def source_link(item: FeedbackItem) -> str | None:
-    """Where the card links back to: the intake message, else an http(s) page."""
-    source = item.metadata.get("discord")
-    if isinstance(source, dict) and "channel" in source and "message" in source:
-        return message_link(source.get("guild"), source["channel"], source["message"])
-    if item.page and item.page.startswith(("http://", "https://")):
-        return item.page
-    return None
 
 
 def card_payload(
@@ -234,21 +425,25 @@ def card_payload(
 def minimal_embed(view: CardView, taxonomy: Taxonomy) -> discord.Embed:
     """The fallback card after Discord refused the full one: nothing that grows with the item."""
     item, triage = view.item, view.triage
-    excerpt = _clip(item.redacted_text.replace("\n", " "), MINIMAL_TEXT_CHARS)
     embed = discord.Embed(
-        title=_clip(f"{triage.severity.upper()} · {triage.category}", 256),
-        description=discord.utils.escape_markdown(excerpt),
+        title=_clip(
+            f"{_text(triage.severity.upper(), NAME_CHARS)} · {_text(triage.category, NAME_CHARS)}",
+            TITLE_LIMIT,
+        ),
+        description=_text(_one_line(item.redacted_text), MINIMAL_TEXT_CHARS),
         colour=severity_colour(taxonomy, triage.severity),
     )
-    embed.set_footer(text=f"item {item.id} · the full card could not be posted")
+    embed.set_footer(
+        text=_plain(f"item {item.id} · the full card could not be posted", FOOTER_CHARS)
+    )
     return embed
 
 
 def card_text(item: FeedbackItem, triage: Triage) -> str:
-    """Notification text next to the embed (what a push notification shows)."""
-    return _clip(f"[{triage.severity}] {triage.category}: {item.redacted_text}", 200).replace(
-        "\n", " "
-    )
+    """Notification text next to the embed (what a push notification shows): one line,
+    escaped, clipped after escaping."""
+    line = f"[{triage.severity}] {triage.category}: {_one_line(item.redacted_text)}"
+    return _text(line, NOTIFICATION_CHARS)
 
 
 # -- selects and help --------------------------------------------------------------------------
@@ -257,13 +452,13 @@ def _options(
 ) -> list[discord.SelectOption]:
     return [
         discord.SelectOption(
-            label=spec.name,
-            value=spec.name,
+            label=_plain(spec.name, OPTION_LIMIT),
+            value=spec.name[:OPTION_LIMIT],
             emoji=UNICODE_EMOJI.get(spec.emoji),
-            description=_clip(spec.description, 100),
+            description=_plain(spec.description, OPTION_LIMIT) or None,
             default=spec.name == current,
         )
-        for spec in specs[:25]  # Discord's limit per select
+        for spec in specs[:OPTIONS_LIMIT]
     ]
 
 
@@ -277,13 +472,13 @@ def severity_options(taxonomy: Taxonomy, current: str) -> list[discord.SelectOpt
 
 def reactions_help(taxonomy: Taxonomy) -> str:
     parts = [f"{emoji(taxonomy.emoji.confirm)} confirm", f"{emoji(taxonomy.emoji.reject)} wrong"]
-    parts += [f"{emoji(c.emoji)} {c.name}" for c in taxonomy.categories]
-    parts += [f"{emoji(s.emoji)} {s.name}" for s in taxonomy.severities]
+    parts += [f"{emoji(c.emoji)} {escape(c.name)}" for c in taxonomy.categories]
+    parts += [f"{emoji(s.emoji)} {escape(s.name)}" for s in taxonomy.severities]
     return ", ".join(parts)
 
 
 def help_text(taxonomy: Taxonomy, channel_id: int) -> str:
-    return (
+    text = (
         "**triage-bot** turns feedback into triage cards and learns from your corrections.\n"
         f"• `/triage submit text:…`: triage a piece of feedback now (its card goes to "
         f"<#{channel_id}>)\n"
@@ -294,22 +489,30 @@ def help_text(taxonomy: Taxonomy, channel_id: int) -> str:
         f"and severity in the menus; or react: {reactions_help(taxonomy)}. "
         "Removing your reaction withdraws your vote."
     )
+    return _clip(text, CONTENT_LIMIT)
 
 
 def queue_text(rows: list[tuple[FeedbackItem, Triage, str, str | None]]) -> str:
     if not rows:
         return "Nothing waits for a human."
-    lines = ["**Review queue**"]
+    lines = []
     for item, triage, reason, link in rows:
-        title = _clip(item.redacted_text.replace("\n", " "), 90)
-        ref = f"[{title}]({link})" if link else title
-        lines.append(f"• **{triage.severity}** · {triage.category} · {reason}: {ref}")
-    return _clip("\n".join(lines), 1900)
+        title = _text(_one_line(item.redacted_text), QUEUE_TITLE_CHARS)
+        ref = _link(link, title) or title
+        lines.append(
+            f"• **{_text(triage.severity, NAME_CHARS)}** · {_text(triage.category, NAME_CHARS)}"
+            f" · {_text(reason, 200)}: {ref}"
+        )
+    return _join_within(lines, REPLY_CHARS, "\n", "**Review queue**")
 
 
 def stats_text(overall: Stats, windows: list[tuple[int, Stats]], target: str | None = None) -> str:
-    """`/triage stats`: counts, the outbox's state, and accuracy over recent windows."""
-    return _clip("\n".join(stats_lines(overall, windows, target, "**")), 1900)
+    """`/triage stats`: counts, the outbox's state, and accuracy over recent windows. A dead
+    letter's error can quote what a platform or a person wrote: its links and mentions are
+    escaped (the figures' bold and code stay)."""
+    text = printable("\n".join(stats_lines(overall, windows, target, "**")))
+    text = discord.utils.escape_mentions(_LINKISH.sub(lambda m: "\\" + m.group(), text))
+    return _clip(text, REPLY_CHARS)
 
 
 def vote_receipt(kind: ValidationKind, category: str | None, severity: str | None) -> str:
@@ -318,9 +521,10 @@ def vote_receipt(kind: ValidationKind, category: str | None, severity: str | Non
         return "Your vote was withdrawn."
     if kind == ValidationKind.NOISE:
         return "Recorded: noise."
+    cat, sev = _text(category, NAME_CHARS), _text(severity, NAME_CHARS)
     if kind == ValidationKind.CONFIRM:
-        return f"Recorded: you confirmed {category} / {severity}."
-    return f"Recorded: {category} / {severity}."
+        return f"Recorded: you confirmed {cat} / {sev}."
+    return f"Recorded: {cat} / {sev}."
 
 
 def snowflake_time(snowflake: int) -> datetime:

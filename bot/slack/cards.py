@@ -2,14 +2,25 @@
 
 `card_payload` renders a core `CardView` as a Block Kit card (or the minimal fallback
 card); `reaction_vote`, `is_feedback_message` and `view_value` read Slack payloads. Tested
-on real payload shapes in tests/unit/test_slack_cards.py.
+on real payload shapes in tests/unit/test_slack_cards.py and, for every input,
+tests/unit/test_render_limits.py.
+
+Everything a person wrote (feedback, page, form type, reviewers' names, the suggested
+action that quotes the feedback, an LLM's error) is shown as literal text: `&`, `<` and `>`
+become entities, so no mention, link or command can be spelled with it, and each mrkdwn
+object is `verbatim` (Slack links and mentions nothing on its own). The card's own links
+and mentions are built from values checked here. Every text is clipped to Block Kit's
+limit after formatting, never inside an entity.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from typing import Any
 
+from bot.chat_text import clip, printable, web_url, width
 from core.models import (
     CardView,
     FeedbackItem,
@@ -30,8 +41,38 @@ CORRECT_ACTION = "triage_correct"
 NOISE_ACTION = "triage_noise"
 CORRECT_VIEW = "triage_correct_view"
 SUBMIT_VIEW = "triage_submit_view"
-SECTION_LIMIT = 2900  # Slack rejects section text over 3000 characters
+
+# Block Kit's limits (characters; measured here in UTF-16 units, never more lenient).
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+FIELDS_PER_SECTION = 10
+HEADER_LIMIT = 150
+CONTEXT_LIMIT = 2000
+CONTEXT_ELEMENTS = 10
+BUTTON_TEXT_LIMIT = 75
+BUTTON_VALUE_LIMIT = 2000
+OPTION_TEXT_LIMIT = 75
+OPTION_VALUE_LIMIT = 150
+OPTIONS_LIMIT = 100
+ID_LIMIT = 255  # action_id, block_id
+BLOCKS_LIMIT = 50
+MODAL_TITLE_LIMIT = 24
+INPUT_LIMIT = 3000  # a plain_text_input's max_length, and so its initial value
+PRIVATE_METADATA_LIMIT = 3000
+TEXT_LIMIT = 4000  # the notification `text`: Slack truncates at 40,000; ours stays short
+
+NOTIFICATION_CHARS = 300  # the notification text, formatted
 MINIMAL_TEXT_CHARS = 300  # the fallback card's excerpt: far inside every limit
+SIMILAR_TEXT_CHARS = 120  # one similar item's excerpt, formatted
+FACT_CHARS = 200  # the source, page and form type as the card shows them, formatted
+LINK_CHARS = 1500  # a longer link back (escaped) is left out
+FALLBACK_CHARS = 300  # an LLM fallback reason, formatted
+QUEUE_TITLE_CHARS = 90
+
+SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,20}")
+SLACK_CHANNEL = re.compile(r"[CDG][A-Z0-9]{2,20}")
+SLACK_TS = re.compile(r"\d{1,12}\.\d{1,9}")
+DIGEST_MARK = "#"
 
 HELP_TEXT = (
     "*triage-bot* turns feedback into triage cards and learns from your corrections.\n"
@@ -45,8 +86,85 @@ HELP_TEXT = (
 )
 
 
+# -- text ------------------------------------------------------------------------------------
+def escape(text: object) -> str:
+    """Any value as literal mrkdwn: printable, and `&`, `<`, `>` as Slack's entities."""
+    return printable(str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _entity_boundary(text: str, end: int) -> int:
+    """Back out of an entity (`&amp;`, `&lt;`, `&gt;`) the cut at `end` would split: in
+    escaped text every `&` starts one."""
+    amp = text.rfind("&", max(0, end - 4), end)
+    return amp if amp != -1 and ";" not in text[amp:end] else end
+
+
+def _clip(text: str, limit: int) -> str:
+    """Formatted mrkdwn within `limit`, cut between entities."""
+    return clip(text, limit, _entity_boundary)
+
+
+def _text(value: object, limit: int) -> str:
+    """A user value as literal mrkdwn within `limit`."""
+    return _clip(escape(value), limit)
+
+
+def _plain(text: object, limit: int) -> str:
+    """A plain_text value within `limit` (Slack shows it as written: no escaping)."""
+    return clip(printable(str(text)), limit) or " "
+
+
+def _code(value: object, limit: int) -> str:
+    """A user value as inline code: escaped, its backticks (which would end the span)
+    shown as a look-alike, clipped inside the span."""
+    return f"`{_clip(escape(value).replace('`', 'ˋ'), limit - 2)}`"
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object Slack does not preprocess: no automatic links or mentions."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def emoji(name: str) -> str:
     return f":{name}:"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(printable(text).split("\n"))
+
+
+def _quote(text: str, limit: int = SECTION_LIMIT) -> str:
+    """The item's text as a block quote, each line marked, clipped after the marks."""
+    lines = printable(text).split("\n")
+    return _clip("\n".join("> " + escape(line) for line in lines), limit)
+
+
+def _join_within(parts: list[str], limit: int, sep: str, head: str | None = None) -> str:
+    """`head` and as many whole parts as fit in `limit`, then how many were left out."""
+    out = [] if head is None else [head]
+    used = width(head or "")
+    for index, part in enumerate(parts):
+        left = len(parts) - index - 1
+        tail = width(f"{sep}… and {left} more") if left else 0
+        if used + (width(sep) if out else 0) + width(part) + tail > limit:
+            out.append(f"… and {len(parts) - index} more")
+            break
+        used += (width(sep) if out else 0) + width(part)
+        out.append(part)
+    return _clip(sep.join(out), limit)
+
+
+# -- ids ---------------------------------------------------------------------------------------
+def item_value(item_id: str, limit: int = BUTTON_VALUE_LIMIT) -> str:
+    """The item id as a button or modal carries it: as it is when it fits and is printable,
+    else a stable digest (`#` and 32 hex digits). Intake's ids are short (`fb_` and 20 hex
+    digits); only an id from elsewhere can need the digest, and its buttons then answer
+    "unknown item" (its reactions still vote: they are looked up by the card)."""
+    plain = printable(item_id) == item_id and not item_id.startswith(DIGEST_MARK)
+    if item_id and plain and width(item_id) <= limit:
+        return item_id
+    digest = hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return DIGEST_MARK + digest
 
 
 def card_metadata(item_id: str) -> dict[str, Any]:
@@ -63,43 +181,63 @@ def card_item_id(message: dict[str, Any]) -> str | None:
     return item_id if isinstance(item_id, str) and item_id else None
 
 
+# -- links and mentions: only from values checked here ----------------------------------------
 def archive_link(channel: str, ts: str) -> str:
     """A message link Slack clients open; needs no API call."""
     return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
 
 
-def _clip(text: str, limit: int = SECTION_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def source_link(item: FeedbackItem) -> str | None:
+    """Where the card links back to: the intake message (a real channel id and ts), else
+    an http(s) page that `web_url` accepts; never the stored text as it is."""
+    source = item.metadata.get("slack")
+    if isinstance(source, dict):
+        channel, ts = str(source.get("channel", "")), str(source.get("ts", ""))
+        if SLACK_CHANNEL.fullmatch(channel) and SLACK_TS.fullmatch(ts):
+            return archive_link(channel, ts)
+    return web_url(item.page)
 
 
-def _quote(text: str) -> str:
-    return "\n".join("> " + line for line in _clip(text).splitlines() or [""])
+def _link(url: str | None, text: str) -> str | None:
+    """A Slack link `<url|text>` for a URL `web_url` accepts (escaped: `&` as `&amp;`)."""
+    checked = web_url(url)
+    # A "|" in the text would read as a second separator: shown as a look-alike.
+    return f"<{escape(checked)}|{text.replace('|', '｜')}>" if checked else None
 
 
+def who(reviewer: str) -> str:
+    """A mention for a Slack user id; any other reviewer (CLI, Discord) by name."""
+    return f"<@{reviewer}>" if SLACK_USER.fullmatch(reviewer) else escape(reviewer)
+
+
+# -- the card --------------------------------------------------------------------------------
 def tally_line(votes: list[Validation], label: Label | None) -> str:
     parts = []
     for vote in votes:
-        who = f"<@{vote.reviewer}>"
+        name = who(vote.reviewer)
         if vote.kind == ValidationKind.CONFIRM:
-            parts.append(f":white_check_mark: {who} confirmed")
+            parts.append(f":white_check_mark: {name} confirmed")
         elif vote.kind == ValidationKind.NOISE:
-            parts.append(f":wastebasket: {who} marked noise")
+            parts.append(f":wastebasket: {name} marked noise")
         elif vote.kind == ValidationKind.REJECT:
-            parts.append(f":x: {who} says it is wrong")
+            parts.append(f":x: {name} says it is wrong")
         elif vote.kind == ValidationKind.CORRECT:
-            parts.append(f":pencil2: {who} → {vote.category} / {vote.severity}")
+            parts.append(
+                f":pencil2: {name} → {_text(vote.category, 80)} / {_text(vote.severity, 80)}"
+            )
     if not parts:
         return "No votes yet."
     summary = f"{len(votes)} vote(s)"
     if label is not None:
-        summary += f"; label *{label.category} / {label.severity}*"
+        summary += f"; label *{_text(label.category, 80)} / {_text(label.severity, 80)}*"
         if label.disagreement:
             summary += f" (agreement {label.agreement:.0%})"
-    return " · ".join(parts) + f"\n{summary}"
+    return _join_within(parts, CONTEXT_LIMIT - width(summary) - 1, " · ") + f"\n{summary}"
 
 
 def action_buttons(item_id: str) -> dict[str, Any]:
     """Confirm, Correct and Noise; each carries the item id, so no state is needed."""
+    value = item_value(item_id)
     return {
         "type": "actions",
         "block_id": "triage_actions",
@@ -109,23 +247,42 @@ def action_buttons(item_id: str) -> dict[str, Any]:
                 "action_id": CONFIRM_ACTION,
                 "text": {"type": "plain_text", "text": "Confirm"},
                 "style": "primary",
-                "value": item_id,
+                "value": value,
             },
             {
                 "type": "button",
                 "action_id": CORRECT_ACTION,
                 "text": {"type": "plain_text", "text": "Correct"},
-                "value": item_id,
+                "value": value,
             },
             {
                 "type": "button",
                 "action_id": NOISE_ACTION,
                 "text": {"type": "plain_text", "text": "Noise"},
                 "style": "danger",
-                "value": item_id,
+                "value": value,
             },
         ],
     }
+
+
+def _prediction(triage: Triage, taxonomy: Taxonomy) -> str:
+    sev = taxonomy.severity(triage.severity) if triage.severity in taxonomy.severity_names else None
+    cat = taxonomy.category(triage.category) if triage.category in taxonomy.category_names else None
+    return (
+        f"{emoji(sev.emoji) if sev else ''} *{_text(triage.severity.upper(), 200)}* · "
+        f"{emoji(cat.emoji) if cat else ''} *{_text(triage.category, 200)}*"
+    )
+
+
+def _facts(item: FeedbackItem, link: str | None) -> str:
+    """The context line: the source, the link back, where the item came from."""
+    context = [f"from {_text(item.source, FACT_CHARS)}"]
+    linked = _link(link, "source message")
+    if linked and width(linked) <= LINK_CHARS:
+        context.append(linked)
+    context += item_facts(item, literal=lambda value: _code(value, FACT_CHARS))
+    return _clip(" · ".join(context), CONTEXT_LIMIT)
 
 
 def card_blocks(
@@ -139,77 +296,43 @@ def card_blocks(
     source_link: str | None = None,
 ) -> list[dict[str, Any]]:
     """The card: severity first, then category, confidence, text, action, similar, buttons."""
-    sev = taxonomy.severity(triage.severity) if triage.severity in taxonomy.severity_names else None
-    cat = taxonomy.category(triage.category) if triage.category in taxonomy.category_names else None
     headline = (
-        f"{emoji(sev.emoji) if sev else ''} *{triage.severity.upper()}* · "
-        f"{emoji(cat.emoji) if cat else ''} *{triage.category}* · confidence "
+        f"{_prediction(triage, taxonomy)} · confidence "
         f"{triage.confidence.category:.0%} / {triage.confidence.severity:.0%}"
     )
     if triage.needs_human:
         headline += " · :raising_hand: *needs a human*"
-    context = [f"from {item.source}"]
-    if source_link:
-        context.append(f"<{source_link}|source message>")
-    context += item_facts(item)
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _quote(item.redacted_text)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]},
+        {"type": "section", "text": mrkdwn(_clip(headline, SECTION_LIMIT))},
+        {"type": "section", "text": mrkdwn(_quote(item.redacted_text))},
+        {"type": "context", "elements": [mrkdwn(_facts(item, source_link))]},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": _clip(f"*Suggested action:* {triage.action}")},
+            "text": mrkdwn(_clip(f"*Suggested action:* {escape(triage.action)}", SECTION_LIMIT)),
         },
     ]
     if similar:
         lines = [
-            f"• “{_clip(other.redacted_text, 120)}” → *{lab.category} / {lab.severity}*"
+            f"• “{_text(_one_line(other.redacted_text), SIMILAR_TEXT_CHARS)}” → "
+            f"*{_text(lab.category, 80)} / {_text(lab.severity, 80)}*"
             f" ({score:.0%} similar)"
             for other, lab, score in similar
         ]
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": "*Similar, already validated:*\n" + "\n".join(lines)}
-                ],
-            }
-        )
+        text = _join_within(lines, CONTEXT_LIMIT, "\n", "*Similar, already validated:*")
+        blocks.append({"type": "context", "elements": [mrkdwn(text)]})
     blocks.append(action_buttons(item.id))
     blocks.append(
         {
             "type": "context",
             "block_id": "triage_tally",
-            "elements": [{"type": "mrkdwn", "text": tally_line(votes or [], label)}],
+            "elements": [mrkdwn(tally_line(votes or [], label))],
         }
     )
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": f"`{item.id}` · model `{triage.model_version}`"
-                    + (
-                        f" · :warning: LLM fallback: {_clip(triage.fallback_reason, 300)}"
-                        if triage.fallback_reason
-                        else ""
-                    ),
-                }
-            ],
-        }
-    )
+    footer = f"{_code(item.id, 300)} · model {_code(triage.model_version, 200)}"
+    if triage.fallback_reason:
+        footer += f" · :warning: LLM fallback: {_text(triage.fallback_reason, FALLBACK_CHARS)}"
+    blocks.append({"type": "context", "elements": [mrkdwn(_clip(footer, CONTEXT_LIMIT))]})
     return blocks
-
-
-def source_link(item: FeedbackItem) -> str | None:
-    """Where the card links back to: the intake message, else an http(s) page."""
-    source = item.metadata.get("slack")
-    if isinstance(source, dict) and "channel" in source and "ts" in source:
-        return archive_link(str(source["channel"]), str(source["ts"]))
-    if item.page and item.page.startswith(("http://", "https://")):
-        return item.page
-    return None
 
 
 def card_payload(view: CardView, taxonomy: Taxonomy, *, minimal: bool = False) -> dict[str, Any]:
@@ -234,35 +357,36 @@ def minimal_blocks(view: CardView, taxonomy: Taxonomy) -> list[dict[str, Any]]:
     """The fallback card after Slack refused the full one: prediction, a short excerpt,
     the buttons and the item id; nothing that can grow with the item."""
     item, triage = view.item, view.triage
-    excerpt = _clip(item.redacted_text.replace("\n", " "), MINIMAL_TEXT_CHARS)
+    excerpt = _text(_one_line(item.redacted_text), MINIMAL_TEXT_CHARS)
+    head = (
+        f"*{_text(triage.severity.upper(), 100)}* · *{_text(triage.category, 100)}* "
+        f"({triage.confidence.category:.0%})"
+    )
     return [
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": f"*{triage.severity.upper()}* · *{triage.category}* "
-                f"({triage.confidence.category:.0%})\n> {excerpt}",
-            },
-        },
+        {"type": "section", "text": mrkdwn(f"{head}\n> {excerpt}")},
         action_buttons(item.id),
         {
             "type": "context",
-            "elements": [
-                {"type": "mrkdwn", "text": f"`{item.id}` · the full card could not be posted"}
-            ],
+            "elements": [mrkdwn(f"{_code(item.id, 300)} · the full card could not be posted")],
         },
     ]
 
 
 def card_text(item: FeedbackItem, triage: Triage) -> str:
-    """Notification fallback text for the card."""
-    return _clip(f"[{triage.severity}] {triage.category}: {item.redacted_text}", 300).replace(
-        "\n", " "
-    )
+    """Notification fallback text for the card: one escaped line, clipped after escaping."""
+    line = f"[{triage.severity}] {triage.category}: {_one_line(item.redacted_text)}"
+    return _text(line, NOTIFICATION_CHARS)
 
 
+# -- modals ----------------------------------------------------------------------------------
 def _options(names: list[str]) -> list[dict[str, Any]]:
-    return [{"text": {"type": "plain_text", "text": n}, "value": n} for n in names]
+    return [
+        {
+            "text": {"type": "plain_text", "text": _plain(n, OPTION_TEXT_LIMIT)},
+            "value": clip(n, OPTION_VALUE_LIMIT),
+        }
+        for n in names[:OPTIONS_LIMIT]
+    ]
 
 
 def correct_modal(
@@ -277,8 +401,9 @@ def correct_modal(
             "action_id": "value",
             "options": options,
         }
-        if current in names:
-            element["initial_option"] = options[names.index(current)]
+        values = [o["value"] for o in options]
+        if current in values:
+            element["initial_option"] = options[values.index(current)]
         return {
             "type": "input",
             "block_id": block_id,
@@ -286,10 +411,13 @@ def correct_modal(
             "element": element,
         }
 
+    meta = json.dumps(
+        {"item_id": item_value(item_id, 2000), "channel": channel[:100], "ts": ts[:100]}
+    )
     return {
         "type": "modal",
         "callback_id": CORRECT_VIEW,
-        "private_metadata": json.dumps({"item_id": item_id, "channel": channel, "ts": ts}),
+        "private_metadata": meta,
         "title": {"type": "plain_text", "text": "Correct triage"},
         "submit": {"type": "plain_text", "text": "Save"},
         "close": {"type": "plain_text", "text": "Cancel"},
@@ -305,7 +433,8 @@ def correct_modal(
                     "type": "plain_text_input",
                     "action_id": "value",
                     "multiline": True,
-                    "initial_value": triage.action[:2900],
+                    "max_length": INPUT_LIMIT,
+                    "initial_value": clip(printable(triage.action), INPUT_LIMIT),
                 },
             },
         ],
@@ -328,7 +457,7 @@ def submit_modal(taxonomy: Taxonomy) -> dict[str, Any]:
                     "type": "plain_text_input",
                     "action_id": "value",
                     "multiline": True,
-                    "max_length": 3000,
+                    "max_length": INPUT_LIMIT,
                 },
             },
             {
@@ -368,6 +497,7 @@ def view_value(view: dict[str, Any], block_id: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+# -- reactions and intake --------------------------------------------------------------------
 def reaction_vote(reaction: str, taxonomy: Taxonomy) -> ReactionVote | None:
     """What a Slack reaction on a card means; None if nothing. Slack names skin tones
     after the emoji ("+1::skin-tone-2"): the emoji alone counts."""
@@ -376,8 +506,8 @@ def reaction_vote(reaction: str, taxonomy: Taxonomy) -> ReactionVote | None:
 
 def reactions_help(taxonomy: Taxonomy) -> str:
     parts = [f"{emoji(taxonomy.emoji.confirm)} confirm", f"{emoji(taxonomy.emoji.reject)} wrong"]
-    parts += [f"{emoji(c.emoji)} {c.name}" for c in taxonomy.categories]
-    parts += [f"{emoji(s.emoji)} {s.name}" for s in taxonomy.severities]
+    parts += [f"{emoji(c.emoji)} {escape(c.name)}" for c in taxonomy.categories]
+    parts += [f"{emoji(s.emoji)} {escape(s.name)}" for s in taxonomy.severities]
     return ", ".join(parts)
 
 
@@ -397,26 +527,25 @@ def is_feedback_message(event: dict[str, Any], intake: frozenset[str]) -> bool:
     )
 
 
+# -- /triage queue and stats -----------------------------------------------------------------
 def queue_blocks(
     rows: list[tuple[FeedbackItem, Triage, str, str | None]],
 ) -> list[dict[str, Any]]:
     if not rows:
-        return [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "Nothing waits for a human."}}
-        ]
+        return [{"type": "section", "text": mrkdwn("Nothing waits for a human.")}]
     lines = []
     for item, triage, reason, link in rows:
-        title = _clip(item.redacted_text.replace("\n", " "), 90)
-        ref = f"<{link}|{title}>" if link else title
-        lines.append(f"• *{triage.severity}* · {triage.category} · {reason}: {ref}")
-    return [
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": "*Review queue*\n" + "\n".join(lines)},
-        }
-    ]
+        title = _text(_one_line(item.redacted_text), QUEUE_TITLE_CHARS)
+        ref = _link(link, title) or title
+        lines.append(
+            f"• *{_text(triage.severity, 80)}* · {_text(triage.category, 80)}"
+            f" · {_text(reason, 200)}: {ref}"
+        )
+    text = _join_within(lines, SECTION_LIMIT, "\n", "*Review queue*")
+    return [{"type": "section", "text": mrkdwn(text)}]
 
 
 def stats_text(overall: Stats, windows: list[tuple[int, Stats]], target: str | None = None) -> str:
-    """`/triage stats`: counts, the outbox's state, and accuracy over recent windows."""
-    return "\n".join(stats_lines(overall, windows, target, "*"))
+    """`/triage stats`: counts, the outbox's state, and accuracy over recent windows
+    (escaped: a dead letter's error can quote what a platform or a person wrote)."""
+    return _clip(escape("\n".join(stats_lines(overall, windows, target, "*"))), SECTION_LIMIT)
