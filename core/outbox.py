@@ -111,11 +111,12 @@ class Outbox:
         if self.clock() < self.paused_until:
             return 0
         posts: list[PostRecord] = []
-        while len(posts) < self.settings.batch:
-            post = self.store.claim_post(self.target, self.worker_id, self.lease_seconds)
-            if post is None:
-                break
-            posts.append(post)
+        with self.store.transaction():  # a batch's claims: one commit
+            while len(posts) < self.settings.batch:
+                post = self.store.claim_post(self.target, self.worker_id, self.lease_seconds)
+                if post is None:
+                    break
+                posts.append(post)
         if not posts:
             return 0
         items: dict[str, FeedbackItem] = {}

@@ -222,9 +222,11 @@ class TriageService:
         engine together (one batch), which is how the outbox triages after the ack."""
         known = {item.id: self.store.latest_triage(item.id) for item in items}
         todo = [item for item in items if known[item.id] is None]
-        for triage in self.engine.triage_many(todo):
-            self.store.save_triage(triage)
-            known[triage.item_id] = triage
+        triages = self.engine.triage_many(todo)
+        with self.store.transaction():  # one commit for the batch
+            for triage in triages:
+                self.store.save_triage(triage)
+                known[triage.item_id] = triage
         out = []
         for item in items:
             found = known[item.id]
