@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,9 +59,10 @@ class FinetuneConfig:
     # Fewer training examples than this: heads only (a few hundred labels are where tuning
     # the encoder starts to pay; below, it mostly overfits). 0 = always fine-tune.
     min_examples: int = 0
-    # Seconds the fine-tuning loop may take (None: no limit). Measured on the first steps,
-    # the plan shrinks to what fits, with the learning-rate schedule rescaled to match, so
-    # a growing store keeps `train` within the time a team allots it on a CPU.
+    # Seconds the fine-tuning loop may take (None: no limit). The step time is measured as
+    # training goes and the plan re-fitted every few steps (`BudgetPlan`), with the
+    # learning-rate schedule rescaled to match: a growing store keeps `train` within the
+    # time a team allots it, and a machine that is busy for a while does not cut it short.
     time_budget: float | None = None
 
     def applies(self, examples: int) -> bool:
@@ -93,6 +95,9 @@ class FinetuneReport:
     planned_steps: int  # epochs x batches; more than `steps` when the time budget cut it
     epochs_done: float
     seconds: float
+    budget_seconds: float | None  # the time budget it ran under (None: no limit)
+    stopped_by: str  # "plan" (every planned step ran) or "time budget"
+    replans: int  # how often the step estimate changed the plan
     loss: float  # mean training loss over the last epoch
     device: str
     precision: str  # what the forward passes ran in
@@ -102,19 +107,56 @@ class FinetuneReport:
         return asdict(self)
 
 
-BUDGET_PROBE_STEPS = 6  # steps timed before the plan is fitted to the time budget
+BUDGET_PROBE_STEPS = 6  # steps timed before the plan is first fitted to the time budget
+REPLAN_EVERY = 5  # steps between re-estimates of the step time
+STEP_WINDOW = 30  # steps the estimate averages over: recent enough to follow the machine
 
 
-def _fit_to_budget(plan: dict[str, int], config: FinetuneConfig, done: int, took: float) -> None:
-    """Shrink the plan to the steps that fit `config.time_budget`, judged by the steps
-    after the first; the schedule reads `plan`, so the learning rate still decays to zero
-    at the (new) last step rather than stopping at full speed."""
-    assert config.time_budget is not None
-    per_step = took / max(1, done - 1)
-    affordable = int(config.time_budget / per_step) if per_step > 0 else plan["total"]
-    if affordable < plan["total"]:
-        plan["total"] = max(done + 1, affordable)
-        plan["warmup"] = min(plan["warmup"], max(1, int(config.warmup * plan["total"])))
+class BudgetPlan:
+    """How many steps fit the time budget, re-estimated as training goes.
+
+    The step time is averaged over the last `STEP_WINDOW` steps and the plan re-fitted every
+    `REPLAN_EVERY` steps: it shrinks while the machine is slow and grows back (never past
+    the planned epochs) when it speeds up, and training stops early only when the steps left
+    in the budget are spent. The learning-rate schedule reads `total`, so it still decays to
+    zero at the last step that will run.
+    """
+
+    def __init__(self, planned: int, budget: float | None, warmup: float, started: float) -> None:
+        self.planned = planned
+        self.budget = budget
+        self.total = planned
+        self.warmup = max(1, int(warmup * planned))
+        self.warmup_share = warmup
+        self.started = started
+        self.replans = 0
+        self._marks: deque[tuple[int, float]] = deque(maxlen=STEP_WINDOW + 1)
+
+    def after_step(self, step: int, now: float) -> None:
+        """Record that `step` steps are done at `now`; re-fit the plan when it is time."""
+        if step == 1:  # the first step pays one-off costs: time the ones after it
+            self._marks.clear()
+        self._marks.append((step, now))
+        if self.budget is None or step < BUDGET_PROBE_STEPS:
+            return
+        due = step == BUDGET_PROBE_STEPS or step % REPLAN_EVERY == 0 or step >= self.total
+        if not due:
+            return
+        (first, then), (last, at) = self._marks[0], self._marks[-1]
+        if last <= first:
+            return
+        per_step = (at - then) / (last - first)
+        left = self.budget - (now - self.started)
+        affordable = step + (int(left / per_step) if per_step > 0 else self.planned)
+        total = max(step, min(self.planned, affordable))
+        if total != self.total:
+            self.total = total
+            self.warmup = min(self.warmup, max(1, int(self.warmup_share * total)))
+            self.replans += 1
+
+    @property
+    def cut_by_budget(self) -> bool:
+        return self.total < self.planned
 
 
 def check_device(name: str) -> str:
@@ -210,10 +252,10 @@ def finetune_encoder(
         optimiser = torch.optim.AdamW(groups, lr=config.lr)
     per_epoch = math.ceil(len(texts) / config.batch_size)
     planned = config.epochs * per_epoch
-    plan = {"total": planned, "warmup": max(1, int(config.warmup * planned))}
+    plan = BudgetPlan(planned, config.time_budget, config.warmup, time.perf_counter())
 
     def schedule(step: int) -> float:
-        total, warmup = plan["total"], plan["warmup"]
+        total, warmup = plan.total, plan.warmup
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, (total - step) / max(1, total - warmup))
@@ -224,12 +266,12 @@ def finetune_encoder(
     functional = torch.nn.functional
     generator = torch.Generator().manual_seed(seed)
     transformer.train()
-    step, epoch_loss, probe_started = 0, 0.0, time.perf_counter()
+    step, epoch_loss = 0, 0.0
     for epoch in range(config.epochs):
         order = torch.randperm(len(texts), generator=generator).tolist()
         losses: list[Any] = []
         for start in range(0, len(order), config.batch_size):
-            if step >= plan["total"]:
+            if step >= plan.total:
                 break
             rows = order[start : start + config.batch_size]
             batch = tokenizer(
@@ -263,15 +305,12 @@ def finetune_encoder(
             scheduler.step()
             losses.append(loss.detach())
             step += 1
-            if step == 1:  # the first step pays one-off costs: time the ones after it
-                probe_started = time.perf_counter()
-            elif step == BUDGET_PROBE_STEPS and config.time_budget is not None:
-                _fit_to_budget(plan, config, step, time.perf_counter() - probe_started)
+            plan.after_step(step, time.perf_counter())
             if progress:
-                progress(f"fine-tuning, epoch {epoch + 1}/{config.epochs}", step, plan["total"])
+                progress(f"fine-tuning, epoch {epoch + 1}/{config.epochs}", step, plan.total)
         if losses:
             epoch_loss = float(torch.stack(losses).mean())  # one device sync per epoch
-        if step >= plan["total"]:
+        if step >= plan.total:
             break
     transformer.eval()
     state = bundle.half(transformer.state_dict())
@@ -281,6 +320,9 @@ def finetune_encoder(
         planned_steps=planned,
         epochs_done=round(step / per_epoch, 2),
         seconds=round(time.perf_counter() - started, 2),
+        budget_seconds=config.time_budget,
+        stopped_by="time budget" if step < planned else "plan",
+        replans=plan.replans,
         loss=round(epoch_loss, 4),
         device=device,
         precision=str(dtype).removeprefix("torch.") if dtype is not None else "fp32",

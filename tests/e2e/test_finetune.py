@@ -180,8 +180,9 @@ def test_time_budget_cuts_the_plan_and_still_decays_the_learning_rate() -> None:
     examples = examples_from_rows(rows, taxonomy, "category", "budget")
     config = FinetuneConfig(epochs=2, batch_size=2, max_length=16, time_budget=1e-3)
     tuned, report = finetune_encoder(examples, taxonomy, default_encoder(), config)
-    assert report.planned_steps == 40 and report.steps == BUDGET_PROBE_STEPS + 1
-    assert report.epochs_done == pytest.approx((BUDGET_PROBE_STEPS + 1) / 20)
+    assert report.planned_steps == 40 and report.steps == BUDGET_PROBE_STEPS
+    assert report.epochs_done == pytest.approx(BUDGET_PROBE_STEPS / 20)
+    assert report.stopped_by == "time budget" and report.budget_seconds == 1e-3
     assert tuned.tuned_weights is not None
     unlimited = FinetuneConfig(epochs=1, batch_size=8, max_length=16, time_budget=None)
     assert finetune_encoder(examples, taxonomy, default_encoder(), unlimited)[1].steps == 5
