@@ -1,13 +1,15 @@
-"""Benchmarks: `bench latency` (the model) and `bench load` (the bot under a burst),
-figures as JSON on stdout.
+"""Benchmarks: `bench latency` (the model), `bench load` (the bot under a burst) and
+`bench redaction` (PII redaction on a labelled corpus), figures as JSON on stdout.
 
 Registered on the root app's `bench` group by `bot.cli`.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,7 +20,7 @@ from bot.cli.shared import BackendOption, emit, err
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-NOT_A_CHECKOUT = "bench load runs from a source checkout (benchmarks/ is not installed)"
+NOT_A_CHECKOUT = "bench {command} runs from a source checkout (benchmarks/ is not installed)"
 
 
 @reported_errors()
@@ -44,23 +46,29 @@ def bench_latency(
         emit(latency(n_single=n or 200, n_batch=512 if batch is None else batch))
 
 
-def _load_harness() -> Callable[..., dict[str, Any]]:
-    """`benchmarks.load.run_load`, which lives in the checkout, not the wheel.
+def _from_checkout(module: str, command: str) -> ModuleType:
+    """A module of `benchmarks/`, which lives in the checkout, not the wheel.
 
     `python -m bot.cli` in the checkout finds it on the path; the `triage-bot` script of an
     editable install does not (its path starts at the venv's bin/), so the checkout this
     package sits in is tried next. An installed wheel has none: one line, exit 2.
     """
+    parts = module.split(".")
     try:
-        from benchmarks.load import run_load
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name not in ("benchmarks", "benchmarks.load"):
+        if exc.name not in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}:
             raise  # the harness is there but something it imports is not: show it
         checkout = Path(__file__).resolve().parents[2]
-        if not (checkout / "benchmarks" / "load.py").is_file():
-            raise CliError(NOT_A_CHECKOUT) from None
+        if not checkout.joinpath(*parts[:-1], parts[-1] + ".py").is_file():
+            raise CliError(NOT_A_CHECKOUT.format(command=command)) from None
         sys.path.insert(0, str(checkout))
-        from benchmarks.load import run_load
+        return importlib.import_module(module)
+
+
+def _load_harness() -> Callable[..., dict[str, Any]]:
+    """`benchmarks.load.run_load` (see _from_checkout)."""
+    run_load: Callable[..., dict[str, Any]] = _from_checkout("benchmarks.load", "load").run_load
     return run_load
 
 
@@ -133,3 +141,38 @@ def bench_load(
     emit(figures)
     if not figures["ok"]:
         raise typer.Exit(FAILED)
+
+
+@reported_errors()
+def bench_redaction(
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled JSONL corpus (rows of text and expected PII spans); default: "
+            "benchmarks/pii/corpus.jsonl of the checkout.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON, no table.")] = False,
+) -> None:
+    """PII redaction on a labelled corpus: recall and precision per kind, recall per case,
+    false positives per 1,000 clean items (JSON)."""
+    scorer = _from_checkout("benchmarks.pii.score", "redaction")
+    try:
+        figures: dict[str, Any] = scorer.score(corpus or scorer.DEFAULT_CORPUS)
+    except scorer.CorpusError as exc:
+        raise CliError(str(exc)) from None
+    if not as_json and sys.stderr.isatty():
+        from rich.table import Table
+
+        table = Table(title=f"bench redaction · {figures['corpus']} · {figures['rows']} rows")
+        for column in ("kind", "expected", "recall", "precision"):
+            table.add_column(column)
+        for kind, row in figures["kinds"].items():
+            table.add_row(kind, str(row["expected"]), str(row["recall"]), str(row["precision"]))
+        clean = figures["clean"]
+        table.caption = (
+            f"{figures['clean_rows']} clean rows: {clean['false_positives_per_1000']} false "
+            "positives per 1,000"
+        )
+        err.print(table)
+    emit(figures)

@@ -177,6 +177,27 @@ def test_pii_in_the_page_and_metadata_is_redacted_before_it_is_stored(stack: Sta
     assert b"jo@example.com" not in raw and b"555 0100" not in raw
 
 
+def test_a_pasted_log_with_nul_and_secrets_is_kept_as_text_redacted(stack: Stack) -> None:  # noqa: F811
+    comment = (
+        "Import crashes:\n\x1b[31mERROR\x1b[0m connect postgres://app:S3cretPw@10.1.2.3/db\x00\n"
+        "my password is hunter2, IBAN DE89 3704 0044 0532 0130 00, on version 1.2.3.4"
+    )
+    status, body = stack.feedback({"comment": comment})
+    assert status == 202, body
+    item = stack.store.get_item(body["id"])
+    assert item is not None and "\x00" not in item.text and "\x1b" not in item.text
+    assert item.redacted_text == (
+        "Import crashes:\nERROR connect postgres://[secret]@[ip]/db\n"
+        "my password is [secret], IBAN [iban], on version 1.2.3.4"
+    )
+    assert item.pii_kinds == ["iban", "ip", "secret"]
+    (post,) = stack.wait_posts(1)
+    card = json.dumps(post)
+    assert "[iban]" in card and "S3cretPw" not in card and "hunter2" not in card
+    raw = b"".join(p.read_bytes() for p in Path(stack.store.path).parent.glob("slack.db*"))
+    assert b"S3cretPw" not in raw and b"hunter2" not in raw and b"DE89" not in raw
+
+
 # -- Slack ---------------------------------------------------------------------------------------
 def event_body(event: dict[str, Any], event_id: str) -> bytes:
     return json.dumps(

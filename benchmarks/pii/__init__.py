@@ -1,0 +1,1 @@
+"""The labelled PII corpus and its scorer (`triage-bot bench redaction`)."""
