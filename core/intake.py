@@ -84,12 +84,20 @@ def _rating(value: Any) -> float | None:
     return rating
 
 
+def safe_key(key: Any) -> str:
+    """A metadata key any store can hold: no NUL, no leading `$`, no `.` (MongoDB reads
+    those as operators and paths). The webhook refuses such keys; other sources (files,
+    MongoDB documents) keep the value under a safe key instead of losing the item."""
+    text = str(key).replace("\x00", "").replace(".", "_")
+    return "_" + text[1:] if text.startswith("$") else text
+
+
 def redact_value(value: Any) -> Any:
     """Every string in a JSON-like value, keys included, with its PII redacted."""
     if isinstance(value, str):
         return redact(value).text
     if isinstance(value, Mapping):
-        return {redact(str(k)).text: redact_value(v) for k, v in value.items()}
+        return {safe_key(redact(str(k)).text): redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
     return value

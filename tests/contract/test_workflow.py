@@ -101,6 +101,22 @@ def test_intake_redacts_every_user_field_and_keeps_platform_facts(flow: Workflow
     assert flow.store.latest_triage(accepted.item_id) is None
 
 
+def test_metadata_keys_a_store_would_misread_are_kept_under_safe_names(flow: Workflow) -> None:
+    """A MongoDB document or an import row may carry `$where` or `a.b` keys: the item is
+    stored (on both stores) with the values under keys no store reads as operators."""
+    accepted = flow.intake.accept(
+        Submission(
+            text="Search is broken",
+            source="file",
+            ref="rows.jsonl:3",
+            metadata={"$where": "1", "a.b": {"$gt": "x\x00y"}, "ok\x00": 2},
+        )
+    )
+    stored = flow.store.get_item(accepted.item_id)
+    assert stored is not None
+    assert stored.metadata == {"_where": "1", "a_b": {"_gt": "x\x00y"}, "ok": 2}
+
+
 def test_ids_are_namespaced_by_source_and_bad_fields_are_named(flow: Workflow) -> None:
     one = to_item(Submission(text="Broken link", source="file", ref="a.jsonl:1"))
     other = to_item(Submission(text="Broken link", source="file", ref="b.jsonl:1"))
