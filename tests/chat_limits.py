@@ -333,7 +333,7 @@ def _without_code_spans(text: str) -> str:
     return "".join(out)
 
 
-DISCORD_MENTION = re.compile(r"<(?:@|#)(\d{15,21})>")
+DISCORD_MENTION = re.compile(r"<(?:@|#)(\d{1,21})>")
 DISCORD_LINK = re.compile(r"\[((?:\\.|[^\\\[\]])*)\]\((https?://[^\s()<>]+)\)")
 DISCORD_EVERYONE = re.compile(r"@(?:everyone|here)")
 
@@ -341,8 +341,8 @@ DISCORD_EVERYONE = re.compile(r"@(?:everyone|here)")
 def discord_markup_problems(text: str, mentioned: frozenset[str] = frozenset()) -> list[str]:
     """The product's own markup only: mentions of the ids in `mentioned` (reviewers, the
     card channel), masked links to URLs `web_url`
-    accepts whose text is escaped. After those (and outside inline code) no unescaped `[`
-    or `<` may be left, and no live `@everyone`/`@here`."""
+    accepts whose text is escaped. After those (and outside inline code) no `](` with an
+    unescaped `(` and no unescaped `<` may be left, and no live `@everyone`/`@here`."""
     problems = []
     rest = _without_code_spans(text)
     kept: list[str] = []
@@ -367,7 +367,8 @@ def discord_markup_problems(text: str, mentioned: frozenset[str] = frozenset()) 
 
     rest = DISCORD_MENTION.sub(mention, rest)
     for index, ch in enumerate(rest):
-        if ch in "[<" and not _escaped(rest, index):
+        live_link = ch == "(" and rest[index - 1 : index] == "]"  # a masked link's "]("
+        if (ch == "<" or live_link) and not _escaped(rest, index):
             problems.append(f"unescaped {ch!r}: {rest[max(0, index - 30) : index + 50]!r}")
             break
     if DISCORD_EVERYONE.search(rest):

@@ -77,6 +77,7 @@ QUEUE_TITLE_CHARS = 90
 ITEM_KEY_ROOM = CUSTOM_ID_LIMIT - len(f"{PREFIX}:category:")
 _PLAIN_ID = re.compile(r"[!-~]+")  # printable ASCII, no spaces: rides in a custom id as is
 _SNOWFLAKE = re.compile(r"[0-9]{15,21}")
+_USER_ID = re.compile(r"[0-9]{1,21}")
 
 # Discord sends and expects unicode emoji; the taxonomy names them by their short names
 # (as Slack does). One table for both directions; extend it when a team adds an emoji.
@@ -124,9 +125,10 @@ def reaction_vote(reaction: str, taxonomy: Taxonomy) -> ReactionVote | None:
 
 
 # -- text ------------------------------------------------------------------------------------
-# Anywhere: what formats, links or mentions. At a line's start: headings, subtext and
-# lists (a "#", "-" or "1." elsewhere means nothing, so it stays as it is).
-_SPECIAL = re.compile(r"[\\*_~|`\[\]()<>]|^[ \t]*(?:[#\-+]|\d+\.)", re.MULTILINE)
+# Anywhere: what formats, links or mentions; a masked link needs "](", so an escaped "("
+# ends it (and "[email]", redaction's mark, reads as it is). At a line's start: headings,
+# subtext and lists (a "#", "-" or "1." elsewhere means nothing, so it stays as it is).
+_SPECIAL = re.compile(r"[\\*_~|`()<>]|^[ \t]*(?:[#\-+]|\d+\.)", re.MULTILINE)
 _LINKISH = re.compile(r"[\\\[\]()<>]")
 
 
@@ -143,9 +145,9 @@ def escape(text: object) -> str:
     `discord.utils.escape_markdown` is not enough here: it escapes only the first of two
     masked links on a line (`[a](x) [b](y)` keeps the second live) and leaves Markdown
     inside URLs alone. Discord reads a backslash before any ASCII punctuation as "this
-    character as it is", so every character that can start formatting, a masked link, a
-    mention (`<@`, `<#`, `<@&`, `<t:`) or a quote is escaped; then `escape_mentions`
-    breaks `@everyone`, `@here` and raw id mentions."""
+    character as it is", so every character that can start formatting, a masked link's
+    target, a mention (`<@`, `<#`, `<@&`, `<t:`) or a quote is escaped; then
+    `escape_mentions` breaks `@everyone`, `@here` and raw id mentions."""
     escaped = _SPECIAL.sub(_escape_match, printable(str(text)))
     return discord.utils.escape_mentions(escaped)
 
@@ -289,12 +291,13 @@ def _link(url: str | None, text: str) -> str | None:
     """A masked link `[text](url)` for a URL `web_url` accepts (it has no `(`, `)` or
     spaces to end the link early); `text` is already escaped."""
     checked = web_url(url)
-    return f"[{text}]({checked})" if checked else None
+    inner = text.replace("[", "\\[").replace("]", "\\]")  # the text's own brackets, inert
+    return f"[{inner}]({checked})" if checked else None
 
 
 def who(reviewer: str) -> str:
     """A mention for a Discord user id; other platforms' reviewers by name."""
-    return f"<@{reviewer}>" if _SNOWFLAKE.fullmatch(reviewer) else escape(reviewer)
+    return f"<@{reviewer}>" if _USER_ID.fullmatch(reviewer) else escape(reviewer)
 
 
 # -- the card --------------------------------------------------------------------------------

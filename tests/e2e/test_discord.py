@@ -21,7 +21,7 @@ from bot.app import default_encoder
 from bot.discord import embeds
 from bot.discord.edge import TriageBot
 from bot.discord.settings import DiscordSettings
-from core.intake import Intake, Submission
+from core.intake import Intake, Submission, to_item
 from core.models import ValidationKind
 from core.ports import Encoder
 from core.service import TriageService
@@ -29,6 +29,12 @@ from core.store.sqlite import SQLiteStore
 from core.taxonomy import load_taxonomy
 from core.triage import TriageEngine
 from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY
+from tests.chat_limits import (
+    content_problems,
+    discord_markup_problems,
+    discord_texts,
+    embed_problems,
+)
 from tests.fakes.discord import FakeDiscord
 
 pytestmark = pytest.mark.asyncio
@@ -478,4 +484,96 @@ async def test_over_real_sockets_restart_keeps_the_buttons_alive(
         await disconnect(bot, task)
         store.close()
     finally:
+        await fake.stop()
+
+
+HOSTILE = (
+    "<!channel> <@123456789012345678> @everyone [your SSO session expired](https://evil.example)"
+    " [b](https://evil.example/2) ||spoiler|| **bold**"
+)
+
+
+async def test_hostile_oversized_and_long_id_items_post_literal_cards_that_fit(
+    world: World,
+) -> None:
+    """A person's markup reaches the channel as text; an item too big for an embed as built
+    before clipping, and one whose id is too long for a custom id, are posted whole and in
+    place (simcord checks Discord's limits), their buttons vote, and nothing waits."""
+    hostile = await world.intake_item(HOSTILE)
+    big = to_item(
+        Submission(
+            text="\n".join(f"line {i}" for i in range(1450)),
+            source="webhook",
+            form_type="t" * 10_000,
+            page="https://shop.example/x|ok> <!everyone> [a](https://evil.example)",
+        )
+    )
+    long_id = to_item(Submission(text="Export to CSV drops the last row", source="file"))
+    long_id.id = "import:" + "x" * 150  # an id kept from a data set, over Discord's 100
+    for item in (big, long_id):
+        assert world.store.add_item(item, [world.target])
+    behind = await world.intake_item("The pricing page link is dead")
+    world.bot.kick()
+    await world.env.settle()
+
+    for item_id in (hostile, big.id, long_id.id, behind):
+        post = world.store.get_post(item_id, world.target)
+        assert post is not None and post.status == "posted" and post.attempts == 1, post
+        card = world.card(item_id)
+        (embed,) = card.embeds
+        assert content_problems(card.content) == [] and embed_problems(embed) == []
+        for text in discord_texts(card.content, embed):
+            assert discord_markup_problems(text) == [], text[:200]
+        ids = [c.custom_id for row in card.components for c in row.children]  # type: ignore[attr-defined]
+        assert ids and all(len(i or "") <= embeds.CUSTOM_ID_LIMIT for i in ids)
+    described = world.card(hostile).embeds[0].description or ""
+    assert "[your SSO session expired]\\(https://evil.example\\)" in described
+    assert "@\u200beveryone" in described and "\\<@\u200b123456789012345678\\>" in described
+    source = world.field(big.id, "Source")
+    # The page is no URL: shown as inline code (literal on Discord), never linked.
+    assert "source message" not in source
+    assert "`https://shop.example/x|ok> <!everyone> [a](https://evil.example)`" in source
+    assert "could not be posted" not in (world.card(big.id).embeds[0].footer.text or "")
+
+    # The long id rides as a digest; the click maps it back through the card it is on.
+    key = embeds.item_key(long_id.id)
+    assert embeds.is_digest(key)
+    result = await world.ann.click(world.card(long_id.id), custom_id=f"triage:confirm:{key}")
+    assert "you confirmed" in reply_text(result)
+    assert [v.reviewer for v in world.store.current_votes(long_id.id)] == [str(world.ann.id)]
+    result = await world.bob.select(
+        world.card(long_id.id), ["low"], custom_id=f"triage:severity:{key}"
+    )
+    assert "low" in reply_text(result) and len(world.store.current_votes(long_id.id)) == 2
+
+
+async def test_over_real_sockets_every_send_allows_no_mentions(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What goes over the wire: each card carries `allowed_mentions: {"parse": []}` and the
+    person's markup escaped, whatever it says."""
+    fake = FakeDiscord()
+    cards, intake, role, ann = 833333333333333341, 833333333333333342, 833333333333333343, 846
+    fake.channels = {cards: "triage", intake: "feedback"}
+    fake.roles = {role: "Reviewers"}
+    await fake.start()
+    fake.patch(monkeypatch)
+    settings = DiscordSettings("fake-token", cards, frozenset({intake}), role, fake.guild_id)
+    taxonomy = load_taxonomy()
+    store = SQLiteStore(tmp_path / "discord.db")
+    service = TriageService(store, TriageEngine(taxonomy, encoder), taxonomy)
+    bot = TriageBot(service, settings, guild_ready_timeout=0.1)
+    try:
+        task = await connect(bot)
+        source = fake.message(intake, fake.user(ann, "ann"), {"content": HOSTILE})
+        await fake.dispatch("MESSAGE_CREATE", source)
+        await fake.wait_for(lambda: len(fake.messages.get(cards, [])) == 1)
+        (sent,) = fake.requests("POST", f"/channels/{cards}/messages")
+        assert sent.body["allowed_mentions"] == {"parse": []}
+        (embed,) = sent.body["embeds"]
+        for text in (sent.body["content"], embed["description"]):
+            assert "@everyone" not in text and discord_markup_problems(text) == [], text
+        await disconnect(bot, task)
+    finally:
+        store.close()
         await fake.stop()

@@ -32,6 +32,7 @@ from core.store.sqlite import SQLiteStore
 from core.taxonomy import DEFAULT_CONFIG, load_taxonomy
 from core.triage import TriageEngine
 from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY
+from tests.chat_limits import mrkdwn_texts, slack_markup_problems, slack_message_problems
 from tests.fakes.slack import FakeSlack
 
 SECRET = "signing-secret"
@@ -813,3 +814,48 @@ def test_with_an_llm_that_never_answers_acks_stay_fast_and_cards_follow_the_fall
     finally:
         c.close()
         silent.close()
+
+
+HOSTILE_COMMENT = (
+    "<!channel> <!here> <@U0ADMIN> <!subteam^S123> "
+    "<https://evil.example/login|your SSO session expired>"
+)
+HOSTILE_PAGE = "https://shop.example/x|ok> <!everyone> <https://evil.example"
+
+
+def test_hostile_and_oversized_forms_post_literal_cards_within_block_kit(stack: Stack) -> None:
+    """A visitor's markup reaches the channel as text, and a card too big for Block Kit as
+    built before clipping is posted whole and in place: nothing behind it waits."""
+    status, body = stack.feedback({"type": "bug", "comment": HOSTILE_COMMENT, "page": HOSTILE_PAGE})
+    assert status == 202, body
+    hostile = body["id"]
+    oversized = {
+        "type": "t" * 10_000,
+        "comment": "\n".join(f"line {i}" for i in range(1450)),
+        "page": "https://shop.example/" + "p" * 1500,
+    }
+    status, body = stack.feedback(oversized)
+    assert status == 202, body
+    big = body["id"]
+    behind = [webhook_item(stack, f"The search box on page {i} finds nothing") for i in range(2)]
+    stack.wait_posts(4)
+
+    for item_id in [hostile, big, *behind]:
+        post = stack.store.get_post(item_id, f"slack:{CHANNEL}")
+        assert post is not None and post.status == "posted" and post.attempts == 1, post
+    for call in stack.fake.calls("chat.postMessage"):
+        payload = {"text": call.params["text"], "blocks": call.params["blocks"]}
+        assert slack_message_problems(payload) == []
+        assert all(slack_markup_problems(text) == [] for text in mrkdwn_texts(payload))
+        assert call.params["unfurl_links"] is False and call.params["unfurl_media"] is False
+
+    card = card_of(stack, hostile)
+    shown = json.dumps(card, ensure_ascii=False)
+    for raw in ("<!channel>", "<!here>", "<@U0ADMIN>", "<!subteam", "<https://evil", "<!everyone>"):
+        assert raw not in shown, raw
+    escaped = "&lt;!channel&gt; &lt;!here&gt; &lt;@U0ADMIN&gt; &lt;!subteam^S123&gt;"
+    assert escaped in card["text"] and escaped in card["blocks"][1]["text"]["text"]
+    facts = card["blocks"][2]["elements"][0]["text"]
+    assert "source message" not in facts and "x|ok&gt; &lt;!everyone&gt;" in facts
+    full = json.dumps(card_of(stack, big)["blocks"])
+    assert "Suggested action" in full and "could not be posted" not in full

@@ -441,7 +441,7 @@ def test_hostile_discord_card_shows_no_live_markup() -> None:
     content, embed = embeds.card_payload(HOSTILE_VIEW, TAXONOMY)
     data = embed.to_dict()
     assert "url" not in data
-    assert "\\[text\\]\\(https://evil.example\\)" in data["description"]
+    assert "[text]\\(https://evil.example\\)" in data["description"]
     assert "@\u200beveryone" in content and "\\<@U0ADMIN\\>" in content
     source = next(f["value"] for f in data["fields"] if f["name"] == "Source")
     assert "](" not in source  # the page is no URL: shown in code, never linked
