@@ -70,6 +70,33 @@ def clip(text: str, limit: int, boundary: Callable[[str, int], int] | None = Non
     return text[:end] + ELLIPSIS
 
 
+def one_line(text: str) -> str:
+    """Printable text on one line (a notification, an excerpt, a list entry)."""
+    return " ".join(printable(text).split("\n"))
+
+
+def join_within(
+    parts: list[str],
+    limit: int,
+    sep: str,
+    head: str | None = None,
+    boundary: Callable[[str, int], int] | None = None,
+) -> str:
+    """`head` and as many whole parts as fit in `limit`, then how many were left out (a
+    list of votes or similar items keeps whole entries rather than a cut one)."""
+    out = [] if head is None else [head]
+    used = width(head or "")
+    for index, part in enumerate(parts):
+        left = len(parts) - index - 1
+        tail = width(f"{sep}… and {left} more") if left else 0
+        if used + (width(sep) if out else 0) + width(part) + tail > limit:
+            out.append(f"… and {len(parts) - index} more")
+            break
+        used += (width(sep) if out else 0) + width(part)
+        out.append(part)
+    return clip(sep.join(out), limit, boundary)
+
+
 def web_url(value: object) -> str | None:
     """An http(s) URL rebuilt from its parsed parts, or None.
 

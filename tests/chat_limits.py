@@ -45,7 +45,9 @@ def _characters(payload: Any) -> list[str]:
     ]
 
 
-def _within(problems: list[str], path: str, text: Any, limit: int, *, empty_ok: bool = False):
+def _within(
+    problems: list[str], path: str, text: Any, limit: int, *, empty_ok: bool = False
+) -> None:
     if not isinstance(text, str):
         problems.append(f"{path}: not a string ({type(text).__name__})")
     elif not text and not empty_ok:
@@ -245,7 +247,7 @@ DISCORD_EMBED_TOTAL = 6000
 
 def embed_problems(embed: discord.Embed) -> list[str]:
     """An embed's limits, on `to_dict()` as sent, and its total as discord.py counts it."""
-    data = embed.to_dict()
+    data: dict[str, Any] = dict(embed.to_dict())
     problems: list[str] = []
     total = 0
     for key, limit in (("title", 256), ("description", 4096)):
@@ -378,7 +380,7 @@ def discord_markup_problems(text: str, mentioned: frozenset[str] = frozenset()) 
 
 def discord_texts(content: str, embed: discord.Embed) -> list[str]:
     """Every text Discord renders as Markdown (the footer is shown as it is)."""
-    data = embed.to_dict()
+    data: dict[str, Any] = dict(embed.to_dict())
     texts = [content, data.get("title", ""), data.get("description", "")]
     for field in data.get("fields", []):
         texts += [field.get("name", ""), field.get("value", "")]

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import discord
 
-from bot.chat_text import clip, printable, web_url, width
+from bot.chat_text import clip, join_within, one_line, printable, web_url, width
 from core.models import (
     CardView,
     FeedbackItem,
@@ -179,12 +179,8 @@ def _plain(value: object, limit: int) -> str:
 def _code(value: object, limit: int) -> str:
     """A user value as inline code, which Discord shows as it is (no Markdown, links or
     mentions inside): one line, its backticks (which would end the span) as a look-alike."""
-    inner = _plain(_one_line(str(value)), limit - 2).replace("`", "ˋ")
+    inner = _plain(one_line(str(value)), limit - 2).replace("`", "ˋ")
     return f"`{inner or ' '}`"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(printable(text).split("\n"))
 
 
 def _quote(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
@@ -194,18 +190,8 @@ def _quote(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
 
 
 def _join_within(parts: list[str], limit: int, sep: str, head: str | None = None) -> str:
-    """`head` and as many whole parts as fit in `limit`, then how many were left out."""
-    out = [] if head is None else [head]
-    used = width(head or "")
-    for index, part in enumerate(parts):
-        left = len(parts) - index - 1
-        tail = width(f"{sep}… and {left} more") if left else 0
-        if used + (width(sep) if out else 0) + width(part) + tail > limit:
-            out.append(f"… and {len(parts) - index} more")
-            break
-        used += (width(sep) if out else 0) + width(part)
-        out.append(part)
-    return _clip(sep.join(out), limit)
+    """Whole entries within `limit`, cut (if at all) between escapes."""
+    return join_within(parts, limit, sep, head, _backslash_boundary)
 
 
 def _value(text: str) -> str:
@@ -323,7 +309,7 @@ def tally_text(votes: list[Validation], label: Label | None) -> str:
                 f" / {_text(vote.severity, NAME_CHARS)}"
             )
             if vote.action:
-                line += f": {_text(_one_line(vote.action), 120)}"
+                line += f": {_text(one_line(vote.action), 120)}"
             lines.append(line)
     if not lines:
         return "No votes yet."
@@ -384,7 +370,7 @@ def card_embed(
     )
     if similar:
         lines = [
-            f"• “{_text(_one_line(other.redacted_text), SIMILAR_TEXT_CHARS)}” → "
+            f"• “{_text(one_line(other.redacted_text), SIMILAR_TEXT_CHARS)}” → "
             f"**{_text(lab.category, NAME_CHARS)} / {_text(lab.severity, NAME_CHARS)}**"
             f" ({score:.0%} similar)"
             for other, lab, score in similar
@@ -398,7 +384,7 @@ def card_embed(
     embed.add_field(name="Votes", value=_value(tally_text(votes or [], label)), inline=False)
     fallback = ""
     if triage.fallback_reason:
-        fallback = f" · LLM fallback: {_plain(_one_line(triage.fallback_reason), FALLBACK_CHARS)}"
+        fallback = f" · LLM fallback: {_plain(one_line(triage.fallback_reason), FALLBACK_CHARS)}"
     model = _plain(triage.model_version, 100)
     embed.set_footer(text=_plain(f"item {item.id} · model {model}{fallback}", FOOTER_CHARS))
     room = min(DESCRIPTION_LIMIT, EMBED_LIMIT - embed_width(embed))
@@ -433,7 +419,7 @@ def minimal_embed(view: CardView, taxonomy: Taxonomy) -> discord.Embed:
             f"{_text(triage.severity.upper(), NAME_CHARS)} · {_text(triage.category, NAME_CHARS)}",
             TITLE_LIMIT,
         ),
-        description=_text(_one_line(item.redacted_text), MINIMAL_TEXT_CHARS),
+        description=_text(one_line(item.redacted_text), MINIMAL_TEXT_CHARS),
         colour=severity_colour(taxonomy, triage.severity),
     )
     embed.set_footer(
@@ -445,7 +431,7 @@ def minimal_embed(view: CardView, taxonomy: Taxonomy) -> discord.Embed:
 def card_text(item: FeedbackItem, triage: Triage) -> str:
     """Notification text next to the embed (what a push notification shows): one line,
     escaped, clipped after escaping."""
-    line = f"[{triage.severity}] {triage.category}: {_one_line(item.redacted_text)}"
+    line = f"[{triage.severity}] {triage.category}: {one_line(item.redacted_text)}"
     return _text(line, NOTIFICATION_CHARS)
 
 
@@ -500,7 +486,7 @@ def queue_text(rows: list[tuple[FeedbackItem, Triage, str, str | None]]) -> str:
         return "Nothing waits for a human."
     lines = []
     for item, triage, reason, link in rows:
-        title = _text(_one_line(item.redacted_text), QUEUE_TITLE_CHARS)
+        title = _text(one_line(item.redacted_text), QUEUE_TITLE_CHARS)
         ref = _link(link, title) or title
         lines.append(
             f"• **{_text(triage.severity, NAME_CHARS)}** · {_text(triage.category, NAME_CHARS)}"

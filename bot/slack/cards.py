@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any
 
-from bot.chat_text import clip, printable, web_url, width
+from bot.chat_text import clip, join_within, one_line, printable, web_url, width
 from core.models import (
     CardView,
     FeedbackItem,
@@ -129,10 +129,6 @@ def emoji(name: str) -> str:
     return f":{name}:"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(printable(text).split("\n"))
-
-
 def _quote(text: str, limit: int = SECTION_LIMIT) -> str:
     """The item's text as a block quote, each line marked, clipped after the marks."""
     lines = printable(text).split("\n")
@@ -140,18 +136,8 @@ def _quote(text: str, limit: int = SECTION_LIMIT) -> str:
 
 
 def _join_within(parts: list[str], limit: int, sep: str, head: str | None = None) -> str:
-    """`head` and as many whole parts as fit in `limit`, then how many were left out."""
-    out = [] if head is None else [head]
-    used = width(head or "")
-    for index, part in enumerate(parts):
-        left = len(parts) - index - 1
-        tail = width(f"{sep}… and {left} more") if left else 0
-        if used + (width(sep) if out else 0) + width(part) + tail > limit:
-            out.append(f"… and {len(parts) - index} more")
-            break
-        used += (width(sep) if out else 0) + width(part)
-        out.append(part)
-    return _clip(sep.join(out), limit)
+    """Whole entries within `limit`, cut (if at all) between entities."""
+    return join_within(parts, limit, sep, head, _entity_boundary)
 
 
 # -- ids ---------------------------------------------------------------------------------------
@@ -313,7 +299,7 @@ def card_blocks(
     ]
     if similar:
         lines = [
-            f"• “{_text(_one_line(other.redacted_text), SIMILAR_TEXT_CHARS)}” → "
+            f"• “{_text(one_line(other.redacted_text), SIMILAR_TEXT_CHARS)}” → "
             f"*{_text(lab.category, 80)} / {_text(lab.severity, 80)}*"
             f" ({score:.0%} similar)"
             for other, lab, score in similar
@@ -357,7 +343,7 @@ def minimal_blocks(view: CardView, taxonomy: Taxonomy) -> list[dict[str, Any]]:
     """The fallback card after Slack refused the full one: prediction, a short excerpt,
     the buttons and the item id; nothing that can grow with the item."""
     item, triage = view.item, view.triage
-    excerpt = _text(_one_line(item.redacted_text), MINIMAL_TEXT_CHARS)
+    excerpt = _text(one_line(item.redacted_text), MINIMAL_TEXT_CHARS)
     head = (
         f"*{_text(triage.severity.upper(), 100)}* · *{_text(triage.category, 100)}* "
         f"({triage.confidence.category:.0%})"
@@ -374,7 +360,7 @@ def minimal_blocks(view: CardView, taxonomy: Taxonomy) -> list[dict[str, Any]]:
 
 def card_text(item: FeedbackItem, triage: Triage) -> str:
     """Notification fallback text for the card: one escaped line, clipped after escaping."""
-    line = f"[{triage.severity}] {triage.category}: {_one_line(item.redacted_text)}"
+    line = f"[{triage.severity}] {triage.category}: {one_line(item.redacted_text)}"
     return _text(line, NOTIFICATION_CHARS)
 
 
@@ -535,7 +521,7 @@ def queue_blocks(
         return [{"type": "section", "text": mrkdwn("Nothing waits for a human.")}]
     lines = []
     for item, triage, reason, link in rows:
-        title = _text(_one_line(item.redacted_text), QUEUE_TITLE_CHARS)
+        title = _text(one_line(item.redacted_text), QUEUE_TITLE_CHARS)
         ref = _link(link, title) or title
         lines.append(
             f"• *{_text(triage.severity, 80)}* · {_text(triage.category, 80)}"

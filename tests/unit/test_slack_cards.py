@@ -1,6 +1,13 @@
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
-from core.models import FeedbackItem, FieldConfidence, Triage, Validation, ValidationKind
+from core.models import (
+    CardView,
+    FeedbackItem,
+    FieldConfidence,
+    Triage,
+    Validation,
+    ValidationKind,
+)
 from core.settings import SettingsError
 from core.taxonomy import load_taxonomy
 
@@ -148,3 +155,36 @@ def test_manifest_asks_for_what_the_app_uses() -> None:
         manifest["features"]["slash_commands"][0]["url"],
     }
     assert len(urls) == 1 and urls.pop().endswith("/slack/events")
+
+
+def test_user_text_is_literal_and_only_checked_values_link_or_mention() -> None:
+    item, triage = make()
+    item.redacted_text = "a & b <!channel> *x*\n> not a second quote"
+    item.page = "https://shop.example/x|ok> <!everyone> <https://evil.example"
+    item.metadata = {"slack": {"channel": "C1|<!here>", "ts": "1.2"}}  # forged: no link
+    votes = [
+        Validation(item_id="fb_1", reviewer="U1", kind=ValidationKind.CONFIRM),
+        Validation(item_id="fb_1", reviewer="<!channel> someone", kind=ValidationKind.NOISE),
+    ]
+    payload = cards.card_payload(CardView(item, triage, votes), TAX)
+    blocks = payload["blocks"]
+    assert (
+        blocks[1]["text"]["text"] == "> a &amp; b &lt;!channel&gt; *x*\n> &gt; not a second quote"
+    )
+    assert "source message" not in str(blocks) and cards.source_link(item) is None
+    tally = next(b for b in blocks if b.get("block_id") == "triage_tally")["elements"][0]["text"]
+    assert "<@U1> confirmed" in tally and "&lt;!channel&gt; someone marked noise" in tally
+    assert "<!" not in str(payload)
+    mrkdwn = [e for b in blocks for e in [b.get("text"), *b.get("elements", [])] if e]
+    assert all(t["verbatim"] for t in mrkdwn if t.get("type") == "mrkdwn")
+    item.metadata = {"slack": {"channel": "C0INTAKE", "ts": "1700000000.000100"}}
+    assert cards.source_link(item) == "https://slack.com/archives/C0INTAKE/p1700000000000100"
+
+
+def test_a_long_text_is_clipped_after_quoting_and_never_inside_an_entity() -> None:
+    item, triage = make()
+    item.redacted_text = "\n".join("<&>" for _ in range(1450))
+    section = cards.card_blocks(item, triage, TAX)[1]["text"]["text"]
+    assert len(section) <= cards.SECTION_LIMIT and section.endswith("…")
+    assert section.startswith("> &lt;&amp;&gt;\n> ")
+    assert section[:-1].endswith(("&lt;", "&amp;", "&gt;", "\n", "> ", ">"))
