@@ -48,7 +48,7 @@ from tests.chat_limits import (
 
 TAXONOMY = load_taxonomy()
 PROPERTY = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
