@@ -212,6 +212,27 @@ class ModelRecord(_Model):
     promoted_at: UTCDateTime | None = None
 
 
+class AuditEvent(_Model):
+    """A record that items were deleted (`forget`, `prune`), without their content.
+
+    It says which items went (their ids), when, why (`selector`, `reason`) and how much
+    (`counts` per kind: items, triages, votes, labels, rewards, posts); `cards` are the
+    chat messages left in their channels (`target ref`) for a human to delete. `seq` is
+    given by the store, increasing: a running bot reads the events after the last it saw.
+    """
+
+    seq: int = 0
+    id: str = Field(default_factory=lambda: f"aud_{uuid.uuid4().hex[:20]}")
+    at: UTCDateTime = Field(default_factory=utcnow)
+    action: Literal["forget", "prune"]
+    by: str = Field(default="cli", description="Who ran it: the CLI's user, or the bot")
+    selector: dict[str, Any] = Field(default_factory=dict)
+    reason: str | None = None
+    item_ids: list[str] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    cards: list[str] = Field(default_factory=list)
+
+
 def _code_span(value: str) -> str:
     return f"`{value}`"
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from core.models import (
+    AuditEvent,
     CardView,
     FeedbackItem,
     Label,
@@ -49,8 +51,8 @@ class Store(Protocol):
       back after a failed attempt, not to be claimed again for `delay_seconds` (a rewrite
       stays posted and stale); `dead_post` ends a post the platform refuses for good;
       `request_update` marks a posted card stale (False when it has no card yet);
-      `find_post` looks a post up by its ref; `posts` lists them, `outbox_counts` counts
-      them per target and status (plus "stale").
+      `find_post` looks a post up by its ref; `posts` lists them (of a target, a status,
+      an item), `outbox_counts` counts them per target and status (plus "stale").
     - `mark_event_seen` is True the first time a key is seen, False after: a durable
       dedupe of redelivered platform events, shared by every process on the store.
     - Model registry: `put_model` is idempotent on `record.version` (False if it exists)
@@ -68,6 +70,24 @@ class Store(Protocol):
     - `transaction()` groups writes. SQLite: they commit together or not at all, with one
       fsync (nested ones are savepoints). MongoDB: each write is durable on its own and
       idempotent, so a retried request completes what a failed one began.
+    - Forgetting: `forget_items(event)` deletes each of `event.item_ids` and everything
+      derived from it (its triages, vote events and current votes, label, rewards and
+      outbox posts; an id the store lacks is no error), and records `event` in the audit
+      trail with `counts` (what it already held, plus items, triages, votes, labels,
+      rewards, posts deleted) and `cards` (`"target ref"` of each posted card) filled in
+      and the next `seq`; it returns the stored event. The event has no content, only ids
+      and counts. SQLite: one transaction, deleted content overwritten on disk and the
+      write-ahead log emptied after. MongoDB: the event first (a running bot that sees it
+      early only drops caches), then the derived records, the item, and the derived
+      records again (a vote that raced the delete). `audit_events(after)` lists the events
+      with a greater `seq`, oldest first; `last_audit_seq` is the newest one's (0: none).
+      `items_received_before` lists item ids received before a time, oldest first.
+    - Retention: `prune_seen_events` deletes seen-event keys marked before a time;
+      `prune_posts` deletes finished posts (posted or dead) last updated before a time
+      whose item is gone or was itself received before it, and takes the target out of
+      that item's `metadata["post_to"]` (so recovery never queues it again); a vote on
+      such a card finds no post. Both return how many went (with `dry_run`, how many
+      would).
     """
 
     def transaction(self) -> AbstractContextManager[None]: ...
@@ -111,11 +131,20 @@ class Store(Protocol):
     def request_update(self, item_id: str, target: str) -> bool: ...
     def get_post(self, item_id: str, target: str) -> PostRecord | None: ...
     def find_post(self, target: str, ref: str) -> PostRecord | None: ...
-    def posts(self, target: str | None = None, status: str | None = None) -> list[PostRecord]: ...
+    def posts(
+        self, target: str | None = None, status: str | None = None, item_id: str | None = None
+    ) -> list[PostRecord]: ...
     def outbox_counts(self) -> dict[str, dict[str, int]]: ...
     def count_unposted(self, target: str) -> int: ...
 
     def mark_event_seen(self, key: str) -> bool: ...
+
+    def forget_items(self, event: AuditEvent) -> AuditEvent: ...
+    def audit_events(self, after: int = 0) -> list[AuditEvent]: ...
+    def last_audit_seq(self) -> int: ...
+    def items_received_before(self, cutoff: datetime) -> list[str]: ...
+    def prune_seen_events(self, before: datetime, *, dry_run: bool = False) -> int: ...
+    def prune_posts(self, before: datetime, *, dry_run: bool = False) -> int: ...
 
     def get_intake_cursor(self, source: str) -> str | None: ...
     def set_intake_cursor(self, source: str, position: str) -> None: ...
@@ -152,6 +181,13 @@ class TunableEncoder(Encoder, Protocol):
     def tuned_weights(self) -> Mapping[str, Any] | None: ...
     def load_weights(self, state: Mapping[str, Any] | None) -> None: ...
     def fork(self, device: str | None = None) -> TunableEncoder: ...
+
+
+@runtime_checkable
+class CachingEncoder(Encoder, Protocol):
+    """An encoder that caches embeddings by text; `forget` drops those of deleted items."""
+
+    def forget(self, texts: Sequence[str]) -> None: ...
 
 
 class PostRefused(Exception):

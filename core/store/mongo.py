@@ -27,6 +27,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from core.models import (
+    AuditEvent,
     FeedbackItem,
     Label,
     ModelRecord,
@@ -98,6 +99,7 @@ class MongoStore:
         self._models: Collection[Doc] = self._db["models"]
         self._chunks: Collection[Doc] = self._db["model_chunks"]  # blob, n, data
         self._cursors: Collection[Doc] = self._db["intake_cursors"]  # _id = source
+        self._audit: Collection[Doc] = self._db["audit"]  # _id = event id, `seq` orders
         try:
             self._ensure_indexes()  # also the first round trip: an unreachable server fails here
         except BaseException:
@@ -134,6 +136,10 @@ class MongoStore:
         self._models.create_index([("_key", DESCENDING), ("_id", DESCENDING)])
         self._models.create_index([("_promoted_key", DESCENDING), ("_id", DESCENDING)])
         self._chunks.create_index([("blob", ASCENDING), ("n", ASCENDING)], unique=True)
+        # Forgetting and retention: the audit trail by seq, old seen keys, finished posts.
+        self._audit.create_index([("seq", ASCENDING)], unique=True)
+        self._seen.create_index([("seen_at", ASCENDING)])
+        self._posts.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
 
     def _next_seq(self) -> int:
         """A server-side counter: insertion order that holds across processes and within
@@ -513,12 +519,11 @@ class MongoStore:
         doc = self._posts.find_one({"target": target, "ref": ref})
         return self._post(doc) if doc else None
 
-    def posts(self, target: str | None = None, status: str | None = None) -> list[PostRecord]:
-        query: Doc = {}
-        if target is not None:
-            query["target"] = target
-        if status is not None:
-            query["status"] = status
+    def posts(
+        self, target: str | None = None, status: str | None = None, item_id: str | None = None
+    ) -> list[PostRecord]:
+        given = {"target": target, "status": status, "item_id": item_id}
+        query: Doc = {key: value for key, value in given.items() if value is not None}
         cursor = self._posts.find(query).sort([("_key", ASCENDING), ("item_id", ASCENDING)])
         return [self._post(doc) for doc in cursor]
 
@@ -540,6 +545,86 @@ class MongoStore:
         except DuplicateKeyError:
             return False
         return True
+
+    # -- forgetting and retention --------------------------------------------------------
+    def _delete_derived(self, ids: list[str], counts: dict[str, int]) -> None:
+        for kind, collection in (
+            ("triages", self._triages),
+            ("votes", self._events),
+            ("labels", self._labels),
+            ("rewards", self._rewards),
+            ("posts", self._posts),
+        ):
+            key = "_id" if collection is self._labels else "item_id"
+            deleted = collection.delete_many({key: {"$in": ids}}).deleted_count
+            counts[kind] = counts.get(kind, 0) + deleted
+        self._votes.delete_many({"item_id": {"$in": ids}})
+
+    def forget_items(self, event: AuditEvent) -> AuditEvent:
+        ids = list(dict.fromkeys(event.item_ids))
+        posts = self._posts.find({"item_id": {"$in": ids}, "ref": {"$ne": None}})
+        cards = [f"{p['target']} {p['ref']}" for p in posts.sort("_key", ASCENDING)]
+        stored = event.model_copy(update={"seq": self._next_seq(), "item_ids": ids, "cards": cards})
+        # The event first: a crash after it leaves items a rerun finds again, and a bot
+        # that sees the event before the deletes are done only drops its caches early.
+        self._audit.insert_one({**stored.model_dump(mode="json"), "_id": stored.id})
+        counts = dict(event.counts)
+        self._delete_derived(ids, counts)
+        deleted = self._items.delete_many({"_id": {"$in": ids}}).deleted_count
+        counts["items"] = counts.get("items", 0) + deleted
+        self._delete_derived(ids, counts)  # what a vote racing the delete wrote meanwhile
+        self._audit.update_one({"_id": stored.id}, {"$set": {"counts": counts}})
+        stored.counts = counts
+        return stored
+
+    def audit_events(self, after: int = 0) -> list[AuditEvent]:
+        docs = self._audit.find({"seq": {"$gt": after}}).sort("seq", ASCENDING)
+        return [_load(AuditEvent, doc) for doc in docs]
+
+    def last_audit_seq(self) -> int:
+        doc = self._audit.find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
+        return int(doc["seq"]) if doc else 0
+
+    def items_received_before(self, cutoff: datetime) -> list[str]:
+        docs = self._items.find({"_key": {"$lt": _utc_key(cutoff)}}, {"_id": 1}).sort(
+            [("_key", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [str(doc["_id"]) for doc in docs]
+
+    def prune_seen_events(self, before: datetime, *, dry_run: bool = False) -> int:
+        old = {"seen_at": {"$lt": before}}
+        if dry_run:
+            return self._seen.count_documents(old)
+        return self._seen.delete_many(old).deleted_count
+
+    def prune_posts(self, before: datetime, *, dry_run: bool = False) -> int:
+        finished = list(
+            self._posts.find(
+                {"status": {"$in": ["posted", "dead"]}, "updated_at": {"$lt": before}},
+                {"item_id": 1, "target": 1},
+            )
+        )
+        ids = list({doc["item_id"] for doc in finished})
+        received = {
+            doc["_id"]: doc["_key"] for doc in self._items.find({"_id": {"$in": ids}}, {"_key": 1})
+        }
+        cutoff = _utc_key(before)
+        gone = [
+            doc
+            for doc in finished
+            if doc["item_id"] not in received or received[doc["item_id"]] < cutoff
+        ]
+        if dry_run:
+            return len(gone)
+        for doc in gone:
+            # The item forgets the target before its post goes: a crash in between leaves
+            # a post the next prune deletes, never an item that recovery would post again.
+            self._items.update_one(
+                {"_id": doc["item_id"], "metadata.post_to": {"$elemMatch": {"$eq": doc["target"]}}},
+                {"$pull": {"metadata.post_to": doc["target"]}},
+            )
+            self._posts.delete_one({"_id": doc["_id"]})
+        return len(gone)
 
     # -- intake cursors ------------------------------------------------------------------
     def get_intake_cursor(self, source: str) -> str | None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.models import (
+    AuditEvent,
     FeedbackItem,
     Label,
     ModelRecord,
@@ -97,8 +98,24 @@ CREATE TABLE IF NOT EXISTS models (
 );
 CREATE INDEX IF NOT EXISTS models_created ON models(created_at, version);
 CREATE INDEX IF NOT EXISTS models_promoted ON models(promoted_at);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_received ON items(received_at, id);
+CREATE INDEX IF NOT EXISTS seen_events_at ON seen_events(seen_at);
+CREATE INDEX IF NOT EXISTS posts_finished ON posts(status, updated_at);
 """
 
+
+# What an item's id keys, besides the item: (what the audit counts, table, id column).
+_DERIVED = (
+    ("triages", "triages", "item_id"),
+    ("votes", "events", "item_id"),
+    ("labels", "labels", "item_id"),
+    ("rewards", "rewards", "item_id"),
+    ("posts", "posts", "item_id"),
+)
 
 _POST_UPGRADES = (
     ("next_attempt_at", "TEXT NOT NULL DEFAULT ''"),
@@ -141,6 +158,8 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
+        # A deleted row is overwritten with zeros, not left in a free page (`forget_items`).
+        self._db.execute("PRAGMA secure_delete=ON")
         self._add_missing_post_columns()
         self._db.executescript(_SCHEMA)
 
@@ -529,14 +548,14 @@ class SQLiteStore:
             ).fetchone()
         return self._post(row) if row else None
 
-    def posts(self, target: str | None = None, status: str | None = None) -> list[PostRecord]:
+    def posts(
+        self, target: str | None = None, status: str | None = None, item_id: str | None = None
+    ) -> list[PostRecord]:
         where, args = [], []
-        if target is not None:
-            where.append("target = ?")
-            args.append(target)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
+        for column, value in (("target", target), ("status", status), ("item_id", item_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         with self._lock:
             rows = self._db.execute(
@@ -572,6 +591,103 @@ class SQLiteStore:
                 (key, _iso(utcnow())),
             )
             return cur.rowcount == 1
+
+    # -- forgetting and retention --------------------------------------------------------
+    def forget_items(self, event: AuditEvent) -> AuditEvent:
+        ids = list(dict.fromkeys(event.item_ids))
+        rows = [(item_id,) for item_id in ids]
+        counts = dict(event.counts)
+        with self.transaction():
+            cards = [
+                f"{target} {ref}"
+                for item_id in ids
+                for target, ref in self._db.execute(
+                    "SELECT target, ref FROM posts WHERE item_id = ? AND ref IS NOT NULL "
+                    "ORDER BY created_at, target",
+                    (item_id,),
+                )
+            ]
+            for kind, table, column in _DERIVED:
+                deleted = self._db.executemany(
+                    f"DELETE FROM {table} WHERE {column} = ?", rows
+                ).rowcount
+                counts[kind] = counts.get(kind, 0) + max(deleted, 0)
+            self._db.executemany("DELETE FROM votes WHERE item_id = ?", rows)
+            deleted = self._db.executemany("DELETE FROM items WHERE id = ?", rows).rowcount
+            counts["items"] = counts.get("items", 0) + max(deleted, 0)
+            stored = event.model_copy(update={"item_ids": ids, "counts": counts, "cards": cards})
+            cur = self._db.execute(
+                "INSERT INTO audit(doc) VALUES (?)",
+                (stored.model_copy(update={"seq": 0}).model_dump_json(),),
+            )
+            stored.seq = int(cur.lastrowid or 0)
+        self._checkpoint()
+        return stored
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and empty it: until then the log
+        still holds the pages as they were before a delete. Inside an open transaction
+        (the caller's), the next forget's checkpoint does it."""
+        with self._lock:
+            if self._depth == 0 and self.path != ":memory:":
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def audit_events(self, after: int = 0) -> list[AuditEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, doc FROM audit WHERE seq > ? ORDER BY seq", (after,)
+            ).fetchall()
+        out = []
+        for seq, doc in rows:
+            event = AuditEvent.model_validate_json(doc)
+            event.seq = int(seq)
+            out.append(event)
+        return out
+
+    def last_audit_seq(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(seq) FROM audit").fetchone()
+        return int(row[0] or 0)
+
+    def items_received_before(self, cutoff: datetime) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM items WHERE received_at < ? ORDER BY received_at, id",
+                (_iso(cutoff),),
+            ).fetchall()
+        return [item_id for (item_id,) in rows]
+
+    def prune_seen_events(self, before: datetime, *, dry_run: bool = False) -> int:
+        verb = "SELECT COUNT(*)" if dry_run else "DELETE"
+        with self._lock:
+            cur = self._db.execute(f"{verb} FROM seen_events WHERE seen_at < ?", (_iso(before),))
+            return int(cur.fetchone()[0]) if dry_run else cur.rowcount
+
+    def prune_posts(self, before: datetime, *, dry_run: bool = False) -> int:
+        cutoff = _iso(before)
+        with self.transaction():
+            rows = self._db.execute(
+                "SELECT p.item_id, p.target, i.doc FROM posts p LEFT JOIN items i "
+                "ON i.id = p.item_id WHERE p.status IN ('posted', 'dead') "
+                "AND p.updated_at < ? AND (i.id IS NULL OR i.received_at < ?)",
+                (cutoff, cutoff),
+            ).fetchall()
+            if dry_run:
+                return len(rows)
+            for item_id, target, doc in rows:
+                if doc is not None:
+                    item = FeedbackItem.model_validate_json(doc)
+                    wanted = item.metadata.get("post_to")
+                    if isinstance(wanted, list) and target in wanted:
+                        item.metadata["post_to"] = [t for t in wanted if t != target]
+                        self._db.execute(
+                            "UPDATE items SET doc = ? WHERE id = ?",
+                            (item.model_dump_json(), item_id),
+                        )
+                self._db.execute(
+                    "DELETE FROM posts WHERE item_id = ? AND target = ?", (item_id, target)
+                )
+        return len(rows)
 
     # -- intake cursors ------------------------------------------------------------------
     def get_intake_cursor(self, source: str) -> str | None:

@@ -873,3 +873,158 @@ def test_a_failing_transaction_keeps_nothing_on_sqlite(store: Store, backend: Ba
             raise ValueError("only the inner write is undone")
     assert store.get_item("itm_gone") is None and store.mark_event_seen("evt_gone")
     assert store.get_item("itm_kept") is not None and store.current_votes("itm_kept") == []
+
+
+# -- forgetting and retention ----------------------------------------------------------------
+SECRET = "Refund order 4711 for Jane at the Elm Street branch"
+
+
+def _item_with_everything(store: Store, item_id: str, text: str, *, ref: str) -> None:
+    """An item with a triage, a vote with free text, a label, a reward and a posted card."""
+    assert store.add_item(item(item_id, redacted_text=text), post_to=[SLACK])
+    store.save_triage(triage(item_id))
+    typed = vote(f"v_{item_id}", T0, item_id=item_id).model_copy(
+        update={"action": f"call back about: {text}"}
+    )
+    assert store.add_validation(typed)
+    store.put_label(label(item_id))
+    store.put_reward(reward(item_id))
+    store.claim_post(SLACK, "w1", LONG)
+    assert store.mark_posted(item_id, SLACK, ref)
+
+
+def test_forget_items_deletes_everything_derived_and_keeps_an_audit_event_without_it(
+    store: Store, backend: Backend
+) -> None:
+    from core.models import AuditEvent
+
+    _item_with_everything(store, "itm_gone", SECRET, ref="1700000000.000100")
+    _item_with_everything(store, "itm_kept", "The search page is slow", ref="1700000000.000200")
+    assert [p.item_id for p in store.posts(item_id="itm_gone")] == ["itm_gone"]
+    asked = AuditEvent(
+        action="forget",
+        by="cli:ops",
+        selector={"item": ["itm_gone", "itm_never"]},
+        reason="erasure request",
+        item_ids=["itm_gone", "itm_never", "itm_gone"],
+    )
+    event = store.forget_items(asked)
+
+    assert store.get_item("itm_gone") is None
+    assert store.latest_triage("itm_gone") is None
+    assert store.events("itm_gone") == [] and store.current_votes("itm_gone") == []
+    assert store.get_label("itm_gone") is None and store.rewards("itm_gone") == []
+    assert store.get_post("itm_gone", SLACK) is None
+    assert store.find_post(SLACK, "1700000000.000100") is None  # a vote on the card: unknown
+    assert store.posts(item_id="itm_gone") == []
+    assert [i.id for i in store.iter_items()] == ["itm_kept"] and store.count_items() == 1
+    assert [lab.item_id for lab in store.iter_labels()] == ["itm_kept"]
+    assert [v.item_id for v in store.events()] == ["itm_kept"]
+    assert store.find_post(SLACK, "1700000000.000200") is not None
+
+    assert event.seq > 0 and event.id == asked.id
+    assert event.item_ids == ["itm_gone", "itm_never"]
+    assert event.counts == {
+        "items": 1,
+        "triages": 1,
+        "votes": 1,
+        "labels": 1,
+        "rewards": 1,
+        "posts": 1,
+    }
+    assert event.cards == [f"{SLACK} 1700000000.000100"]
+    assert store.audit_events() == [event]
+    assert store.last_audit_seq() == event.seq
+    assert "Refund" not in event.model_dump_json()
+    raw = backend.raw()  # SQLite: the file and its log, deleted pages zeroed
+    assert b"search page is slow" in raw  # we are looking at the right bytes
+    assert b"Refund order 4711" not in raw and b"Elm Street" not in raw
+
+    # Again: nothing left to delete, and a second event after the first.
+    again = store.forget_items(AuditEvent(action="forget", item_ids=["itm_gone"]))
+    assert again.seq > event.seq and again.counts["items"] == 0 and again.cards == []
+    assert store.audit_events(after=event.seq) == [again]
+    assert store.last_audit_seq() == again.seq
+    store.close()
+    assert backend.reopen().audit_events() == [event, again]
+
+
+def test_forget_items_adds_its_counts_to_the_callers(store: Store) -> None:
+    from core.models import AuditEvent
+
+    alone = store.forget_items(AuditEvent(action="prune", counts={"seen_events": 3}))
+    assert alone.item_ids == [] and alone.counts["seen_events"] == 3
+    assert alone.counts["items"] == 0
+    assert store.audit_events() == [alone]
+
+
+def test_audit_events_from_two_handles_keep_one_order(store: Store, backend: Backend) -> None:
+    from core.models import AuditEvent
+
+    other = backend.reopen()  # another process on the same store
+    seqs = []
+    for n in range(6):
+        handle = store if n % 2 else other
+        seqs.append(handle.forget_items(AuditEvent(action="forget", item_ids=[f"x{n}"])).seq)
+    assert seqs == sorted(seqs) and len(set(seqs)) == 6
+    assert [e.item_ids for e in other.audit_events()] == [[f"x{n}"] for n in range(6)]
+    assert [e.seq for e in store.audit_events(after=seqs[2])] == seqs[3:]
+    assert store.audit_events(after=seqs[-1]) == []
+
+
+def test_items_received_before_is_oldest_first(store: Store) -> None:
+    for item_id, seconds in [("c", 30), ("b", 10), ("a", 10), ("d", 3600)]:
+        assert store.add_item(item(item_id, received_at=at(seconds)))
+    assert store.items_received_before(at(0)) == []
+    assert store.items_received_before(at(31)) == ["a", "b", "c"]
+    # An aware time in another zone is the same instant.
+    assert store.items_received_before(at(11).astimezone(CEST)) == ["a", "b"]
+
+
+def test_prune_seen_events_by_age(store: Store) -> None:
+    from core.models import utcnow
+
+    assert store.mark_event_seen("slack:Ev1") and store.mark_event_seen("slack:Ev2")
+    soon = utcnow() + timedelta(seconds=1)
+    assert store.prune_seen_events(utcnow() - timedelta(days=1)) == 0
+    assert store.prune_seen_events(soon, dry_run=True) == 2
+    assert store.mark_event_seen("slack:Ev1") is False  # the dry run deleted nothing
+    assert store.prune_seen_events(soon) == 2
+    assert store.mark_event_seen("slack:Ev1") is True  # forgotten: seen anew
+
+
+def test_prune_posts_only_of_finished_cards_whose_item_is_gone_or_old(store: Store) -> None:
+    from core.models import utcnow
+
+    later = utcnow() + timedelta(days=1)
+    for item_id, received in [
+        ("old_posted", T0),
+        ("old_dead", T0),
+        ("old_pending", T0),
+        ("new_posted", later),
+    ]:
+        queued = item(item_id, received_at=received, metadata={"post_to": [SLACK]})
+        assert store.add_item(queued, post_to=[SLACK])  # as intake stores it
+    assert store.enqueue_post("no_item", SLACK)  # an item that vanished
+    while (post := store.claim_post(SLACK, "w1", LONG)) is not None:
+        if post.item_id == "old_dead":
+            store.dead_post(post.item_id, SLACK, "w1", "invalid_blocks")
+        elif post.item_id == "old_pending":
+            store.release_post(post.item_id, SLACK, "w1", delay_seconds=3600)
+        else:
+            store.mark_posted(post.item_id, SLACK, f"ref-{post.item_id}", "w1")
+    cutoff = utcnow() + timedelta(seconds=1)  # every row was last touched before it
+
+    assert store.prune_posts(utcnow() - timedelta(days=1)) == 0  # none that old
+    assert store.prune_posts(cutoff, dry_run=True) == 3
+    assert len(store.posts()) == 5
+    assert store.prune_posts(cutoff) == 3
+    assert sorted(p.item_id for p in store.posts()) == ["new_posted", "old_pending"]
+    assert store.find_post(SLACK, "ref-new_posted") is not None  # its item is recent: votes on
+    assert store.find_post(SLACK, "ref-old_posted") is None
+    for item_id in ("old_posted", "old_dead"):  # recovery will not queue them again
+        kept = store.get_item(item_id)
+        assert kept is not None and kept.metadata["post_to"] == []
+    pending = store.get_item("old_pending")
+    assert pending is not None and pending.metadata["post_to"] == [SLACK]
+    assert store.get_label("old_posted") is None and store.count_items() == 4
