@@ -220,9 +220,17 @@ class Outbox:
     def serve(self, stop: threading.Event) -> None:
         """Post until `stop` is set (a platform without an event loop runs this in a
         thread); waits for `wake` or a second between rounds, and picks up a model
-        promoted elsewhere every MODEL_REFRESH_SECONDS."""
+        promoted elsewhere every MODEL_REFRESH_SECONDS, as well as what any process
+        forgot (and, at start and daily, applies the retention setting)."""
         next_refresh = self.clock() + MODEL_REFRESH_SECONDS
+        next_upkeep = self.clock()  # at start: a retention run, the audit events
         while not stop.is_set():
+            if self.clock() >= next_upkeep:
+                next_upkeep = self.clock() + MODEL_REFRESH_SECONDS
+                try:
+                    self.service.upkeep()
+                except Exception:
+                    log.exception("could not prune or apply what was forgotten")
             if self.clock() >= next_refresh:
                 next_refresh = self.clock() + MODEL_REFRESH_SECONDS
                 try:

@@ -1,4 +1,5 @@
-"""How the bot runs (triage thresholds, learning, intake, outbox), from the config file.
+"""How the bot runs (triage thresholds, learning, intake, outbox, retention), from the
+config file.
 
 Separate from the taxonomy (`core.taxonomy`): the same labels can be run with other
 tuning, and the defaults here are the checked-in `config/default.toml`'s (a test
@@ -76,11 +77,21 @@ class OutboxSettings(_Strict):
     retry_max_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
 
 
+class RetentionSettings(_Strict):
+    """How long what the bot stores is kept, in days (0: forever); `triage-bot prune` and
+    every running bot (at start, then daily) delete what is older."""
+
+    items_days: int = Field(default=0, ge=0)
+    seen_events_days: int = Field(default=7, ge=0)
+    finished_outbox_days: int = Field(default=30, ge=0)
+
+
 class RuntimeSettings(_Strict):
     triage: TriageSettings = TriageSettings()
     learning: LearningSettings = LearningSettings()
     intake: IntakeSettings = IntakeSettings()
     outbox: OutboxSettings = OutboxSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 def load_runtime_settings(path: str | Path | None = None) -> RuntimeSettings:

@@ -10,12 +10,13 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from core.intake import MAX_TEXT_BYTES, Submission, to_item
+from core.lifecycle import PruneReport, prune
 from core.models import (
     FeedbackItem,
     Label,
@@ -34,6 +35,9 @@ from core.triage import LearnReport, TriageEngine
 # Reviewers' track records are read from the store once, then kept up to date by this
 # process's votes, and read again after this long, so other processes' votes count too.
 WEIGHTS_TTL_SECONDS = 30.0
+# A running bot applies the retention setting at start, then this often.
+PRUNE_EVERY_SECONDS = 24 * 3600.0
+PRUNE_RETRY_SECONDS = 600.0  # after a failed run (the store was down)
 
 
 def make_item(
@@ -184,6 +188,12 @@ class TriageService:
         self._counted: Counter[str] = Counter()
         self._weights_lock = threading.Lock()
         self._similar = SimilarIndex(engine.embed, lambda: engine.encoder_generation)
+        # Forgetting: the newest audit event this process has applied (`sync_forgotten`),
+        # and when its next retention run is due (`prune_if_due`).
+        self._audit_seen = store.last_audit_seq()
+        self._forget_lock = threading.Lock()
+        self._next_prune = 0.0
+        self._prune_lock = threading.Lock()
 
     # -- intake ----------------------------------------------------------------------------
     def make_item(self, raw: str | bytes, **facts: Any) -> FeedbackItem:
@@ -311,6 +321,8 @@ class TriageService:
         # recomputed: if the first delivery died between its writes, this one heals them.
         weights = self.reviewer_weights()  # may reread the store: outside the transaction
         with self.store.transaction():  # the vote, its label and its reward commit together
+            if self.store.get_item(item_id) is None:  # forgotten since it was read above
+                raise UnknownItemError(f"unknown item id {item_id!r}")
             stored = self.store.add_validation(validation)
             votes = self.store.current_votes(item_id)
             label = consensus(votes, weights)
@@ -398,6 +410,8 @@ class TriageService:
         any, then every stored label on top of it."""
         self.refresh_model()
         with self._learn_lock:
+            # Read before the labels: a forget after this point is applied by the next sync.
+            audit_seen = self.store.last_audit_seq()
             examples: dict[str, tuple[FeedbackItem, Label]] = {}
             for label in self.store.iter_labels():
                 item = self.store.get_item(label.item_id)
@@ -407,6 +421,8 @@ class TriageService:
                 self._examples = examples
                 self._fresh.clear()
                 self._learn_due = False
+            with self._forget_lock:
+                self._audit_seen = max(self._audit_seen, audit_seen)
             self._similar.reset(item for item, _ in examples.values())
             return self.engine.learn(
                 list(examples.values()),
@@ -463,6 +479,66 @@ class TriageService:
             return {
                 r: 2.0 * (self._agreed[r] + 1) / (n + 2) for r, n in self._counted.items() if n > 0
             }
+
+    # -- forgetting and retention ------------------------------------------------------------
+    def upkeep(self) -> None:
+        """What a running bot does between cards (the outbox worker, the Discord sweep):
+        the retention run when due, then whatever any process forgot."""
+        self.prune_if_due()
+        self.sync_forgotten()
+
+    def sync_forgotten(self) -> LearnReport | None:
+        """Apply here what any process on the store deleted (`triage-bot forget`, a
+        prune): the audit events after the last one applied name the items, which leave
+        this process's caches; then the model relearns without them. With no new event,
+        one indexed query."""
+        with self._forget_lock:
+            events = self.store.audit_events(after=self._audit_seen)
+            if not events:
+                return None
+            self._audit_seen = events[-1].seq
+        ids = {item_id for event in events for item_id in event.item_ids}
+        return self.forget_cached(ids) if ids else None
+
+    def forget_cached(self, item_ids: Collection[str]) -> LearnReport:
+        """Drop deleted items from everything this process keeps (the examples, the
+        similar-items index the cards and the LLM's few-shot read, the reviewers' records,
+        the engine's features and the encoder's embeddings), then go back to the base
+        model's heads and replay the remaining examples, so what the items taught online
+        is undone too."""
+        gone = set(item_ids)
+        with self._learn_lock:
+            with self._examples_lock:
+                for item_id in gone:
+                    self._examples.pop(item_id, None)
+                examples = list(self._examples.values())
+                self._fresh.clear()
+                self._learn_due = False
+            self._similar.forget(gone)
+            for item_id in gone:
+                self._retally(item_id, None, [])
+            self.engine.forget(gone)
+            base = self.store.get_model(self.engine.base_version)
+            self.engine.reset_heads(base[1] if base else None)
+            return self.engine.learn(
+                examples, steps=4 * self.runtime.learning.online_steps, previous=0
+            )
+
+    def prune_if_due(self) -> PruneReport | None:
+        """The retention run of a running bot (`[retention]`): at the first call, then
+        once a day; one at a time per process (another caller returns at once)."""
+        now = time.monotonic()
+        if now < self._next_prune or not self._prune_lock.acquire(blocking=False):
+            return None
+        try:
+            if now < self._next_prune:
+                return None
+            self._next_prune = now + PRUNE_RETRY_SECONDS
+            report = prune(self.store, self.runtime.retention, by="bot")
+            self._next_prune = now + PRUNE_EVERY_SECONDS
+            return report
+        finally:
+            self._prune_lock.release()
 
     # -- model registry ---------------------------------------------------------------------
     def refresh_model(self) -> bool:

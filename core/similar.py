@@ -50,6 +50,30 @@ class SimilarIndex:
             if row is not None:
                 self._alive[row] = False
 
+    def forget(self, item_ids: Iterable[str]) -> None:
+        """Items deleted from the store: their rows (item and vector) go, not only their
+        mark, so nothing of them stays in memory."""
+        gone = set(item_ids)
+        with self._lock:
+            for item_id in gone:
+                self._pending.pop(item_id, None)
+            doomed = [self._rows[i] for i in gone if i in self._rows]
+            if not doomed:
+                return
+            n = len(self._ids)
+            keep = np.ones(n, dtype=bool)
+            keep[doomed] = False
+            assert self._matrix is not None  # rows exist, so the matrix does
+            matrix, alive = self._matrix[:n][keep], self._alive[:n][keep]
+            ids = [i for row, i in enumerate(self._ids) if keep[row]]
+            items = [it for row, it in enumerate(self._items) if keep[row]]
+            self._matrix[:n] = 0.0  # the old rows are no copy of the vectors either
+            self._ids, self._items = ids, items
+            self._rows = {item_id: row for row, item_id in enumerate(ids)}
+            self._matrix[: len(ids)] = matrix
+            self._alive = np.zeros(self._alive.shape[0], dtype=bool)
+            self._alive[: len(ids)] = alive
+
     def reset(self, items: Iterable[FeedbackItem]) -> None:
         """Exactly these examples (a warm start, a new model)."""
         with self._lock:

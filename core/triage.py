@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ from core.backends import bundle
 from core.backends.heads import Batch, LinearHeads
 from core.features import ColdStartPrior, encoder_view, lexical_counts, softmax
 from core.models import FeedbackItem, FieldConfidence, Label, Triage
-from core.ports import Encoder, TunableEncoder
+from core.ports import CachingEncoder, Encoder, TunableEncoder
 from core.runtime import RuntimeSettings
 from core.taxonomy import Taxonomy
 
@@ -87,6 +87,9 @@ class TriageEngine:
         )
         self._lock = threading.RLock()
         self._features: OrderedDict[tuple[str, str | None], _Features] = OrderedDict()
+        # Which feature key each item id had, so a deleted item's features can be dropped
+        # by its id alone (`forget`); bounded like the cache.
+        self._feature_keys: dict[str, tuple[str, str | None]] = {}
         self._generation = 0  # bumped when the encoder's weights change: older features are stale
         self._base_version = f"embedded-{taxonomy.fingerprint()}"
 
@@ -148,6 +151,10 @@ class TriageEngine:
         """
         keys = [(model_text(item, self.runtime), item.form_type) for item in items]
         with self._lock:
+            for item, key in zip(items, keys, strict=True):
+                self._feature_keys[item.id] = key
+            while len(self._feature_keys) > FEATURE_CACHE_SIZE:
+                del self._feature_keys[next(iter(self._feature_keys))]
             generation, prior_model = self._generation, self.prior
             missing = [i for i, key in enumerate(keys) if key not in self._features]
         if missing:
@@ -185,6 +192,36 @@ class TriageEngine:
             prior_severity=np.stack([f.prior_severity for f in rows]),
         )
         return batch, [f.evidence for f in rows]
+
+    def forget(self, item_ids: Iterable[str]) -> None:
+        """Drop what this engine keeps of deleted items: their cached features (n-grams,
+        evidence words, embeddings) and the encoder's cached embeddings of their text."""
+        with self._lock:
+            keys = [self._feature_keys.pop(i) for i in item_ids if i in self._feature_keys]
+            for key in keys:
+                self._features.pop(key, None)
+        if keys and isinstance(self.encoder, CachingEncoder):
+            self.encoder.forget([encoder_view(text) for text, _ in keys])
+
+    def reset_heads(self, weights: bytes | None) -> None:
+        """Back to the base model's heads before a replay without some labels, so what
+        they taught online is undone: the registry model's `weights` (its heads; the
+        encoder stays), or untrained heads when there is none."""
+        with self._lock:
+            if weights is None:
+                old = self.heads
+                self.heads = LinearHeads(
+                    dim=old.dim,
+                    n_categories=len(self.taxonomy.categories),
+                    n_severities=len(self.taxonomy.severities),
+                    buckets=old.buckets,
+                    learning_rate=old.learning_rate,
+                    weight_decay=old.weight_decay,
+                    seed=old.seed,
+                )
+            else:
+                self.heads.load_state_bytes(bundle.unpack(weights)[0])
+            self.heads.trained_on = 0
 
     def category_margin(self, items: Sequence[FeedbackItem]) -> np.ndarray:
         """Top-1 minus top-2 category probability per item: small means torn between two

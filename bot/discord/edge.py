@@ -347,12 +347,16 @@ class TriageBot(discord.Client):
     @tasks.loop(seconds=SWEEP_SECONDS)
     async def _sweep(self) -> None:
         """Retry posts whose backoff ran out and posts whose worker died; pick up a newly
-        promoted model."""
+        promoted model and what any process forgot."""
         self.kick()
         try:
             await asyncio.to_thread(self.service.refresh_model)
         except Exception:  # a registry hiccup must not stop the sweep
             log.exception("could not refresh the promoted model")
+        try:  # the retention run when due, and what any process forgot
+            await asyncio.to_thread(self.service.upkeep)
+        except Exception:
+            log.exception("could not prune or apply what was forgotten")
 
     async def _card_channel(self) -> discord.abc.Messageable:
         channel = self.get_channel(self.settings.channel)

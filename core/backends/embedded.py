@@ -111,6 +111,13 @@ class MiniLMEncoder:
         twin._stock, twin._tuned, twin._cache = stock, self._tuned, cache
         return twin
 
+    def forget(self, texts: Sequence[str]) -> None:
+        """Drop these texts' cached embeddings (their items were deleted from the store)."""
+        keys = [self._key(t) for t in texts]
+        with self._lock:
+            for key in keys:
+                self._cache.pop(key, None)
+
     @staticmethod
     def _key(text: str) -> str:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()

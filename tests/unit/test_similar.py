@@ -78,3 +78,22 @@ def test_many_examples_grow_the_matrix_and_a_new_encoder_re_embeds_them() -> Non
     assert enc.calls[calls:] == [300, 1]  # every live example again, then the query
     index.reset([item("x", "login")])
     assert [i for i, _ in index.nearest(item("q", "docs"), 5)] == ["x"]
+
+
+def test_forget_removes_rows_for_good_and_keeps_the_rest() -> None:
+    enc = Encoder()
+    index = SimilarIndex(enc.embed, lambda: enc.generation)
+    for item_id, text in [("a", "login"), ("b", "pricing"), ("c", "docs"), ("d", "login docs")]:
+        index.put(item(item_id, text))
+    assert index.nearest(item("q", "login"), 1)[0][0] == "a"  # embedded now
+    index.put(item("e", "login"))  # wanted, not embedded yet
+    index.forget(["a", "e", "never-there"])
+    found = [i for i, _ in index.nearest(item("q", "login"), 4)]
+    assert found[0] == "d" and sorted(found) == ["b", "c", "d"]  # b and c: a tie
+    assert index._ids == ["b", "c", "d"] and [it.id for it in index._items] == ["b", "c", "d"]
+    assert index._matrix is not None and not index._matrix[3:4].any()  # no copy left behind
+    index.put(item("a", "login"))  # a new example with an old id is a new row
+    assert index.nearest(item("q", "login"), 1)[0][0] == "a"
+    enc.generation += 1  # a new encoder re-embeds only what is left
+    found = [i for i, _ in index.nearest(item("q", "login"), 4)]
+    assert found[:2] == ["a", "d"] and sorted(found) == ["a", "b", "c", "d"]

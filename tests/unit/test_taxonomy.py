@@ -87,7 +87,13 @@ def test_runtime_settings_are_apart_from_the_taxonomy_and_default_to_the_checked
     """Code that builds an engine without a config file runs as the bot does by default."""
     assert load_runtime_settings() == RuntimeSettings()
     assert "learning" not in load_taxonomy().model_dump()
-    assert set(RuntimeSettings().model_dump()) == {"triage", "learning", "intake", "outbox"}
+    assert set(RuntimeSettings().model_dump()) == {
+        "triage",
+        "learning",
+        "intake",
+        "outbox",
+        "retention",
+    }
 
 
 def test_a_team_file_tunes_the_runtime_without_touching_the_labels(tmp_path: Path) -> None:
