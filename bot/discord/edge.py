@@ -29,6 +29,7 @@ import discord
 from discord import app_commands
 from discord.ext import tasks
 
+from bot.chat_text import clip, printable
 from bot.discord import embeds
 from bot.discord.settings import DiscordSettings
 from core.governance import InputError
@@ -160,7 +161,7 @@ class CorrectModal(discord.ui.Modal):
             label="Action",
             custom_id="action",
             style=discord.TextStyle.paragraph,
-            default=suggested[:4000],
+            default=clip(printable(suggested), 4000),
             max_length=4000,
         )
         self.add_item(self.action)
