@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from stdnum import iban as _iban
@@ -100,7 +100,7 @@ _URL_CREDENTIALS_RE = re.compile(r":(?<=[A-Za-z0-9]:)//([^\s/?#\[\]:]*:[^\s/?\[\
 
 # `curl -u user:password` and `--user user:password`.
 _CLI_USER_RE = re.compile(
-    r"-(?<![^\s]-)(?:-user|u)[ \t]*[ \t=][ \t]*([\"']?)([^\s:\"'@]+):([^\s\"']+)\1(?=\s|$)"
+    r"-(?<![^\s]-)(?:-user|u)(?:[ \t]*+=|[ \t])[ \t]*+([\"']?)([^\s:\"'@]++):([^\s\"']+)\1(?=\s|$)"
 )
 
 # `Authorization: <scheme> <credentials>` (and Proxy-Authorization): the scheme stays.
@@ -225,8 +225,9 @@ _VERSION_BETWEEN_RE = re.compile(
 )
 # Anything in the window that could start a version context (a superset, checked next).
 _VERSION_HINT_RE = re.compile(
-    r"(?i)\b(?:v(?:er|[0-9]|\b)|rel|build|firmware|fw\b|rev|patch|sdk|updat|upgrad|downgrad"
-    r"|bump)|[=~!<>]="
+    r"[VvRrBbFfPpSsUuDd=~!<>](?:(?<![A-Za-z0-9_].)(?i:(?<=v)(?:er|[0-9]|\b)|(?<=r)e[lv]"
+    r"|(?<=b)(?:uild|ump)|(?<=f)(?:irmware|w\b)|(?<=p)atch|(?<=s)dk|(?<=u)p(?:dat|grad)"
+    r"|(?<=d)owngrad)|(?<=[=~!<>])=)"
 )
 # ... or right before one: "the 2.4.1.0 installer", "10.0.0.1 release notes".
 _VERSION_AFTER_RE = re.compile(
@@ -266,13 +267,16 @@ _PHONE_CONTEXT_RE = re.compile(
     r"|text[ \t]+me)\b\.?(?:[ \t]*(?:number|no\.?|\#))?[ \t]*[:=]?[ \t]*(?:(?:at|on|is)[ \t]+)?$"
 )
 # Digits right after "build", "order #", "ticket" and the like are that id, not a phone
-# or a social security number.
-_ID_CONTEXT_RE = re.compile(
-    r"(?i)\b(?:build|version|ver|release|order|invoice|ticket|case|ref|reference|tracking"
-    r"|sku|part|serial|model|issue|job|run|batch|lot|commit|txn|transaction|confirmation"
-    r"|booking|reservation|policy|claim|shipment|parcel|rma|po)"
-    r"(?:[ \t]*(?:no\.?|number|num|id|\#))?[ \t]*[:#=]?[ \t]*$"
+# or a social security number (_after_id_word).
+_ID_WORDS = frozenset(
+    (
+        *("build", "version", "ver", "release", "order", "invoice", "ticket", "case", "ref"),
+        *("reference", "tracking", "sku", "part", "serial", "model", "issue", "job", "run"),
+        *("batch", "lot", "commit", "txn", "transaction", "confirmation", "booking"),
+        *("reservation", "policy", "claim", "shipment", "parcel", "rma", "po"),
+    )
 )
+_ID_QUALIFIERS = ("no.", "no", "number", "num", "id")
 _DATE_RE = re.compile(
     r"(?:19|20)[0-9]{2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"
     r"|[0-9]{1,2}[-/.][0-9]{1,2}[-/.](?:19|20)[0-9]{2}(?![0-9])"
@@ -296,6 +300,21 @@ def _luhn_ok(digits: str) -> bool:
 
 def _context_before(m: re.Match[str], pattern: re.Pattern[str], width: int = 40) -> bool:
     return pattern.search(m.string, max(0, m.start() - width), m.start()) is not None
+
+
+def _after_id_word(m: re.Match[str]) -> bool:
+    """Right after "order", "build #", "ticket no.:" and the like (see _ID_WORDS); string
+    operations, not a regex search, as this runs for every phone-shaped number."""
+    before = m.string[max(0, m.start() - 40) : m.start()].rstrip(" \t:#=").lower()
+    for qualifier in _ID_QUALIFIERS:
+        if (
+            before.endswith(qualifier)
+            and not before[-len(qualifier) - 1 : -len(qualifier)].isalpha()
+        ):
+            before = before[: -len(qualifier)].rstrip(" \t:#=")
+            break
+    words = before.rsplit(None, 1)
+    return bool(words) and words[-1].lstrip("(\"'") in _ID_WORDS
 
 
 def _sub_group(group: int) -> Callable[[re.Match[str]], str]:
@@ -401,12 +420,19 @@ def _sub_email(m: re.Match[str]) -> str:
     return "[email]"
 
 
+@lru_cache(maxsize=4096)
+def _iban_ok(compact: str) -> bool:
+    return bool(_iban.is_valid(compact, check_country=False))
+
+
 def _sub_iban(m: re.Match[str]) -> str:
     whole = m.group(0)
     candidate = whole
-    # A trailing group may be a neighbouring number ("DE89 ... 00 12 days"): shorten.
-    while len(candidate.replace(" ", "")) >= 15:
-        if _iban.is_valid(candidate, check_country=False):
+    # A trailing group or two may be a neighbouring number ("DE89 ... 00 12 days"): shorten.
+    for _ in range(3):
+        if len(candidate.replace(" ", "")) < 15:
+            break
+        if _iban_ok(candidate.replace(" ", "").upper()):
             return "[iban]" + whole[len(candidate) :]
         cut = candidate.rfind(" ")
         if cut < 0:
@@ -424,9 +450,7 @@ def _sub_ssn(m: re.Match[str]) -> str:
     if len(set(digits)) == 1:
         return whole
     dashed = m.group("sep") == "-"
-    if not _context_before(m, _SSN_CONTEXT_RE) and (
-        not dashed or _context_before(m, _ID_CONTEXT_RE)
-    ):
+    if not _context_before(m, _SSN_CONTEXT_RE) and (not dashed or _after_id_word(m)):
         return whole
     return "[ssn]"
 
@@ -468,10 +492,15 @@ def _looks_like_version(m: re.Match[str]) -> bool:
     text, start = m.string, m.start()
     if _version_context(text, start, m.end()):
         return True
-    head = m.group(0).rsplit(".", 1)[0] + "."
     floor = max(0, start - 200)
+    suffix_near = text.find("-", floor, start) >= 0 or text.find("+", floor, start) >= 0
+    if not (suffix_near or _VERSION_HINT_RE.search(text, max(0, floor - 60), start)):
+        return False  # no version word or suffix anywhere near: no sibling can be a version
+    head = m.group(0).rsplit(".", 1)[0] + "."
     pos = text.rfind(head, floor, start)
-    while pos >= 0:
+    for _ in range(3):  # the nearest few: bounded work per address
+        if pos < 0:
+            break
         sibling = _IPV4_CANDIDATE_RE.match(text, pos)
         if sibling is not None and _version_context(text, pos, sibling.end()):
             return True
@@ -518,7 +547,7 @@ def _sub_phone(m: re.Match[str]) -> str:
     low = 8 if whole.startswith("+") else 9
     if not low <= n <= 15 or _DATE_RE.search(whole):
         return whole
-    if not bare and not whole.startswith("+") and _context_before(m, _ID_CONTEXT_RE):
+    if not bare and not whole.startswith("+") and _after_id_word(m):
         return whole  # "build 555-010-2024" is the build's number
     return "[phone]"
 

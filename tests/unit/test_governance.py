@@ -529,6 +529,23 @@ def test_certificates_and_public_keys_are_not_private_keys() -> None:
     assert_untouched("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYI\n-----END PUBLIC KEY-----")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-u" + " " * 200_000 + "x",  # `curl -u` then nothing: no quadratic backtracking
+        "10.0.0.1 " * 100_000,  # each address looks for a version sibling, boundedly
+        "version 1.0.0.1 and " * 40_000,
+        "DE89 " * 100_000,  # IBAN-shaped runs, each validated a bounded number of times
+        "555-123-4567 " * 70_000,
+        "my password is hunter2 " * 40_000,
+    ],
+)
+def test_pathological_repeats_stay_fast(text: str) -> None:
+    start = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - start < 3.0
+
+
 def test_many_pem_headers_without_end_stay_linear() -> None:
     text = "-----BEGIN RSA PRIVATE KEY-----\n" * 30_000
     start = time.perf_counter()
@@ -749,7 +766,7 @@ def test_every_kind_is_known_and_reported() -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    ["prose", "digits", "alnum", "colons", "dots"],
+    ["prose", "digits", "alnum", "colons", "dots", "upper", "urls", "secrets"],
 )
 def test_one_megabyte_redacts_quickly(kind: str) -> None:
     rng = random.Random(7)
@@ -763,6 +780,9 @@ def test_one_megabyte_redacts_quickly(kind: str) -> None:
         "alnum": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
         "colons": "0123456789abcdef:",
         "dots": "0123456789.",
+        "upper": "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ",  # IBAN-shaped runs
+        "urls": "ab1:/@%40.-_ ",  # URL credentials, percent-encoded e-mails
+        "secrets": "-BEGIN PRIVATE KEY:pw= is1\n",  # PEM headers, prose passwords
     }
     if kind == "prose":
         text = (para * (1_000_000 // len(para) + 1))[:1_000_000]
