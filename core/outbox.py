@@ -177,6 +177,14 @@ class Outbox:
             self._failed(post, PostFailed(f"{type(exc).__name__}: {exc}"))
             return
         if not self.store.mark_posted(item_id, self.target, ref, self.worker_id):
+            if self.store.get_item(item_id) is None:
+                log.warning(
+                    "outbox: %s was forgotten while its card was posted; delete card %s in %s",
+                    item_id,
+                    ref,
+                    self.target,
+                )
+                return
             # Our lease ran out mid-post and another worker holds the post now: it searches
             # the channel before posting, so it finds this card unless it searched first.
             log.warning(

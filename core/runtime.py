@@ -83,7 +83,7 @@ class RetentionSettings(_Strict):
 
     items_days: int = Field(default=0, ge=0)
     seen_events_days: int = Field(default=7, ge=0)
-    finished_outbox_days: int = Field(default=30, ge=0)
+    finished_outbox_days: int = Field(default=0, ge=0)
 
 
 class RuntimeSettings(_Strict):

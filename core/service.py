@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.governance import clean_text, redact
 from core.intake import MAX_TEXT_BYTES, Submission, to_item
 from core.lifecycle import PruneReport, prune
 from core.models import (
@@ -35,6 +36,7 @@ from core.triage import LearnReport, TriageEngine
 # Reviewers' track records are read from the store once, then kept up to date by this
 # process's votes, and read again after this long, so other processes' votes count too.
 WEIGHTS_TTL_SECONDS = 30.0
+MAX_ACTION_BYTES = 4000  # a suggested action a reviewer types (the modals allow 3,000-4,000)
 # A running bot applies the retention setting at start, then this often.
 PRUNE_EVERY_SECONDS = 24 * 3600.0
 PRUNE_RETRY_SECONDS = 600.0  # after a failed run (the store was down)
@@ -262,6 +264,8 @@ class TriageService:
     ) -> VoteOutcome:
         """Record one reviewer's vote, update the label and reward, and learn from it."""
         kind = ValidationKind(kind)
+        if action is not None:  # typed by a reviewer: cleaned and redacted like any input
+            action = redact(clean_text(action, MAX_ACTION_BYTES)).text if action.strip() else None
         if self.reviewers is not None and reviewer not in self.reviewers:
             raise NotAllowedError(f"{reviewer} is not on the reviewer allowlist")
         item = self.store.get_item(item_id)
@@ -464,28 +468,58 @@ class TriageService:
 
         Laplace-smoothed and scaled so a newcomer weighs 1.0, a reviewer who always agrees
         approaches 2.0 and one who never does approaches 0. The records are read from the
-        store once, kept up to date by this process's votes, and read again every
-        WEIGHTS_TTL_SECONDS, so votes stored by other processes count within it.
+        store once, kept up to date by this process's votes, and read again by `upkeep`
+        every WEIGHTS_TTL_SECONDS (off the request path: a vote never waits for a reread),
+        so votes stored by other processes count within it.
         """
         with self._weights_lock:
-            if self._records is None or time.monotonic() >= self._records_until:
-                self._records, self._agreed, self._counted = {}, Counter(), Counter()
-                for label in self.store.iter_labels():
-                    record = self._track_record(label, self.store.current_votes(label.item_id))
-                    if record:
-                        self._records[label.item_id] = record
-                        self._count(record, +1)
-                self._records_until = time.monotonic() + WEIGHTS_TTL_SECONDS
+            if self._records is None:
+                self._install_records(*self._read_records())
             return {
                 r: 2.0 * (self._agreed[r] + 1) / (n + 2) for r, n in self._counted.items() if n > 0
             }
 
+    def _read_records(
+        self,
+    ) -> tuple[dict[str, dict[str, tuple[int, int]]], Counter[str], Counter[str]]:
+        records: dict[str, dict[str, tuple[int, int]]] = {}
+        agreed: Counter[str] = Counter()
+        counted: Counter[str] = Counter()
+        for label in self.store.iter_labels():
+            record = self._track_record(label, self.store.current_votes(label.item_id))
+            if record:
+                records[label.item_id] = record
+                for reviewer, (agree, count) in record.items():
+                    agreed[reviewer] += agree
+                    counted[reviewer] += count
+        return records, agreed, counted
+
+    def _install_records(
+        self,
+        records: dict[str, dict[str, tuple[int, int]]],
+        agreed: Counter[str],
+        counted: Counter[str],
+    ) -> None:
+        self._records, self._agreed, self._counted = records, agreed, counted
+        self._records_until = time.monotonic() + WEIGHTS_TTL_SECONDS
+
+    def refresh_reviewer_records(self) -> None:
+        """Reread the reviewers' track records when they are older than the TTL. Read
+        without the lock, swapped in under it: votes meanwhile use the old records."""
+        if self._records is not None and time.monotonic() < self._records_until:
+            return
+        fresh = self._read_records()
+        with self._weights_lock:
+            self._install_records(*fresh)
+
     # -- forgetting and retention ------------------------------------------------------------
     def upkeep(self) -> None:
         """What a running bot does between cards (the outbox worker, the Discord sweep):
-        the retention run when due, then whatever any process forgot."""
+        the retention run when due, whatever any process forgot, and the reviewers'
+        records read again when they are due."""
         self.prune_if_due()
         self.sync_forgotten()
+        self.refresh_reviewer_records()
 
     def sync_forgotten(self) -> LearnReport | None:
         """Apply here what any process on the store deleted (`triage-bot forget`, a
@@ -496,9 +530,10 @@ class TriageService:
             events = self.store.audit_events(after=self._audit_seen)
             if not events:
                 return None
-            self._audit_seen = events[-1].seq
-        ids = {item_id for event in events for item_id in event.item_ids}
-        return self.forget_cached(ids) if ids else None
+            ids = {item_id for event in events for item_id in event.item_ids}
+            report = self.forget_cached(ids) if ids else None
+            self._audit_seen = events[-1].seq  # only once applied: a failure is retried
+            return report
 
     def forget_cached(self, item_ids: Collection[str]) -> LearnReport:
         """Drop deleted items from everything this process keeps (the examples, the

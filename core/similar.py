@@ -64,15 +64,17 @@ class SimilarIndex:
             keep = np.ones(n, dtype=bool)
             keep[doomed] = False
             assert self._matrix is not None  # rows exist, so the matrix does
-            matrix, alive = self._matrix[:n][keep], self._alive[:n][keep]
             ids = [i for row, i in enumerate(self._ids) if keep[row]]
             items = [it for row, it in enumerate(self._items) if keep[row]]
-            self._matrix[:n] = 0.0  # the old rows are no copy of the vectors either
+            # New arrays, never rows rewritten in place: `nearest` scores a view of the old
+            # matrix outside the lock, and its rows must still match the ids it read.
+            matrix = np.zeros_like(self._matrix)
+            matrix[: len(ids)] = self._matrix[:n][keep]
+            alive = np.zeros(self._alive.shape[0], dtype=bool)
+            alive[: len(ids)] = self._alive[:n][keep]
+            self._matrix, self._alive = matrix, alive
             self._ids, self._items = ids, items
             self._rows = {item_id: row for row, item_id in enumerate(ids)}
-            self._matrix[: len(ids)] = matrix
-            self._alive = np.zeros(self._alive.shape[0], dtype=bool)
-            self._alive[: len(ids)] = alive
 
     def reset(self, items: Iterable[FeedbackItem]) -> None:
         """Exactly these examples (a warm start, a new model)."""

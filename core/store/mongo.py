@@ -206,6 +206,8 @@ class MongoStore:
 
     # -- predictions ---------------------------------------------------------------------
     def save_triage(self, triage: Triage) -> None:
+        if self._items.find_one({"_id": triage.item_id}, {"_id": 1}) is None:
+            return  # forgotten while it was being triaged: nothing of it may stay
         doc = triage.model_dump(mode="json")
         doc["_seq"] = self._next_seq()
         self._triages.insert_one(doc)

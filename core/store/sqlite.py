@@ -244,9 +244,11 @@ class SQLiteStore:
     # -- predictions ---------------------------------------------------------------------
     def save_triage(self, triage: Triage) -> None:
         with self._lock:
+            # Not for an item forgotten while it was being triaged: nothing of it may stay.
             self._db.execute(
-                "INSERT INTO triages(item_id, doc) VALUES (?, ?)",
-                (triage.item_id, triage.model_dump_json()),
+                "INSERT INTO triages(item_id, doc) SELECT ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM items WHERE id = ?)",
+                (triage.item_id, triage.model_dump_json(), triage.item_id),
             )
 
     def latest_triage(self, item_id: str) -> Triage | None:

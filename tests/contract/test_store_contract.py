@@ -167,6 +167,8 @@ def test_get_iter_count(store: Store) -> None:
 # -- predictions ---------------------------------------------------------------------------
 def test_latest_triage_is_the_last_saved(store: Store, backend: Backend) -> None:
     assert store.latest_triage("itm_1") is None
+    store.add_item(item())
+    store.add_item(item("other"))
     store.save_triage(triage(version="v1", created_at=at(10)))
     store.save_triage(triage(version="v2", created_at=at(10)))  # same instant: insertion wins
     store.save_triage(triage("other", version="v9"))
@@ -182,10 +184,17 @@ def test_latest_triage_is_the_last_saved(store: Store, backend: Backend) -> None
 
 
 def test_many_triages_in_a_burst_keep_insertion_order(store: Store) -> None:
+    store.add_item(item())
     for n in range(30):
         store.save_triage(triage(version=f"v{n}", created_at=T0))
         latest = store.latest_triage("itm_1")
         assert latest is not None and latest.model_version == f"v{n}"
+
+
+def test_no_triage_is_kept_for_an_item_the_store_does_not_hold(store: Store) -> None:
+    """An item forgotten while the outbox triaged it leaves no prediction behind."""
+    store.save_triage(triage("never-stored"))
+    assert store.latest_triage("never-stored") is None
 
 
 # -- votes ---------------------------------------------------------------------------------

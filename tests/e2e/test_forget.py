@@ -103,6 +103,37 @@ def test_a_running_service_drops_what_another_process_forgot_and_relearns(
         bot.vote(potato[0], "ann", "confirm")
 
 
+class FailsOnce:
+    """The bot's store, unreachable for the first model read after a forget."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self.failed = store, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def get_model(self, version: str) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("store unreachable")
+        return self._store.get_model(version)
+
+
+def test_a_forget_that_fails_to_apply_is_applied_at_the_next_sync(
+    backend, encoder: Encoder
+) -> None:
+    store = FailsOnce(backend.reopen())
+    bot = make_service(store, encoder)  # type: ignore[arg-type]
+    triage, _ = bot.submit(bot.make_item(POTATO[0], source="slack"))
+    bot.vote(triage.item_id, "ann", "confirm")
+    forget(backend.reopen(), [triage.item_id], action="forget", selector={}, by="cli:test")
+    with pytest.raises(ConnectionError):
+        bot.sync_forgotten()
+    report = bot.sync_forgotten()  # not lost: the same event again
+    assert report is not None and store.failed and triage.item_id not in bot._examples
+    assert bot.sync_forgotten() is None
+
+
 class ForgottenMidVote:
     """The bot's store, on which another process forgets an item right after a vote on
     it has read the item (the window between the vote's check and its writes)."""

@@ -225,7 +225,8 @@ def test_prune_applies_the_retention_setting(
     config = tmp_path / "team.toml"
     base = (REPO / "config" / "default.toml").read_text()
     assert "items_days = 0\n" in base
-    config.write_text(base.replace("items_days = 0\n", "items_days = 30\n"))
+    team = base.replace("items_days = 0\n", "items_days = 30\n")
+    config.write_text(team.replace("finished_outbox_days = 0\n", "finished_outbox_days = 30\n"))
     monkeypatch.setenv("TRIAGE_CONFIG", str(config))
     long_ago = utcnow() - timedelta(days=45)
     old = slack_message(store, "An old complaint about the login page", "U0OLD", "4.4", long_ago)

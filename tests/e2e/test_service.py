@@ -260,3 +260,15 @@ def test_an_update_that_hurts_earlier_labels_keeps_to_its_time_budget(encoder: E
         assert report.steps == rounds * steps, (seconds, report)
         assert report.accuracy_after == report.accuracy_before > 0.5
         assert engine.triage(contradicting[0][0]).probabilities == probe  # rolled back
+
+
+def test_an_action_a_reviewer_types_is_cleaned_and_redacted(backend, encoder: Encoder) -> None:
+    store = backend.reopen()
+    service = make_service(store, encoder)
+    triage, _ = service.submit(service.make_item("Checkout page crashes", source="t"))
+    typed = "Call jo@example.com\x00 about it, password: Hunter2!x"
+    outcome = service.vote(triage.item_id, "ann", "correct", action=typed)
+    (stored,) = store.current_votes(triage.item_id)
+    assert outcome.stored and stored.action is not None
+    assert "jo@example.com" not in stored.action and "Hunter2" not in stored.action
+    assert "\x00" not in stored.action and stored.action.startswith("Call [email]")
