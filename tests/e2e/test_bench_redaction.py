@@ -26,7 +26,7 @@ MEASURED_RECALL = {
     "ssn": 1.0,
 }
 MARGIN = 0.02
-MAX_FALSE_POSITIVES_PER_1000 = 10.0
+MAX_FALSE_POSITIVES_PER_1000 = 4.0  # measured 0: one clean row in 268 is 3.7
 
 
 def bench(*args: str) -> tuple[int, str, str]:
@@ -43,7 +43,7 @@ def test_bench_redaction_reports_every_kind_and_holds_its_recall() -> None:
     for kind, row in figures["kinds"].items():
         assert row["expected"] >= 30, kind  # every kind is in the corpus, enough to measure
         assert row["recall"] >= MEASURED_RECALL[kind] - MARGIN, (kind, row, figures["misses"])
-        assert row["precision"] >= 0.95, (kind, row, figures["false_positive_examples"])
+        assert row["precision"] >= 1.0 - MARGIN, (kind, row, figures["false_positive_examples"])
     clean = figures["clean"]
     assert clean["false_positives_per_1000"] <= MAX_FALSE_POSITIVES_PER_1000, figures[
         "false_positive_examples"
