@@ -137,7 +137,7 @@ def _accuracy(pairs: list[tuple[Triage, dict[str, str]]]) -> tuple[float, float]
 
 def load_demo_items(path: Path) -> list[dict[str, Any]]:
     return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+        json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()
     ]
 
 

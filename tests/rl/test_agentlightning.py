@@ -399,3 +399,10 @@ def test_the_grpo_config_composes_onto_verl_and_agentlightning() -> None:
     assert config.agentlightning.local.env_map[INPUT_ENV] == "input"
     with pytest.raises(RLSetupError, match="totl_epochs"):
         compose_config(DEFAULT_RL_CONFIG, ["trainer.totl_epochs=1"])
+
+
+def test_read_rows_keeps_unicode_line_separators_inside_strings(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    rows = [{"text": "copied\u2028from a page\u0085and\u2029on"}, {"text": "two"}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    assert read_rows(path) == rows

@@ -173,5 +173,7 @@ def write_rollouts(
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of one exported file, as `run_ppo` takes them."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The rows of one exported file, as `run_ppo` takes them. Lines end at "\n" only:
+    U+2028 and the like inside a JSON string are text, not line breaks."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    return [json.loads(line) for line in lines if line.strip()]
