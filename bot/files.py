@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.governance import jsonl_lines, read_text_file
+
 TEXT_KEYS = ("text", "comment", "message", "body", "feedback")
 # Optional string fields and the keys they are read from, first present wins.
 STRING_FIELDS = {"form_type": ("form_type", "type"), "page": ("page", "url")}
-# A file where more than this share of characters are undecodable bytes or control
-# characters (other than tab and line breaks) is not text: an image, an archive, UTF-16.
-MAX_NON_TEXT_SHARE = 0.10
-_NON_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\udc80-\udcff]")
 _UNDECODED_RE = re.compile(r"[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
 
 
@@ -116,23 +114,6 @@ def _row(line: int, record: Any) -> Row | BadRow:
     )
 
 
-def _decode(path: Path) -> str:
-    """The file's text, undecodable bytes kept as surrogate escapes (each row with one is
-    reported); refused when the bytes are not text at all."""
-    raw = path.read_bytes()
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ValueError(f"{path}: the file is UTF-16; save it as UTF-8")
-    content = raw.decode("utf-8-sig", "surrogateescape")
-    if content:
-        share = len(_NON_TEXT_RE.findall(content)) / len(content)
-        if share > MAX_NON_TEXT_SHARE:
-            raise ValueError(
-                f"{path}: not a text file ({share:.0%} of its characters are "
-                "control characters or bytes that are not UTF-8)"
-            )
-    return content
-
-
 def _csv_rows(content: str) -> Iterator[Row | BadRow]:
     reader = csv.DictReader(io.StringIO(content, newline=""))
     while True:
@@ -150,9 +131,7 @@ def _csv_rows(content: str) -> Iterator[Row | BadRow]:
 
 
 def _jsonl_rows(content: str) -> Iterator[Row | BadRow]:
-    for number, line in enumerate(content.split("\n"), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(content):
         reason = _undecodable([line])
         if reason:
             yield BadRow(number, reason)
@@ -174,7 +153,7 @@ def _jsonl_rows(content: str) -> Iterator[Row | BadRow]:
 def read_rows(path: Path) -> Iterator[Row | BadRow]:
     """Rows of a .jsonl/.ndjson/.json-lines or .csv file, in order, with 1-based line numbers
     (for a CSV record over several lines, the line it ends on)."""
-    content = _decode(path)
+    content = read_text_file(path)
     if path.suffix.lower() == ".csv":
         yield from _csv_rows(content)
     else:

@@ -15,9 +15,10 @@ import binascii
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 from stdnum import iban as _iban
@@ -711,6 +712,38 @@ _EDGE_SPACE_RE = re.compile(r"^[\s\u200b-\u200d\u2060\ufeff]+|[\s\u200b-\u200d\u
 
 def _keep_flag(m: re.Match[str]) -> str:
     return m.group(1) or ""
+
+
+# A data file where more than this share of characters are undecodable bytes or control
+# characters (other than tab and line breaks) is not text: an image, an archive, UTF-16.
+MAX_NON_TEXT_SHARE = 0.10
+_NON_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\udc80-\udcff]")
+
+
+def read_text_file(path: Path) -> str:
+    """A data file's text (imports, `eval`, `simulate`), undecodable bytes kept as
+    surrogate escapes so the row holding one can be reported; ValueError when the bytes
+    are not text at all. One rule for every reader of files."""
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(f"{path}: the file is UTF-16; save it as UTF-8")
+    content = raw.decode("utf-8-sig", "surrogateescape")
+    if content:
+        share = len(_NON_TEXT_RE.findall(content)) / len(content)
+        if share > MAX_NON_TEXT_SHARE:
+            raise ValueError(
+                f"{path}: not a text file ({share:.0%} of its characters are "
+                "control characters or bytes that are not UTF-8)"
+            )
+    return content
+
+
+def jsonl_lines(content: str) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of JSON-lines text with their 1-based numbers. Lines end at
+    "\n" only: U+2028, U+0085 and the other Unicode breaks are text inside a string."""
+    for number, line in enumerate(content.split("\n"), start=1):
+        if line.strip():
+            yield number, line
 
 
 def clean_text(raw: str | bytes, max_bytes: int) -> str:

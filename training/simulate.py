@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.governance import InputError, clean_text
+from core.governance import InputError, clean_text, jsonl_lines, read_text_file
 from core.models import FeedbackItem
 from core.ports import Encoder
 from core.runtime import RuntimeSettings
@@ -32,10 +31,6 @@ from training.evaluate import gold_label
 from training.metrics import accuracy, macro_f1
 
 CHECKPOINTS = (25, 50, 100, 200)
-# A data file where more than this share of characters are control characters (but tab and
-# line breaks) or bytes that are not UTF-8 is not text (as `bot.files` decides for intake).
-MAX_NON_TEXT_SHARE = 0.10
-_NON_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\udc80-\udcff]")
 
 
 def load_rows(
@@ -61,12 +56,7 @@ def load_rows(
         on_bad(number, reason)
 
     rows = []
-    content = path.read_bytes().decode("utf-8-sig", "surrogateescape")
-    if content and len(_NON_TEXT_RE.findall(content)) > len(content) * MAX_NON_TEXT_SHARE:
-        raise ValueError(f"{path}: not a text file (control characters or bytes not UTF-8)")
-    for number, line in enumerate(content.split("\n"), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(read_text_file(path)):
         parsed = _parse_row(line, label_field, labels)
         if isinstance(parsed, str):
             bad(number, parsed)
