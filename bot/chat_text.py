@@ -9,6 +9,7 @@ URL from its parsed parts or refuses it.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from urllib.parse import SplitResult, quote, urlsplit
@@ -24,6 +25,9 @@ _NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f-\x9f|<>\\\"`{}^]")
 _HOST = re.compile(
     r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 )
+# A last label a browser reads as a number makes the whole host an IPv4 address (WHATWG
+# URL: "ends in a number"): `127.1`, `2130706433`, `0x7f.1`, `0177.0.0.1`.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # RFC 3986 pchar less ( ) * [ ] and ' , which Markdown and mrkdwn links give meaning to.
 _PATH_SAFE = "-._~!$&+;=:@/%"
@@ -124,7 +128,7 @@ def web_url(value: object) -> str | None:
         host = parts.hostname.encode("idna").decode("ascii").lower()
     except UnicodeError:
         return None
-    if not _HOST.fullmatch(host.rstrip(".")):
+    if not _HOST.fullmatch(host.rstrip(".")) or is_ip_literal(host):
         return None
     netloc = host if port is None else f"{host}:{port}"
     url = SplitResult(
@@ -135,6 +139,18 @@ def web_url(value: object) -> str | None:
         _encode(parts.fragment, "?/"),
     ).geturl()
     return url if len(url) <= URL_CHARS else None
+
+
+def is_ip_literal(host: str) -> bool:
+    """Whether a browser would read `host` as an IP address in any spelling: IPv6 in
+    brackets, dotted IPv4, or a last label that is a decimal, octal or hex number (what
+    turns `2130706433` and `0x7f.1` into 127.0.0.1)."""
+    bare = host.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(bare.strip("[]"))
+    except ValueError:
+        return bool(_NUMERIC_LABEL.fullmatch(bare.rsplit(".", 1)[-1]))
+    return True
 
 
 def _encode(part: str, extra_safe: str) -> str:

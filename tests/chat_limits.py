@@ -9,12 +9,11 @@ tests on what the bots actually posted.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
 import discord
-
-from bot.chat_text import web_url
 
 # -- shared ------------------------------------------------------------------------------------
 BAD_CHARACTER = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -54,6 +53,53 @@ def _within(
         problems.append(f"{path}: empty")
     elif units(text) > limit:
         problems.append(f"{path}: {units(text)} > {limit}")
+
+
+# -- links ---------------------------------------------------------------------------------------
+LINK_CHARS = 1000  # docs/security.md: a longer page is shown as text, never linked
+LINK_START = re.compile(r"(?P<scheme>[^:/?#]*)://(?P<authority>[^/?#]*)")
+LINK_REFUSED = re.compile(r"[^!-~]|[<>|\"`\\]")  # anything but printable ASCII; markup
+NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
+
+
+def _ip_literal(host: str) -> bool:
+    """IPv6 in brackets, dotted IPv4, or a last label a browser reads as a number (decimal,
+    octal or hex: `2130706433`, `0x7f.1` and `127.1` are all 127.0.0.1)."""
+    bare = host.rstrip(".")
+    if bare.startswith("["):
+        return True
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        return bool(NUMERIC_LABEL.fullmatch(bare.rsplit(".", 1)[-1]))
+    return True
+
+
+def link_problems(url: Any) -> list[str]:
+    """A URL the product links to, checked on its own terms (not by asking `web_url`):
+    http(s), printable ASCII without the characters chat markup reads, no user info, a
+    host that is a name and not an IP address in any spelling, at most 1,000 characters."""
+    if not isinstance(url, str):
+        return [f"link: not a string ({type(url).__name__})"]
+    problems = []
+    if len(url) > LINK_CHARS:
+        problems.append(f"link over {LINK_CHARS} characters: {len(url)}")
+    refused = LINK_REFUSED.search(url)
+    if refused:
+        problems.append(f"link holds {refused.group()!r}: {url[:80]!r}")
+    start = LINK_START.match(url)
+    if start is None or start["scheme"].lower() not in ("http", "https"):
+        return [*problems, f"link is not http(s): {url[:80]!r}"]
+    authority = start["authority"]
+    if "@" in authority:
+        problems.append(f"link with user info: {url[:80]!r}")
+    host = authority.rsplit("@", 1)[-1]
+    host, _, port = host.rpartition(":") if re.search(r":\d*$", host) else (host, "", "")
+    if not host or _ip_literal(host):
+        problems.append(f"link to an IP address or no host: {url[:80]!r}")
+    if port and not 0 < int(port) < 65536:
+        problems.append(f"link with a bad port: {url[:80]!r}")
+    return problems
 
 
 # -- Slack Block Kit ---------------------------------------------------------------------------
@@ -202,14 +248,12 @@ SLACK_QUOTE = re.compile(r"^> ", re.MULTILINE)  # the product's block quote mark
 
 
 def slack_markup_problems(text: str, reviewers: frozenset[str] = frozenset()) -> list[str]:
-    """The product's own markup only: mentions of `reviewers`, links to URLs `web_url` accepts,
-    block quote marks. After those, no `<` may be left (so no `<!channel>`, `<@U…>`, `<#C…>` or
-    `<http…>` spelled by a user), and every `&` starts an entity."""
+    """The product's own markup only: mentions of `reviewers`, links to URLs `link_problems`
+    passes, block quote marks. After those, no `<` may be left (so no `<!channel>`, `<@U…>`,
+    `<#C…>` or `<http…>` spelled by a user), and every `&` starts an entity."""
     problems = []
     for match in SLACK_LINK.finditer(text):
-        url = match.group(1).replace("&amp;", "&")
-        if web_url(url) != url:
-            problems.append(f"link to an unchecked URL: {match.group()[:120]!r}")
+        problems += link_problems(match.group(1).replace("&amp;", "&"))
     for match in SLACK_MENTION.finditer(text):
         if match.group(1) not in reviewers:
             problems.append(f"a mention of someone who did not vote: {match.group()!r}")
@@ -267,8 +311,8 @@ def embed_problems(embed: discord.Embed) -> list[str]:
             total += units(data[key][sub])
     if total > DISCORD_EMBED_TOTAL or len(embed) > DISCORD_EMBED_TOTAL:
         problems.append(f"embed total: {total} units, len(embed) {len(embed)} > 6000")
-    if "url" in data and web_url(data["url"]) != data["url"]:
-        problems.append(f"embed url not checked: {data['url'][:80]!r}")
+    if "url" in data:
+        problems += link_problems(data["url"])
     return problems + _characters(data)
 
 
@@ -342,9 +386,10 @@ DISCORD_EVERYONE = re.compile(r"@(?:everyone|here)")
 
 def discord_markup_problems(text: str, mentioned: frozenset[str] = frozenset()) -> list[str]:
     """The product's own markup only: mentions of the ids in `mentioned` (reviewers, the
-    card channel), masked links to URLs `web_url`
-    accepts whose text is escaped. After those (and outside inline code) no `](` with an
-    unescaped `(` and no unescaped `<` may be left, and no live `@everyone`/`@here`."""
+    card channel), masked links to URLs `link_problems` passes whose text is escaped.
+    After those (and outside inline code) no `](` with an unescaped `(`, no unescaped `<`
+    and no `://` with an unescaped `:` (Discord links a bare URL) may be left, and no live
+    `@everyone`/`@here`."""
     problems = []
     rest = _without_code_spans(text)
     kept: list[str] = []
@@ -352,8 +397,7 @@ def discord_markup_problems(text: str, mentioned: frozenset[str] = frozenset()) 
     for match in DISCORD_LINK.finditer(rest):
         if _escaped(rest, match.start()):
             continue
-        if web_url(match.group(2)) != match.group(2):
-            problems.append(f"link to an unchecked URL: {match.group()[:120]!r}")
+        problems += link_problems(match.group(2))
         kept.append(rest[last : match.start()])
         kept.append(match.group(1))  # the link text must be escaped like the rest
         last = match.end()
@@ -370,7 +414,8 @@ def discord_markup_problems(text: str, mentioned: frozenset[str] = frozenset()) 
     rest = DISCORD_MENTION.sub(mention, rest)
     for index, ch in enumerate(rest):
         live_link = ch == "(" and rest[index - 1 : index] == "]"  # a masked link's "]("
-        if (ch == "<" or live_link) and not _escaped(rest, index):
+        bare_url = ch == ":" and rest[index + 1 : index + 3] == "//"  # `https://…` links
+        if (ch == "<" or live_link or bare_url) and not _escaped(rest, index):
             problems.append(f"unescaped {ch!r}: {rest[max(0, index - 30) : index + 50]!r}")
             break
     if DISCORD_EVERYONE.search(rest):

@@ -5,8 +5,9 @@ id in every component so a card's buttons work after a restart; `reaction_vote` 
 unicode reaction with the taxonomy's emoji, meaning exactly what it means on Slack.
 
 Everything a person wrote is shown as literal text: every Markdown character, the
-brackets and parentheses of masked links and the angle brackets of mentions, channels and
-timestamps are escaped with a backslash, and `@everyone`/`@here` are broken (the client's
+brackets and parentheses of masked links, the colon of a bare URL's `://` (Discord links
+`https://…` on its own) and the angle brackets of mentions, channels and timestamps are
+escaped with a backslash, and `@everyone`/`@here` are broken (the client's
 `AllowedMentions.none()` stops pings besides). Links come only from `web_url`. Every text
 is clipped to Discord's limits after formatting, never between a backslash and what it
 escapes, and the whole embed stays within 6,000 characters.
@@ -43,20 +44,17 @@ MODAL_ACTION = "modal"
 FOOTER = re.compile(r"^item (?P<item_id>\S+)")
 DIGEST_MARK = "#"
 
-# Discord's limits (characters; measured here in UTF-16 units, never more lenient).
+# Discord's limits (characters; measured here in UTF-16 units, never more lenient): those a
+# text built from input can reach. Field names and button labels are fixed, far inside;
+# the footer keeps to FOOTER_CHARS, under Discord's 2,048.
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
-FIELD_NAME_LIMIT = 256
 FIELD_VALUE_LIMIT = 1024
-FIELDS_LIMIT = 25
-FOOTER_LIMIT = 2048
-AUTHOR_LIMIT = 256
 EMBED_LIMIT = 6000  # title, description, field names and values, footer, author together
 CONTENT_LIMIT = 2000
 CUSTOM_ID_LIMIT = 100
 OPTION_LIMIT = 100  # a select option's label, value and description
 OPTIONS_LIMIT = 25
-BUTTON_LABEL_LIMIT = 80
 
 MINIMAL_TEXT_CHARS = 300  # the fallback card's excerpt: far inside every limit
 NOTIFICATION_CHARS = 200  # the message content next to the embed, formatted
@@ -126,9 +124,11 @@ def reaction_vote(reaction: str, taxonomy: Taxonomy) -> ReactionVote | None:
 
 # -- text ------------------------------------------------------------------------------------
 # Anywhere: what formats, links or mentions; a masked link needs "](", so an escaped "("
-# ends it (and "[email]", redaction's mark, reads as it is). At a line's start: headings,
-# subtext and lists (a "#", "-" or "1." elsewhere means nothing, so it stays as it is).
-_SPECIAL = re.compile(r"[\\*_~|`()<>]|^[ \t]*(?:[#\-+]|\d+\.)", re.MULTILINE)
+# ends it (and "[email]", redaction's mark, reads as it is); a bare URL needs "://" right
+# after its scheme, so an escaped ":" (`https\://`, shown as `https://`) links nothing. At
+# a line's start: headings, subtext and lists (a "#", "-" or "1." elsewhere means nothing,
+# so it stays as it is).
+_SPECIAL = re.compile(r"[\\*_~|`()<>]|:(?=//)|^[ \t]*(?:[#\-+]|\d+\.)", re.MULTILINE)
 _LINKISH = re.compile(r"[\\\[\]()<>]")
 
 
@@ -146,8 +146,9 @@ def escape(text: object) -> str:
     masked links on a line (`[a](x) [b](y)` keeps the second live) and leaves Markdown
     inside URLs alone. Discord reads a backslash before any ASCII punctuation as "this
     character as it is", so every character that can start formatting, a masked link's
-    target, a mention (`<@`, `<#`, `<@&`, `<t:`) or a quote is escaped; then
-    `escape_mentions` breaks `@everyone`, `@here` and raw id mentions."""
+    target, a bare URL (the `:` of `://`), a mention (`<@`, `<#`, `<@&`, `<t:`) or a
+    quote is escaped; then `escape_mentions` breaks `@everyone`, `@here` and raw id
+    mentions."""
     escaped = _SPECIAL.sub(_escape_match, printable(str(text)))
     return discord.utils.escape_mentions(escaped)
 

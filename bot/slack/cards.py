@@ -43,23 +43,15 @@ CORRECT_VIEW = "triage_correct_view"
 SUBMIT_VIEW = "triage_submit_view"
 
 # Block Kit's limits (characters; measured here in UTF-16 units, never more lenient).
+# Only those a text or value built from input can reach; the fixed labels are far inside.
 SECTION_LIMIT = 3000
-FIELD_LIMIT = 2000
-FIELDS_PER_SECTION = 10
-HEADER_LIMIT = 150
 CONTEXT_LIMIT = 2000
-CONTEXT_ELEMENTS = 10
-BUTTON_TEXT_LIMIT = 75
 BUTTON_VALUE_LIMIT = 2000
 OPTION_TEXT_LIMIT = 75
 OPTION_VALUE_LIMIT = 150
 OPTIONS_LIMIT = 100
-ID_LIMIT = 255  # action_id, block_id
-BLOCKS_LIMIT = 50
-MODAL_TITLE_LIMIT = 24
 INPUT_LIMIT = 3000  # a plain_text_input's max_length, and so its initial value
 PRIVATE_METADATA_LIMIT = 3000
-TEXT_LIMIT = 4000  # the notification `text`: Slack truncates at 40,000; ours stays short
 
 NOTIFICATION_CHARS = 300  # the notification text, formatted
 MINIMAL_TEXT_CHARS = 300  # the fallback card's excerpt: far inside every limit
@@ -143,14 +135,25 @@ def _join_within(parts: list[str], limit: int, sep: str, head: str | None = None
 # -- ids ---------------------------------------------------------------------------------------
 def item_value(item_id: str, limit: int = BUTTON_VALUE_LIMIT) -> str:
     """The item id as a button or modal carries it: as it is when it fits and is printable,
-    else a stable digest (`#` and 32 hex digits). Intake's ids are short (`fb_` and 20 hex
-    digits); only an id from elsewhere can need the digest, and its buttons then answer
-    "unknown item" (its reactions still vote: they are looked up by the card)."""
+    else its digest. Intake's ids are short (`fb_` and 20 hex digits); only an id from
+    elsewhere can need the digest, which `item_id_for` maps back through the card."""
     plain = printable(item_id) == item_id and not item_id.startswith(DIGEST_MARK)
     if item_id and plain and width(item_id) <= limit:
         return item_id
-    digest = hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return DIGEST_MARK + digest
+    return digest(item_id)
+
+
+def digest(item_id: str) -> str:
+    """A stable stand-in for an id that cannot ride as it is: `#` and 32 hex digits."""
+    return DIGEST_MARK + hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def item_id_for(value: str, card_item: str | None) -> str:
+    """The item a button or modal names: the value itself, or for a digest the item of the
+    card it came from (`card_item`, looked up by the message) when the digest is its own."""
+    if value.startswith(DIGEST_MARK) and card_item is not None and digest(card_item) == value:
+        return card_item
+    return value
 
 
 def card_metadata(item_id: str) -> dict[str, Any]:
@@ -397,13 +400,19 @@ def correct_modal(
             "element": element,
         }
 
-    meta = json.dumps(
-        {"item_id": item_value(item_id, 2000), "channel": channel[:100], "ts": ts[:100]}
-    )
+    action: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "multiline": True,
+        "max_length": INPUT_LIMIT,
+    }
+    preset = clip(printable(triage.action), INPUT_LIMIT)
+    if preset:  # an empty initial_value is no value: Slack wants none then
+        action["initial_value"] = preset
     return {
         "type": "modal",
         "callback_id": CORRECT_VIEW,
-        "private_metadata": meta,
+        "private_metadata": modal_metadata(item_id, channel, ts),
         "title": {"type": "plain_text", "text": "Correct triage"},
         "submit": {"type": "plain_text", "text": "Save"},
         "close": {"type": "plain_text", "text": "Cancel"},
@@ -415,16 +424,22 @@ def correct_modal(
                 "block_id": "action",
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Action"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": "value",
-                    "multiline": True,
-                    "max_length": INPUT_LIMIT,
-                    "initial_value": clip(printable(triage.action), INPUT_LIMIT),
-                },
+                "element": action,
             },
         ],
     }
+
+
+def modal_metadata(item_id: str, channel: str, ts: str) -> str:
+    """The Correct modal's `private_metadata`: the item and the card it was opened from.
+    JSON escapes quotes, backslashes and every non-ASCII character (up to 12 characters
+    for one), so the id is measured as dumped: one that would take the whole over 3,000
+    rides as its digest, which the card (channel and ts) maps back."""
+    where = {"channel": channel[:100], "ts": ts[:100]}
+    meta = json.dumps({"item_id": item_value(item_id), **where})
+    if len(meta) <= PRIVATE_METADATA_LIMIT:
+        return meta
+    return json.dumps({"item_id": digest(item_id), **where})
 
 
 def submit_modal(taxonomy: Taxonomy) -> dict[str, Any]:

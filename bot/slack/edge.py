@@ -332,17 +332,32 @@ class SlackEdge:
         return None
 
     # -- buttons and modals --------------------------------------------------------------------
+    def _item_of(self, value: str, ts: object) -> str:
+        """The item a button or modal names: the value itself, or for the digest of an id
+        that could not ride as it is, the item of the card (by its ts) it came from."""
+        if not value.startswith(cards.DIGEST_MARK) or not isinstance(ts, str) or not ts:
+            return value
+        post = self.store.find_post(self.target, ts)
+        return cards.item_id_for(value, post.item_id if post is not None else None)
+
+    @staticmethod
+    def _card_ts(body: dict[str, Any]) -> object:
+        """The ts of the message a button was clicked on."""
+        container, message = body.get("container") or {}, body.get("message") or {}
+        return container.get("message_ts") or message.get("ts")
+
     def _button_vote(self, ack: Any, body: dict[str, Any], kind: ValidationKind) -> None:
         """Store the vote, then ack: an acknowledged click is never lost."""
         user = body["user"]["id"]
         channel = (body.get("container") or {}).get("channel_id") or self.settings.channel
-        ballot = Ballot(
-            item_id=str(body["actions"][0].get("value", "")),
-            reviewer=user,
-            kind=kind,
-            platform="slack",
-        )
+        value = str(body["actions"][0].get("value", ""))
         try:
+            ballot = Ballot(
+                item_id=self._item_of(value, self._card_ts(body)),
+                reviewer=user,
+                kind=kind,
+                platform="slack",
+            )
             self.votes.cast(ballot)
         except NotAllowedError:
             ack()
@@ -370,10 +385,11 @@ class SlackEdge:
         user = body["user"]["id"]
         container = body.get("container") or {}
         channel = container.get("channel_id") or self.settings.channel
-        item_id = str(body["actions"][0].get("value", ""))
+        value = str(body["actions"][0].get("value", ""))
         if not self.votes.may_vote(user):
             self.refuse(channel, user, NOT_A_REVIEWER)
             return
+        item_id = self._item_of(value, self._card_ts(body))
         triage = self.store.latest_triage(item_id)
         if triage is None:
             self.refuse(channel, user, f"Unknown item {item_id}.")
@@ -386,16 +402,16 @@ class SlackEdge:
     def on_correct_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
-        ballot = Ballot(
-            item_id=str(meta.get("item_id", "")),
-            reviewer=user,
-            kind=ValidationKind.CORRECT,
-            platform="slack",
-            category=cards.view_value(view, "category"),
-            severity=cards.view_value(view, "severity"),
-            action=cards.view_value(view, "action"),
-        )
         try:
+            ballot = Ballot(
+                item_id=self._item_of(str(meta.get("item_id", "")), meta.get("ts")),
+                reviewer=user,
+                kind=ValidationKind.CORRECT,
+                platform="slack",
+                category=cards.view_value(view, "category"),
+                severity=cards.view_value(view, "severity"),
+                action=cards.view_value(view, "action"),
+            )
             self.votes.cast(ballot)
         except NotAllowedError:
             ack()

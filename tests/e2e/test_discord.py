@@ -527,7 +527,7 @@ async def test_hostile_oversized_and_long_id_items_post_literal_cards_that_fit(
         ids = [c.custom_id for row in card.components for c in row.children]  # type: ignore[attr-defined]
         assert ids and all(len(i or "") <= embeds.CUSTOM_ID_LIMIT for i in ids)
     described = world.card(hostile).embeds[0].description or ""
-    assert "[your SSO session expired]\\(https://evil.example\\)" in described
+    assert "[your SSO session expired]\\(https\\://evil.example\\)" in described
     assert "@\u200beveryone" in described and "\\<@\u200b123456789012345678\\>" in described
     source = world.field(big.id, "Source")
     # The page is no URL: shown as inline code (literal on Discord), never linked.

@@ -21,18 +21,24 @@ import uvicorn
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build, default_encoder
+from bot.slack import cards
 from bot.slack.edge import SlackEdge
 from bot.slack.server import build_slack, create_asgi
 from bot.slack.settings import SlackSettings
 from bot.webhook import sign
-from core.intake import Submission
+from core.intake import Submission, to_item
 from core.service import TriageService
 from core.settings import LLMSettings, Settings
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import DEFAULT_CONFIG, load_taxonomy
 from core.triage import TriageEngine
 from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY
-from tests.chat_limits import mrkdwn_texts, slack_markup_problems, slack_message_problems
+from tests.chat_limits import (
+    mrkdwn_texts,
+    slack_markup_problems,
+    slack_message_problems,
+    slack_modal_problems,
+)
 from tests.fakes.slack import FakeSlack
 
 SECRET = "signing-secret"
@@ -208,7 +214,10 @@ def card_of(stack: Stack, item_id: str) -> dict[str, Any]:
     return next(m for m in stack.posts() if m["ts"] == post.ref)
 
 
-def button(stack: Stack, action: str, item_id: str, user: str = "UANN") -> tuple[int, Any]:
+def button(
+    stack: Stack, action: str, item_id: str, user: str = "UANN", value: str | None = None
+) -> tuple[int, Any]:
+    """A click on the item's card; `value` is what the button carries (the id by default)."""
     card = card_of(stack, item_id)
     return stack.interact(
         {
@@ -225,7 +234,7 @@ def button(stack: Stack, action: str, item_id: str, user: str = "UANN") -> tuple
                 {
                     "action_id": action,
                     "block_id": "triage_actions",
-                    "value": item_id,
+                    "value": item_id if value is None else value,
                     "type": "button",
                     "action_ts": str(time.time()),
                 }
@@ -858,3 +867,72 @@ def test_hostile_and_oversized_forms_post_literal_cards_within_block_kit(stack: 
     assert "source message" not in facts and "x|ok&gt; &lt;!everyone&gt;" in facts
     full = json.dumps(card_of(stack, big)["blocks"])
     assert "Suggested action" in full and "could not be posted" not in full
+
+
+def submit_correction(stack: Stack, view: dict[str, Any], user: str, category: str) -> int:
+    submitted = {
+        **view,
+        "id": "V9",
+        "state": {
+            "values": {
+                "category": {
+                    "value": {"type": "static_select", "selected_option": {"value": category}}
+                },
+                "severity": {
+                    "value": {"type": "static_select", "selected_option": {"value": "low"}}
+                },
+            }
+        },
+    }
+    status, _ = stack.interact(
+        {
+            "type": "view_submission",
+            "user": {"id": user},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "view": submitted,
+        }
+    )
+    return status
+
+
+def test_ids_that_ride_as_digests_vote_through_the_card_they_are_on(stack: Stack) -> None:
+    """An id kept from a data set that cannot ride in a button (`#`-led, over 2,000
+    characters) or in the modal's 3,000 of JSON (1,500 `é`, 9,000 once escaped) rides as a
+    digest; the click and the modal map it back through the card, and vote on the item."""
+    hashed = to_item(Submission(text="Export to CSV drops the last row", source="file"))
+    hashed.id = "#row-17"
+    accented = to_item(Submission(text="The café menu page is blank", source="file"))
+    accented.id = "é" * 1500
+    for item in (hashed, accented):
+        assert stack.store.add_item(item, [f"slack:{CHANNEL}"])
+    stack.edge.outbox.wake()
+    stack.wait_posts(2)
+
+    value = cards.item_value(hashed.id)
+    assert value.startswith(cards.DIGEST_MARK) and value != hashed.id
+    assert button(stack, "triage_confirm", hashed.id, value=value)[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.store.current_votes(hashed.id)))
+    assert [v.reviewer for v in stack.store.current_votes(hashed.id)] == ["UANN"]
+    assert not stack.fake.calls("chat.postEphemeral")  # no "unknown item"
+    # A digest clicked on another item's card names nothing: refused, nothing stored.
+    assert button(stack, "triage_noise", accented.id, value=value, user="UBOB")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("chat.postEphemeral")))
+    assert "Could not record" in stack.fake.calls("chat.postEphemeral")[-1].params["text"]
+    assert stack.store.current_votes(accented.id) == []
+    assert [v.reviewer for v in stack.store.current_votes(hashed.id)] == ["UANN"]
+
+    for item in (hashed, accented):
+        opened = len(stack.fake.calls("views.open"))
+        carried = cards.item_value(item.id)
+        assert button(stack, "triage_correct", item.id, user="UBOB", value=carried)[0] == 200
+        assert stack.fake.wait_for(lambda n=opened: len(stack.fake.calls("views.open")) > n)
+        view = stack.fake.calls("views.open")[-1].params["view"]
+        assert slack_modal_problems(view) == []
+        assert json.loads(view["private_metadata"])["item_id"].startswith(cards.DIGEST_MARK)
+        assert submit_correction(stack, view, "UBOB", "content-gap") == 200
+        assert stack.fake.wait_for(
+            lambda item=item: any(v.reviewer == "UBOB" for v in stack.store.current_votes(item.id))
+        )
+        label = stack.store.get_label(item.id)
+        assert label is not None and label.severity == "low"

@@ -9,6 +9,7 @@ form type, ids over 100 characters); tests/chat_limits.py holds the platforms' r
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -39,6 +40,7 @@ from tests.chat_limits import (
     discord_markup_problems,
     discord_texts,
     embed_problems,
+    link_problems,
     mrkdwn_texts,
     slack_markup_problems,
     slack_message_problems,
@@ -64,6 +66,9 @@ HOSTILE = [
     "<http://evil.example>",
     "[text](https://evil.example)",
     "[a](https://x.example) [b](https://evil.example)",
+    "https://evil.example/login",
+    "HTTP://evil.example",
+    "steam://run/1",
     "@everyone",
     "@here",
     "<@123456789012345678>",
@@ -151,6 +156,9 @@ ITEM_ID = (
     st.builds(lambda text: stable_id("fb", "file", text), st.text(max_size=20))
     | st.text(ANY_CHAR, min_size=1, max_size=300)
     | st.sampled_from(["x" * 101, "#digest-looking", "id with spaces", "a" * 5000, "e\u0301"])
+    # JSON escapes these (up to 12 characters each) in a modal's private_metadata.
+    | st.text(st.characters(min_codepoint=0x80), min_size=250, max_size=2000)
+    | st.sampled_from(["é" * 1500, '"' * 1500, "\\" * 1999, "\U0001f600" * 999, "\x01" * 500])
 )
 SCORE = st.floats(0, 1)
 METADATA = st.fixed_dictionaries(
@@ -266,6 +274,7 @@ OVERSIZED = CardView(
 HOSTILE_TEXT = (
     "<!channel> <!here> <@U0ADMIN> <!subteam^S123> "
     "<https://evil.example/login|your SSO session expired> [text](https://evil.example) @everyone"
+    " https://evil.example/bare"
 )
 HOSTILE_VIEW = CardView(
     FeedbackItem(
@@ -313,6 +322,18 @@ def check_slack(view: CardView) -> None:
         assert values == {cards.item_value(view.item.id)}
         if re.fullmatch(r"fb_[0-9a-f]{20}", view.item.id):
             assert values == {view.item.id}  # the edge reads the id from the button as is
+        # A digest names this item from its card (the edge maps it back by the card's ts).
+        assert {cards.item_id_for(v, view.item.id) for v in values} == {view.item.id}
+    check_slack_modal(view.item.id, view.triage)
+
+
+def check_slack_modal(item_id: str, triage: Triage) -> None:
+    modal = cards.correct_modal(item_id, triage, TAXONOMY, "C1", "1.2")
+    assert slack_modal_problems(modal) == []
+    assert len(modal["private_metadata"]) <= 3000
+    meta = json.loads(modal["private_metadata"])
+    assert cards.item_id_for(meta["item_id"], item_id) == item_id
+    assert (meta["channel"], meta["ts"]) == ("C1", "1.2")
 
 
 @PROPERTY
@@ -348,8 +369,7 @@ def test_any_slack_queue_and_modal_fit(rows: list[tuple[FeedbackItem, str, str, 
     for text in mrkdwn_texts(payload):
         assert slack_markup_problems(text) == []
     for item, triage, _, _ in queue:
-        modal = cards.correct_modal(item.id, triage, TAXONOMY, "C1", "1.2")
-        assert slack_modal_problems(modal) == []
+        check_slack_modal(item.id, triage)
     assert slack_modal_problems(cards.submit_modal(TAXONOMY)) == []
 
 
@@ -441,7 +461,9 @@ def test_hostile_discord_card_shows_no_live_markup() -> None:
     content, embed = embeds.card_payload(HOSTILE_VIEW, TAXONOMY)
     data = embed.to_dict()
     assert "url" not in data
-    assert "[text]\\(https://evil.example\\)" in data["description"]
+    assert "[text]\\(https\\://evil.example\\)" in data["description"]
+    assert "https\\://evil.example/bare" in data["description"]  # shown, never linked
+    assert "://" not in content.replace("\\://", "")
     assert "@\u200beveryone" in content and "\\<@U0ADMIN\\>" in content
     source = next(f["value"] for f in data["fields"] if f["name"] == "Source")
     assert "](" not in source  # the page is no URL: shown in code, never linked
@@ -495,10 +517,64 @@ def test_web_url_gives_a_plain_http_url_or_nothing(value: str | None) -> None:
         "https:///path",
         "https://exa mple.com/",
         "https://shop.example/\x00",
+        "http://127.0.0.1/admin",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://0177.0.0.1/",
+        "http://127.1/",
+        "http://127.0.0.1./",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://\uff11\uff12\uff17.0.0.1/",  # full-width digits: IDNA makes them 127.0.0.1
+        "http://shop.0x1f/",
     ],
 )
 def test_web_url_refuses(bad: str) -> None:
     assert web_url(bad) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "http://127.0.0.1/admin",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://[::1]/",
+        "https://user@shop.example/",
+        "ftp://shop.example/",
+        "https://shop.example/a`b",
+        'https://shop.example/a"b',
+        "https://shop.example/\u00e9",
+        "https://shop.example/" + "p" * 1000,
+    ],
+)
+def test_the_link_checks_refuse_bad_links_whoever_built_them(bad: str) -> None:
+    """The checks judge a link on its own, so a fault in `web_url` fails the tests."""
+    assert link_problems(bad)
+    assert slack_markup_problems(f"<{bad}|page>")
+    assert discord_markup_problems(f"[page]({bad})")
+
+
+@pytest.mark.parametrize(
+    "good",
+    ["https://shop.example/checkout?step=2&x=1", "http://a1.example:8080/p", "https://1.example/"],
+)
+def test_the_link_checks_pass_plain_links(good: str) -> None:
+    assert link_problems(good) == [] and web_url(good) == good
+    assert discord_markup_problems(f"[page]({good})") == []
+
+
+def test_discord_text_links_no_bare_url() -> None:
+    """Discord links `http(s)://…` in content, descriptions and fields on its own: a user's
+    URL gets its `:` escaped (shown as typed, links nothing); the check finds a live one."""
+    for text in ("https://evil.example/login", "see HTTP://evil.example", "[x](https://e.x)"):
+        escaped = embeds.escape(text)
+        assert "://" not in escaped.replace("\\://", ""), escaped
+        assert discord_markup_problems(escaped) == []
+    for bare in ("https://evil.example/login", "see HTTP://evil.example", "a \\\\://b.example"):
+        assert discord_markup_problems(bare)
+    assert embeds.escape("[x](https://e.x)") == "[x]\\(https\\://e.x\\)"
+    assert embeds.escape("https\\://x.example") == "https\\\\\\://x.example"
 
 
 def test_discord_help_and_options_fit() -> None:

@@ -1,3 +1,5 @@
+import json
+
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from core.models import (
@@ -188,3 +190,28 @@ def test_a_long_text_is_clipped_after_quoting_and_never_inside_an_entity() -> No
     assert len(section) <= cards.SECTION_LIMIT and section.endswith("…")
     assert section.startswith("> &lt;&amp;&gt;\n> ")
     assert section[:-1].endswith(("&lt;", "&amp;", "&gt;", "\n", "> ", ">"))
+
+
+def test_modal_metadata_stays_within_slack_limit_for_any_id() -> None:
+    """JSON spells `é` as `\\u00e9` (6 characters) and `"` as `\\"`: an id within the button's
+    2,000 can dump to three times Slack's 3,000, and `views.open` would then fail after the
+    ack. Such an id rides as its digest, which the card it came from maps back."""
+    _, triage = make()
+    for item_id in ["é" * 1500, '"' * 1999, "\U0001f600" * 999, "fb_1", "#fb_1", "a\x01b"]:
+        modal = cards.correct_modal(item_id, triage, TAX, "C1", "1.2")
+        meta = modal["private_metadata"]
+        assert len(meta) <= cards.PRIVATE_METADATA_LIMIT, (item_id[:10], len(meta))
+        value = json.loads(meta)["item_id"]
+        assert cards.item_id_for(value, item_id) == item_id
+    assert json.loads(cards.modal_metadata("fb_1", "C1", "1.2"))["item_id"] == "fb_1"
+
+
+def test_digest_values_map_back_only_from_their_card() -> None:
+    for item_id in ["#looks-like-a-digest", "x" * 2001, "nul\x00here", "e\u0301" * 10]:
+        value = cards.item_value(item_id)
+        if item_id != "e\u0301" * 10:  # printable and short: rides as it is
+            assert value.startswith(cards.DIGEST_MARK) and len(value) == 33
+        assert cards.item_id_for(value, item_id) == item_id
+        assert cards.item_id_for(value, "fb_other") == value  # another card: no match
+        assert cards.item_id_for(value, None) == value
+    assert cards.item_value("fb_" + "a" * 20) == "fb_" + "a" * 20
