@@ -209,6 +209,21 @@ def folds(labels: Sequence[str], k: int, seed: int) -> list[list[int]]:
     return [sorted(fold) for fold in out]
 
 
+def holdout_split(
+    rows: Sequence[dict[str, Any]], label_field: str, fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A stratified split of one file: about `fraction` of each label held out for
+    testing (the first of round(1 / fraction) folds), the rest to train on."""
+    if not 0.0 < fraction <= 0.5:
+        raise ValueError("--holdout must be a fraction in (0, 0.5]")
+    k = max(2, round(1 / fraction))
+    held = set(folds([str(r[label_field]) for r in rows], k, seed)[0])
+    return (
+        [r for i, r in enumerate(rows) if i not in held],
+        [r for i, r in enumerate(rows) if i in held],
+    )
+
+
 def cross_validate(
     rows: Sequence[dict[str, Any]],
     k: int,

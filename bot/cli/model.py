@@ -281,6 +281,13 @@ def evaluate(
     cv: Annotated[
         int | None, typer.Option("--cv", help="K-fold cross-validation on --train instead.")
     ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(
+            "--holdout",
+            help="Or hold out this share of --train (stratified by label, --seed) to score on.",
+        ),
+    ] = None,
     label_field: Annotated[
         str | None, typer.Option(help="Field with the gold label; its values become the labels.")
     ] = None,
@@ -313,11 +320,13 @@ def evaluate(
 
     from bot.app import default_encoder
     from core.runtime import load_runtime_settings
-    from training.evaluate import cross_validate, plot_evaluation
+    from training.evaluate import cross_validate, holdout_split, plot_evaluation
     from training.evaluate import evaluate as run_evaluation
 
-    if (test_file is None) == (cv is None):
-        raise CliError("give either --test FILE or --cv K")
+    if sum(choice is not None for choice in (test_file, cv, holdout)) != 1:
+        raise CliError("give one of --test FILE, --cv K or --holdout FRACTION")
+    if holdout is not None and not 0.0 < holdout <= 0.5:
+        raise CliError("--holdout must be a fraction in (0, 0.5], e.g. 0.2")
     tuning = finetune_config(
         finetune, device, epochs, batch_size, max_length, lr, head_lr, precision, time_budget
     )
@@ -349,10 +358,20 @@ def evaluate(
         )
         if cv is not None:
             result = cross_validate(loaded[0], cv, **options)
+        elif holdout is not None:
+            field = label_field or "category"
+            train_rows, test_rows = holdout_split(loaded[0], field, holdout, seed)
+            result = run_evaluation(train_rows, test_rows, **options) | {"holdout": holdout}
         else:
             result = run_evaluation(loaded[0], loaded[1], **options)
     if plot is not None:
-        how = f"{cv}-fold CV" if test_file is None else f"tested on {test_file.name}"
+        how = (
+            f"{cv}-fold CV"
+            if cv is not None
+            else f"{holdout:.0%} held out"
+            if holdout is not None
+            else f"tested on {test_file.name}"
+        )
         plot_evaluation(result, plot, f"{train_file.name}, {how}")
         result["plot"] = str(plot)
     if as_json:

@@ -84,4 +84,20 @@ def test_needs_a_test_file_or_folds(tmp_path: Path) -> None:
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"text": "broken", "label": "bug"}))
     result = CliRunner().invoke(app, ["eval", "--train", str(data)])
-    assert result.exit_code == 2 and "--test FILE or --cv K" in result.stderr
+    assert result.exit_code == 2 and "--test FILE, --cv K or --holdout" in result.stderr
+    both = CliRunner().invoke(app, ["eval", "--train", str(data), "--cv", "3", "--holdout", "0.2"])
+    assert both.exit_code == 2 and "one of" in both.stderr
+    wide = CliRunner().invoke(app, ["eval", "--train", str(data), "--holdout", "0.9"])
+    assert wide.exit_code == 2 and "(0, 0.5]" in wide.stderr
+
+
+def test_holdout_scores_a_stratified_share_of_the_file(tmp_path: Path) -> None:
+    rows = [{"text": r["text"], "label": r["category"]} for r in EXAMPLES]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    out = run_eval(["--train", str(data), "--holdout", "0.25", "--label-field", "label"])
+    assert out["holdout"] == 0.25 and out["n_train"] + out["n_test"] == len(rows)
+    assert abs(out["n_test"] - len(rows) / 4) <= len(out["labels"])  # about a quarter
+    assert sum(map(sum, out["confusion"])) == out["n_test"]
+    again = run_eval(["--train", str(data), "--holdout", "0.25", "--label-field", "label"])
+    assert again["n_test"] == out["n_test"] and again["macro_f1"] == out["macro_f1"]
