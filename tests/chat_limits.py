@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import discord
@@ -226,19 +227,22 @@ def slack_modal_problems(view: dict[str, Any]) -> list[str]:
 def mrkdwn_texts(payload: dict[str, Any]) -> list[str]:
     """Every text Slack parses as mrkdwn: the notification text and mrkdwn objects."""
     found = [payload["text"]] if isinstance(payload.get("text"), str) else []
+    return found + [
+        value["text"]
+        for value in objects(payload.get("blocks"))
+        if value.get("type") == "mrkdwn" and isinstance(value.get("text"), str)
+    ]
 
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if value.get("type") == "mrkdwn" and isinstance(value.get("text"), str):
-                found.append(value["text"])
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
 
-    walk(payload.get("blocks"))
-    return found
+def objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object inside `value`, depth first."""
+    if isinstance(value, dict):
+        yield value
+        for inner in value.values():
+            yield from objects(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from objects(inner)
 
 
 SLACK_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
@@ -268,20 +272,11 @@ def slack_markup_problems(text: str, reviewers: frozenset[str] = frozenset()) ->
 
 def unverbatim_mrkdwn(payload: dict[str, Any]) -> list[str]:
     """mrkdwn objects Slack would preprocess (auto-links, `@here` parsing)."""
-    bad: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if value.get("type") == "mrkdwn" and value.get("verbatim") is not True:
-                bad.append(str(value.get("text"))[:60])
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-
-    walk(payload.get("blocks"))
-    return bad
+    return [
+        str(value.get("text"))[:60]
+        for value in objects(payload.get("blocks"))
+        if value.get("type") == "mrkdwn" and value.get("verbatim") is not True
+    ]
 
 
 # -- Discord ------------------------------------------------------------------------------------

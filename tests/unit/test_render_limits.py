@@ -344,10 +344,9 @@ def test_any_slack_card_fits_block_kit_and_spells_no_markup(view: CardView) -> N
     check_slack(view)
 
 
-@PROPERTY
-@given(st.lists(st.tuples(items(), NAME, NAME, SHORT, PAGE), max_size=15))
-def test_any_slack_queue_and_modal_fit(rows: list[tuple[FeedbackItem, str, str, str, Any]]) -> None:
-    queue = [
+def queue_of(rows: list[tuple[FeedbackItem, str, str, str, Any]]) -> list[Any]:
+    """Review-queue rows (item, its triage, why it waits, a link) from generated parts."""
+    return [
         (
             item,
             Triage(
@@ -363,6 +362,12 @@ def test_any_slack_queue_and_modal_fit(rows: list[tuple[FeedbackItem, str, str, 
         )
         for item, cat, sev, reason, link in rows
     ]
+
+
+@PROPERTY
+@given(st.lists(st.tuples(items(), NAME, NAME, SHORT, PAGE), max_size=15))
+def test_any_slack_queue_and_modal_fit(rows: list[tuple[FeedbackItem, str, str, str, Any]]) -> None:
+    queue = queue_of(rows)
     blocks = cards.queue_blocks(queue)
     payload = {"text": "Review queue", "blocks": blocks}
     assert slack_message_problems(payload) == []
@@ -437,22 +442,7 @@ def test_any_discord_card_fits_and_spells_no_markup(view: CardView) -> None:
 @PROPERTY
 @given(st.lists(st.tuples(items(), NAME, NAME, SHORT, PAGE), max_size=15))
 def test_any_discord_queue_fits(rows: list[tuple[FeedbackItem, str, str, str, Any]]) -> None:
-    queue = [
-        (
-            item,
-            Triage(
-                item_id=item.id,
-                category=cat or "x",
-                severity=sev or "x",
-                action="a",
-                confidence=FieldConfidence(category=0.1, severity=0.1),
-                model_version="m",
-            ),
-            reason,
-            link,
-        )
-        for item, cat, sev, reason, link in rows
-    ]
+    queue = queue_of(rows)
     text = embeds.queue_text(queue)
     assert content_problems(text) == [] and discord_markup_problems(text) == []
 
