@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from stdnum import iban as _iban
+from stdnum import luhn as _luhn
 
 __all__ = [
     "PII_KINDS",
@@ -286,19 +287,6 @@ _DATE_RE = re.compile(
 _PLACEHOLDER_RE = re.compile(r"\[(?:" + "|".join(PII_KINDS) + r")\]")
 
 
-def _luhn_ok(digits: str) -> bool:
-    """Luhn checksum: separates real card numbers from arbitrary long ids."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
 def _context_before(m: re.Match[str], pattern: re.Pattern[str], width: int = 40) -> bool:
     return pattern.search(m.string, max(0, m.start() - width), m.start()) is not None
 
@@ -532,7 +520,7 @@ def _sub_ipv4(m: re.Match[str]) -> str:
 
 def _sub_card(m: re.Match[str]) -> str:
     digits = m.group(0).replace(" ", "").replace("-", "")
-    return "[card]" if _luhn_ok(digits) else m.group(0)
+    return "[card]" if _luhn.is_valid(digits) else m.group(0)  # real cards, not long ids
 
 
 def _sub_phone(m: re.Match[str]) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stdnum import iban as iban_check
+from stdnum import luhn
 
 SEED = 20261202
 CORPUS = Path(__file__).with_name("corpus.jsonl")
@@ -68,15 +69,7 @@ WORDS = ["sunshine", "dragon", "monkey", "letmein", "football", "princess", "sha
 
 
 def _luhn_complete(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return body + str((10 - total % 10) % 10)
+    return body + luhn.calc_check_digit(body)
 
 
 class Values:
