@@ -190,6 +190,11 @@ class PostRecord(_Model):
     )
     stale: bool = Field(default=False, description="The posted card needs a rewrite")
     last_error: str | None = None
+    detail: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What a destination keeps besides its ref (a GitHub issue: the draft, "
+        "who asked for it, its state on GitHub)",
+    )
     created_at: UTCDateTime = Field(default_factory=utcnow)
     updated_at: UTCDateTime = Field(default_factory=utcnow)
 
@@ -265,6 +270,10 @@ class CardView:
     votes: list[Validation] = field(default_factory=list)
     label: Label | None = None
     similar: list[tuple[FeedbackItem, Label, float]] = field(default_factory=list)
+    # The item's GitHub issues (`core.issues.IssueLink`), and the repository a "Create
+    # issue" button opens one in (None: the button is not shown).
+    issues: list[Any] = field(default_factory=list)
+    issue_repo: str | None = None
 
     @property
     def current(self) -> tuple[str, str]:

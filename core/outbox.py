@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from core.issues import is_issue_target, issue_link
 from core.models import CardView, FeedbackItem, PostRecord, Triage
 from core.ports import CardPoster, PostFailed, PostRefused
 from core.runtime import OutboxSettings
@@ -44,6 +45,8 @@ class Outbox:
         lease_seconds: float,
         settings: OutboxSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        issue_repo: str | None = None,
+        on_posted: Callable[[str], object] | None = None,
     ) -> None:
         self.service = service
         self.store = service.store
@@ -53,6 +56,8 @@ class Outbox:
         self.lease_seconds = lease_seconds
         self.settings = settings or service.runtime.outbox
         self.clock = clock
+        self.issue_repo = issue_repo  # cards offer "Create issue" in this GitHub repository
+        self.on_posted = on_posted  # told each item whose post (a new one) went out
         self.paused_until = 0.0  # a 429's Retry-After: nothing is posted before this
         self.wake_event = threading.Event()  # what `serve` waits on between rounds
         self._wakers: list[Callable[[], None]] = []
@@ -73,6 +78,12 @@ class Outbox:
             votes=self.store.current_votes(item.id),
             label=self.store.get_label(item.id),
             similar=self.service.similar_validated(item),
+            issues=[
+                issue_link(post)
+                for post in self.store.posts(item_id=item.id)
+                if is_issue_target(post.target)
+            ],
+            issue_repo=self.issue_repo,
         )
 
     # -- queueing ------------------------------------------------------------------------
@@ -151,14 +162,13 @@ class Outbox:
             if post.ref is not None:
                 self._rewrite(post, view)
                 return
+            found = None
             if post.attempts > 1:  # an earlier attempt may have reached the platform
                 found = self.poster.find(view)
                 if found is not None:
                     log.info("outbox: %s was already posted as %s; not reposting", item_id, found)
-                    self.store.mark_posted(item_id, self.target, found, self.worker_id)
-                    return
             try:
-                ref = self.poster.post(view)
+                ref = found if found is not None else self.poster.post(view)
             except PostRefused as refused:
                 log.warning("outbox: %s refused (%s); posting a minimal card", item_id, refused)
                 try:
@@ -176,22 +186,25 @@ class Outbox:
             log.exception("outbox: posting %s failed", item_id)
             self._failed(post, PostFailed(f"{type(exc).__name__}: {exc}"))
             return
-        if not self.store.mark_posted(item_id, self.target, ref, self.worker_id):
-            if self.store.get_item(item_id) is None:
-                log.warning(
-                    "outbox: %s was forgotten while its card was posted; delete card %s in %s",
-                    item_id,
-                    ref,
-                    self.target,
-                )
-                return
-            # Our lease ran out mid-post and another worker holds the post now: it searches
-            # the channel before posting, so it finds this card unless it searched first.
+        if self.store.mark_posted(item_id, self.target, ref, self.worker_id):
+            if self.on_posted is not None:
+                self.on_posted(item_id)
+            return
+        if self.store.get_item(item_id) is None:
             log.warning(
-                "outbox: lost the claim on %s while posting (lease %.0f s too short?)",
+                "outbox: %s was forgotten while its card was posted; delete card %s in %s",
                 item_id,
-                self.lease_seconds,
+                ref,
+                self.target,
             )
+            return
+        # Our lease ran out mid-post and another worker holds the post now: it searches
+        # the channel before posting, so it finds this card unless it searched first.
+        log.warning(
+            "outbox: lost the claim on %s while posting (lease %.0f s too short?)",
+            item_id,
+            self.lease_seconds,
+        )
 
     def _rewrite(self, post: PostRecord, view: CardView) -> None:
         assert post.ref is not None

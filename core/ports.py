@@ -41,7 +41,9 @@ class Store(Protocol):
       redelivered vote never overwrites a newer one, and a retract removes the current vote.
       It returns False for a duplicate event id.
     - `save_triage` keeps every prediction; `latest_triage` returns the newest.
-    - Outbox: `enqueue_post` is idempotent on (item_id, target). `claim_post` atomically
+    - Outbox: `enqueue_post` is idempotent on (item_id, target) (a second call keeps the
+      first one's `detail`); `set_post_detail` merges keys into a post's `detail` (False
+      when there is no such post). `claim_post` atomically
       hands the oldest due post of a target to one worker: a pending post whose
       `next_attempt_at` has passed, a posted card marked stale, or a claim whose lease
       expired; two workers never hold the same post at once. Each claim adds one to
@@ -66,7 +68,8 @@ class Store(Protocol):
       `get_intake_cursor` returns it, or None for a source never recorded. Kept in the
       store so a restarted (or another) process resumes where the last one stopped.
     - `put_label` replaces the item's label (`delete_label` drops it when no vote is
-      left); `put_reward` replaces the reward for (item, model_version).
+      left); `put_reward` replaces the reward for (item, model_version, source): a vote's
+      reward and a GitHub outcome's are kept side by side.
     - `transaction()` groups writes. SQLite: they commit together or not at all, with one
       fsync (nested ones are savepoints). MongoDB: each write is durable on its own and
       idempotent, so a retried request completes what a failed one began.
@@ -113,7 +116,10 @@ class Store(Protocol):
     def put_reward(self, reward: Reward) -> None: ...
     def rewards(self, item_id: str | None = None) -> list[Reward]: ...
 
-    def enqueue_post(self, item_id: str, target: str) -> bool: ...
+    def enqueue_post(
+        self, item_id: str, target: str, detail: Mapping[str, Any] | None = None
+    ) -> bool: ...
+    def set_post_detail(self, item_id: str, target: str, detail: Mapping[str, Any]) -> bool: ...
     def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None: ...
     def mark_posted(
         self, item_id: str, target: str, ref: str, worker: str | None = None

@@ -8,6 +8,11 @@
 - What a trainer consumes is `triage-bot export labels`: per validated item its id,
   redacted text, source, form type, page, final category / severity / action, reviewers,
   agreement, the reward of the prediction ({value, source, reason}) and its model version.
+- An item's GitHub issue adds to both (core.issues): closed as completed is a vote of
+  OUTCOME_REVIEWER, weighed below a reviewer (`[github] outcome_weight`, default 0.5);
+  a maintainer's relabel on GitHub is that maintainer's correction; each outcome leaves a
+  reward of source OUTCOME_SOURCE (completed: scored against the card it confirmed; not
+  planned or duplicate: `not_planned_reward`; reopened: 0, withdrawn).
 - A prediction's reward scores it against that label, field by field, in [-1, 1]:
   category right +1 / wrong -1 (weight 0.6); severity by ordinal distance, exact +1 down
   to -1 at the far end (weight 0.4). A plain confirm is therefore +1.
@@ -26,6 +31,11 @@ from core.taxonomy import Taxonomy
 CATEGORY_WEIGHT = 0.6
 SEVERITY_WEIGHT = 0.4
 REWARD_SOURCE = "human-validation"
+# What happens to an item's GitHub issue counts too (core.issues): closed as completed is a
+# vote of this reviewer, weighed at `[github] outcome_weight`; every outcome also leaves a
+# reward of this source beside the votes' one.
+OUTCOME_REVIEWER = "github:outcome"
+OUTCOME_SOURCE = "github-outcome"
 
 
 def _winner(values: list[tuple[str, float, int]]) -> tuple[str, float]:

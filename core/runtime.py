@@ -86,12 +86,46 @@ class RetentionSettings(_Strict):
     finished_outbox_days: int = Field(default=0, ge=0)
 
 
+LabelName = Annotated[str, Field(min_length=1, max_length=50)]
+
+
+class GitHubSettings(_Strict):
+    """What a card's "Create issue" makes on GitHub, and how GitHub's answers count.
+
+    The repository and token come from the environment (TRIAGE_GITHUB_REPO, GITHUB_TOKEN);
+    these are the team's conventions. Label maps name taxonomy categories and severities
+    (checked against the taxonomy at start) and GitHub label names; a label a maintainer
+    sets on GitHub maps back the same way, so a relabel is a correction.
+    """
+
+    labels: list[LabelName] = ["triage-bot"]  # on every issue the bot opens
+    category_labels: dict[str, LabelName] = {
+        "website-bug": "bug",
+        "framework-issue": "bug",
+        "content-gap": "documentation",
+        "feature-request": "enhancement",
+    }
+    severity_labels: dict[str, LabelName] = {
+        "critical": "priority: critical",
+        "high": "priority: high",
+    }
+    # Without a webhook (no public URL, Socket Mode, Discord): how often linked issues are
+    # read back. 0 turns polling off (the webhook alone then).
+    poll_seconds: float = Field(default=300.0, ge=0.0, le=86400.0)
+    # An issue's outcome counts in an item's label at this weight (a reviewer weighs 1.0,
+    # 0 to 2.0 by track record): completed confirms the card as it was when the issue was
+    # opened. Closed as not planned or duplicate gives the prediction this reward.
+    outcome_weight: float = Field(default=0.5, ge=0.0, le=2.0)
+    not_planned_reward: float = Field(default=-0.3, ge=-1.0, le=0.0)
+
+
 class RuntimeSettings(_Strict):
     triage: TriageSettings = TriageSettings()
     learning: LearningSettings = LearningSettings()
     intake: IntakeSettings = IntakeSettings()
     outbox: OutboxSettings = OutboxSettings()
     retention: RetentionSettings = RetentionSettings()
+    github: GitHubSettings = GitHubSettings()
 
 
 def load_runtime_settings(path: str | Path | None = None) -> RuntimeSettings:

@@ -28,7 +28,7 @@ from core.models import (
     utcnow,
 )
 from core.ports import Store
-from core.rewards import REWARD_SOURCE, consensus, score
+from core.rewards import OUTCOME_REVIEWER, OUTCOME_SOURCE, REWARD_SOURCE, consensus, score
 from core.similar import SimilarIndex
 from core.taxonomy import Taxonomy
 from core.triage import LearnReport, TriageEngine
@@ -178,6 +178,8 @@ class TriageService:
         self.taxonomy = taxonomy
         self.runtime = engine.runtime  # the engine and the service run on one config
         self.reviewers = reviewers
+        # Voters whose weight is set, not earned: an issue's outcome counts below a person.
+        self.fixed_weights = {OUTCOME_REVIEWER: self.runtime.github.outcome_weight}
         self._examples: dict[str, tuple[FeedbackItem, Label]] = {}
         self._fresh: set[str] = set()  # labelled items not learned yet (votes with learn=False)
         self._learn_due = False
@@ -261,12 +263,16 @@ class TriageService:
         validation_id: str | None = None,
         created_at: datetime | None = None,
         learn: bool = True,
+        vetted: bool = False,
     ) -> VoteOutcome:
-        """Record one reviewer's vote, update the label and reward, and learn from it."""
+        """Record one reviewer's vote, update the label and reward, and learn from it.
+
+        `vetted`: the caller has authenticated the voter another way than the reviewer
+        allowlist (a maintainer's relabel in a signed GitHub delivery, an issue's outcome)."""
         kind = ValidationKind(kind)
         if action is not None:  # typed by a reviewer: cleaned and redacted like any input
             action = redact(clean_text(action, MAX_ACTION_BYTES)).text if action.strip() else None
-        if self.reviewers is not None and reviewer not in self.reviewers:
+        if not vetted and self.reviewers is not None and reviewer not in self.reviewers:
             raise NotAllowedError(f"{reviewer} is not on the reviewer allowlist")
         item = self.store.get_item(item_id)
         if item is None:
@@ -475,9 +481,10 @@ class TriageService:
         with self._weights_lock:
             if self._records is None:
                 self._install_records(*self._read_records())
-            return {
+            earned = {
                 r: 2.0 * (self._agreed[r] + 1) / (n + 2) for r, n in self._counted.items() if n > 0
             }
+            return earned | self.fixed_weights
 
     def _read_records(
         self,
@@ -713,4 +720,11 @@ class TriageService:
                 "predicted": (
                     {"category": triage.category, "severity": triage.severity} if triage else None
                 ),
+                # What happened to the item's GitHub issue, as rewards (closed as completed,
+                # not planned, duplicate; reopened withdraws): a trainer may weigh them in.
+                "outcomes": [
+                    r.as_reward_data().model_dump() | {"model_version": r.model_version}
+                    for r in self.store.rewards(item.id)
+                    if r.source == OUTCOME_SOURCE
+                ],
             }

@@ -120,8 +120,13 @@ class MongoStore:
         self._votes.create_index([("item_id", ASCENDING), ("reviewer", ASCENDING)], unique=True)
         self._votes.create_index([("item_id", ASCENDING), ("_key", ASCENDING)])
         self._labels.create_index([("_seq", ASCENDING)])
+        # One reward per (item, model version, source): a vote's and a GitHub outcome's.
+        # Stores made before rewards had a source in their key drop the older index.
+        if "item_id_1_model_version_1" in self._rewards.index_information():
+            self._rewards.drop_index("item_id_1_model_version_1")
         self._rewards.create_index(
-            [("item_id", ASCENDING), ("model_version", ASCENDING)], unique=True
+            [("item_id", ASCENDING), ("model_version", ASCENDING), ("source", ASCENDING)],
+            unique=True,
         )
         self._rewards.create_index([("_seq", ASCENDING)])
         # posts: the claim scans (target, status) oldest first; `_key` is created_at to the µs
@@ -280,7 +285,11 @@ class MongoStore:
 
     def put_reward(self, reward: Reward) -> None:
         doc = {**reward.model_dump(mode="json"), "_seq": self._next_seq()}
-        key = {"item_id": reward.item_id, "model_version": reward.model_version}
+        key = {
+            "item_id": reward.item_id,
+            "model_version": reward.model_version,
+            "source": reward.source,
+        }
         self._upsert(self._rewards, key, doc)
 
     def rewards(self, item_id: str | None = None) -> list[Reward]:
@@ -403,14 +412,27 @@ class MongoStore:
         fields["created_at"] = datetime.fromisoformat(doc["_key"]).replace(tzinfo=UTC)
         return PostRecord.model_validate(fields)
 
-    def enqueue_post(self, item_id: str, target: str) -> bool:
+    def enqueue_post(
+        self, item_id: str, target: str, detail: Mapping[str, Any] | None = None
+    ) -> bool:
         now = utcnow()
-        doc = PostRecord(item_id=item_id, target=target, created_at=now, updated_at=now)
+        doc = PostRecord(
+            item_id=item_id, target=target, created_at=now, updated_at=now, detail=dict(detail or {})
+        )
         try:
             self._posts.insert_one({**doc.model_dump(), "_key": _utc_key(now)})
         except DuplicateKeyError:
             return False
         return True
+
+    def set_post_detail(self, item_id: str, target: str, detail: Mapping[str, Any]) -> bool:
+        # Key by key, so two writers setting different keys both land.
+        fields = {f"detail.{key}": value for key, value in detail.items()}
+        result = self._posts.update_one(
+            {"item_id": item_id, "target": target},
+            {"$set": {**fields, "updated_at": utcnow()}},
+        )
+        return result.matched_count == 1
 
     def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None:
         # One find_one_and_update: the server matches and claims in a single atomic write,

@@ -6,12 +6,14 @@ schema follows `core.models` without migrations for every new optional field.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from core.models import (
     AuditEvent,
@@ -70,6 +72,7 @@ CREATE TABLE IF NOT EXISTS posts (
     next_attempt_at TEXT NOT NULL DEFAULT '',
     stale INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
+    detail TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (item_id, target)
 );
 CREATE INDEX IF NOT EXISTS posts_pending ON posts(target, status, created_at);
@@ -86,8 +89,9 @@ CREATE TABLE IF NOT EXISTS intake_cursors (
 CREATE TABLE IF NOT EXISTS rewards (
     item_id TEXT NOT NULL,
     model_version TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT 'human-validation',
     doc TEXT NOT NULL,
-    PRIMARY KEY (item_id, model_version)
+    PRIMARY KEY (item_id, model_version, source)
 );
 CREATE TABLE IF NOT EXISTS models (
     version TEXT PRIMARY KEY,
@@ -121,6 +125,7 @@ _POST_UPGRADES = (
     ("next_attempt_at", "TEXT NOT NULL DEFAULT ''"),
     ("stale", "INTEGER NOT NULL DEFAULT 0"),
     ("last_error", "TEXT"),
+    ("detail", "TEXT NOT NULL DEFAULT '{}'"),
 )
 
 
@@ -161,6 +166,7 @@ class SQLiteStore:
         # A deleted row is overwritten with zeros, not left in a free page (`forget_items`).
         self._db.execute("PRAGMA secure_delete=ON")
         self._add_missing_post_columns()
+        self._key_rewards_by_source()
         self._db.executescript(_SCHEMA)
 
     @contextmanager
@@ -193,6 +199,26 @@ class SQLiteStore:
         for column, kind in _POST_UPGRADES:
             if column not in have:
                 self._db.execute(f"ALTER TABLE posts ADD COLUMN {column} {kind}")
+
+    def _key_rewards_by_source(self) -> None:
+        """Stores made when an item had one reward per model version: key them by source
+        too (a vote's reward and a GitHub outcome's live side by side)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(rewards)")}
+        if not have or "source" in have:
+            return
+        with self.transaction():
+            self._db.execute("ALTER TABLE rewards RENAME TO rewards_by_version")
+            self._db.execute(
+                "CREATE TABLE rewards (item_id TEXT NOT NULL, model_version TEXT NOT NULL, "
+                "source TEXT NOT NULL DEFAULT 'human-validation', doc TEXT NOT NULL, "
+                "PRIMARY KEY (item_id, model_version, source))"
+            )
+            self._db.execute(
+                "INSERT INTO rewards(item_id, model_version, source, doc) SELECT item_id, "
+                "model_version, COALESCE(json_extract(doc, '$.source'), 'human-validation'), "
+                "doc FROM rewards_by_version ORDER BY rowid"
+            )
+            self._db.execute("DROP TABLE rewards_by_version")
 
     # -- items ---------------------------------------------------------------------------
     def add_item(self, item: FeedbackItem, post_to: Sequence[str] = ()) -> bool:
@@ -334,8 +360,9 @@ class SQLiteStore:
     def put_reward(self, reward: Reward) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO rewards(item_id, model_version, doc) VALUES (?, ?, ?)",
-                (reward.item_id, reward.model_version, reward.model_dump_json()),
+                "INSERT OR REPLACE INTO rewards(item_id, model_version, source, doc) "
+                "VALUES (?, ?, ?, ?)",
+                (reward.item_id, reward.model_version, reward.source, reward.model_dump_json()),
             )
 
     def rewards(self, item_id: str | None = None) -> list[Reward]:
@@ -408,13 +435,13 @@ class SQLiteStore:
     # -- outbox --------------------------------------------------------------------------
     _POST_COLUMNS = (
         "item_id, target, status, ref, claimed_by, claimed_until, attempts, created_at, "
-        "updated_at, next_attempt_at, stale, last_error"
+        "updated_at, next_attempt_at, stale, last_error, detail"
     )
 
     @staticmethod
     def _post(row: tuple) -> PostRecord:  # type: ignore[type-arg]
         item_id, target, status, ref, by, until, attempts, created, updated = row[:9]
-        next_at, stale, error = row[9:]
+        next_at, stale, error, detail = row[9:]
 
         def when(value: str | None) -> datetime | None:
             return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
@@ -432,17 +459,34 @@ class SQLiteStore:
             next_attempt_at=when(next_at),
             stale=bool(stale),
             last_error=error,
+            detail=json.loads(detail or "{}"),
         )
 
-    def enqueue_post(self, item_id: str, target: str) -> bool:
+    def enqueue_post(
+        self, item_id: str, target: str, detail: Mapping[str, Any] | None = None
+    ) -> bool:
         now = _iso(utcnow())
         with self._lock:
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO posts(item_id, target, status, created_at, updated_at) "
-                "VALUES (?, ?, 'pending', ?, ?)",
-                (item_id, target, now, now),
+                "INSERT OR IGNORE INTO posts(item_id, target, status, created_at, updated_at, "
+                "detail) VALUES (?, ?, 'pending', ?, ?, ?)",
+                (item_id, target, now, now, json.dumps(dict(detail or {}))),
             )
             return cur.rowcount == 1
+
+    def set_post_detail(self, item_id: str, target: str, detail: Mapping[str, Any]) -> bool:
+        with self.transaction():
+            row = self._db.execute(
+                "SELECT detail FROM posts WHERE item_id = ? AND target = ?", (item_id, target)
+            ).fetchone()
+            if row is None:
+                return False
+            merged = json.loads(row[0] or "{}") | dict(detail)
+            self._db.execute(
+                "UPDATE posts SET detail = ?, updated_at = ? WHERE item_id = ? AND target = ?",
+                (json.dumps(merged), _iso(utcnow()), item_id, target),
+            )
+            return True
 
     def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None:
         now = utcnow()

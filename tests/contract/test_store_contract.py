@@ -356,6 +356,17 @@ def test_rewards_replace_per_item_and_model_version(store: Store) -> None:
     assert store.rewards("nothing") == []
 
 
+def test_rewards_of_other_sources_live_beside_a_votes_reward(store: Store) -> None:
+    store.put_reward(reward("itm_1", version="v1", value=1.0))
+    outcome = reward("itm_1", version="v1", value=-0.3).model_copy(
+        update={"source": "github-outcome", "reason": "closed as not planned"}
+    )
+    store.put_reward(outcome)
+    store.put_reward(outcome.model_copy(update={"value": 0.0, "reason": "reopened"}))
+    got = {(r.source, r.value, r.reason) for r in store.rewards("itm_1")}
+    assert got == {("human", 1.0, "value 1.0"), ("github-outcome", 0.0, "reopened")}
+
+
 # -- outbox and event dedupe ----------------------------------------------------------------
 SLACK = "slack:C123"
 LONG = 60.0  # a lease that cannot expire during a test
@@ -376,6 +387,25 @@ def test_enqueue_post_is_idempotent(store: Store) -> None:
     assert (post.ref, post.claimed_by, post.claimed_until, post.attempts) == (None, None, None, 0)
     assert aware_utc(post.created_at) and aware_utc(post.updated_at)
     assert store.count_unposted(SLACK) == 1
+    assert post.detail == {}
+
+
+def test_a_post_keeps_its_detail_and_merges_more(store: Store) -> None:
+    issue = "github:acme/web"
+    draft = {"title": "Checkout fails", "labels": ["bug"], "requested_by": {"user": "U1"}}
+    assert store.enqueue_post("itm_1", issue, detail=draft) is True
+    assert store.enqueue_post("itm_1", issue, detail={"title": "other"}) is False
+    post = store.get_post("itm_1", issue)
+    assert post is not None and post.detail == draft
+    assert store.set_post_detail("itm_1", issue, {"state": "open", "labels": ["bug", "p1"]})
+    merged = store.get_post("itm_1", issue)
+    assert merged is not None
+    assert merged.detail == {**draft, "state": "open", "labels": ["bug", "p1"]}
+    assert store.set_post_detail("itm_missing", issue, {"state": "open"}) is False
+    store.add_item(item("itm_2"), post_to=[SLACK])
+    assert store.set_post_detail("itm_2", SLACK, {"note": 1})  # a post queued with its item
+    queued = store.get_post("itm_2", SLACK)
+    assert queued is not None and queued.detail == {"note": 1}
 
 
 def test_claim_hands_out_the_oldest_pending_post_first(store: Store) -> None:
@@ -1037,3 +1067,40 @@ def test_prune_posts_only_of_finished_cards_whose_item_is_gone_or_old(store: Sto
     pending = store.get_item("old_pending")
     assert pending is not None and pending.metadata["post_to"] == [SLACK]
     assert store.get_label("old_posted") is None and store.count_items() == 4
+
+
+def test_a_store_made_before_rewards_had_a_source_keeps_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SQLite only: an older file is upgraded in place, its rewards and posts kept."""
+    import sqlite3
+
+    from core.store.sqlite import SQLiteStore
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE rewards (item_id TEXT NOT NULL, model_version TEXT NOT NULL, "
+        "doc TEXT NOT NULL, PRIMARY KEY (item_id, model_version));"
+        "CREATE TABLE posts (item_id TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,"
+        " ref TEXT, claimed_by TEXT, claimed_until TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+        " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (item_id, target));"
+    )
+    db.execute(
+        "INSERT INTO rewards VALUES (?, ?, ?)", ("itm_1", "v1", reward("itm_1").model_dump_json())
+    )
+    now = T0.isoformat()
+    db.execute(
+        "INSERT INTO posts(item_id, target, status, ref, created_at, updated_at) "
+        "VALUES ('itm_1', ?, 'posted', '1.0', ?, ?)",
+        (SLACK, now, now),
+    )
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        assert [(r.item_id, r.source) for r in store.rewards()] == [("itm_1", "human")]
+        store.put_reward(reward("itm_1").model_copy(update={"source": "github-outcome"}))
+        assert len(store.rewards("itm_1")) == 2
+        post = store.get_post("itm_1", SLACK)
+        assert post is not None and post.detail == {} and post.ref == "1.0"
+    finally:
+        store.close()

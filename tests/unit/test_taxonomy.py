@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from core.runtime import RuntimeSettings, load_runtime_settings
-from core.taxonomy import DEFAULT_CONFIG, ConfigError, load_taxonomy
+from core.taxonomy import DEFAULT_CONFIG, RUNTIME_SECTIONS, ConfigError, load_taxonomy
 
 
 def test_default_taxonomy_has_the_documented_labels() -> None:
@@ -93,7 +93,9 @@ def test_runtime_settings_are_apart_from_the_taxonomy_and_default_to_the_checked
         "intake",
         "outbox",
         "retention",
+        "github",
     }
+    assert set(RuntimeSettings().model_dump()) == set(RUNTIME_SECTIONS)
 
 
 def test_a_team_file_tunes_the_runtime_without_touching_the_labels(tmp_path: Path) -> None:
