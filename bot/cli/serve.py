@@ -70,16 +70,18 @@ def serve_slack(
     backend: BackendOption = None,
 ) -> None:
     """Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP (POST /slack/events, /feedback)."""
+    from bot.github.settings import GitHubSettings
     from bot.slack.settings import SlackSettings
 
     _start_logging()
     slack_settings = SlackSettings.from_env()
+    github = GitHubSettings.from_env()
     _check_reviewers()
     _check_watch(watch)
     from bot.slack.server import serve
 
     with components(store, backend=backend) as c:
-        serve(c.service, slack_settings, host, port, watch=watch)
+        serve(c.service, slack_settings, host, port, watch=watch, github=github)
 
 
 @reported_errors()
@@ -88,16 +90,18 @@ def serve_discord(
 ) -> None:
     """Discord: cards in TRIAGE_DISCORD_CHANNEL, /triage commands, intake channels."""
     from bot.discord.settings import DiscordSettings
+    from bot.github.settings import GitHubSettings
 
     _start_logging()
     discord_settings = DiscordSettings.from_env()
+    github = GitHubSettings.from_env()
     if discord_settings.reviewer_role is None:
         _check_reviewers("TRIAGE_DISCORD_REVIEWER_ROLE")
     _check_watch(watch)
     from bot.discord.edge import serve
 
     with components(store, backend=backend) as c:
-        serve(c.service, discord_settings, watch=watch)
+        serve(c.service, discord_settings, watch=watch, github=github)
 
 
 @reported_errors()

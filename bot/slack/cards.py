@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from bot.chat_text import clip, join_within, one_line, printable, web_url, width
+from core.issues import IssueDraft, IssueLink
 from core.models import (
     CardView,
     FeedbackItem,
@@ -40,6 +41,8 @@ CONFIRM_ACTION = "triage_confirm"
 CORRECT_ACTION = "triage_correct"
 NOISE_ACTION = "triage_noise"
 CORRECT_VIEW = "triage_correct_view"
+ISSUE_ACTION = "triage_issue"
+ISSUE_VIEW = "triage_issue_view"
 SUBMIT_VIEW = "triage_submit_view"
 
 # Block Kit's limits (characters; measured here in UTF-16 units, never more lenient).
@@ -224,9 +227,23 @@ def tally_line(votes: list[Validation], label: Label | None) -> str:
     return _join_within(parts, CONTEXT_LIMIT - width(summary) - 1, " · ") + f"\n{summary}"
 
 
-def action_buttons(item_id: str) -> dict[str, Any]:
-    """Confirm, Correct and Noise; each carries the item id, so no state is needed."""
+def wants_issue_button(view: CardView) -> bool:
+    """ "Create issue" is offered where GitHub is set up and no issue is on its way."""
+    return view.issue_repo is not None and not any(link.status != "failed" for link in view.issues)
+
+
+def action_buttons(item_id: str, issue_button: bool = False) -> dict[str, Any]:
+    """Confirm, Correct and Noise (and Create issue); each carries the item id, so no
+    state is needed."""
     value = item_value(item_id)
+    issue = [
+        {
+            "type": "button",
+            "action_id": ISSUE_ACTION,
+            "text": {"type": "plain_text", "text": "Create issue"},
+            "value": value,
+        }
+    ]
     return {
         "type": "actions",
         "block_id": "triage_actions",
@@ -251,8 +268,20 @@ def action_buttons(item_id: str) -> dict[str, Any]:
                 "style": "danger",
                 "value": value,
             },
+            *(issue if issue_button else []),
         ],
     }
+
+
+def issue_line(links: list[IssueLink]) -> str | None:
+    """Where the item's GitHub issue stands: linked once it exists."""
+    parts = []
+    for link in links:
+        linked = _link(link.url, _text(link.name, 200)) if link.url else None
+        name = linked or _code(link.name, 200)
+        icon = ":warning:" if link.status in ("failed", "retrying") else ":link:"
+        parts.append(f"{icon} GitHub {name} · {_text(link.state_text, 300)}")
+    return _join_within(parts, CONTEXT_LIMIT, "\n") if parts else None
 
 
 def _prediction(triage: Triage, taxonomy: Taxonomy) -> str:
@@ -283,6 +312,8 @@ def card_blocks(
     label: Label | None = None,
     similar: list[tuple[FeedbackItem, Label, float]] | None = None,
     source_link: str | None = None,
+    issues: list[IssueLink] | None = None,
+    issue_button: bool = False,
 ) -> list[dict[str, Any]]:
     """The card: severity first, then category, confidence, text, action, similar, buttons."""
     headline = (
@@ -309,7 +340,12 @@ def card_blocks(
         ]
         text = _join_within(lines, CONTEXT_LIMIT, "\n", "*Similar, already validated:*")
         blocks.append({"type": "context", "elements": [mrkdwn(text)]})
-    blocks.append(action_buttons(item.id))
+    blocks.append(action_buttons(item.id, issue_button))
+    issue_text = issue_line(issues or [])
+    if issue_text:
+        blocks.append(
+            {"type": "context", "block_id": "triage_issue_link", "elements": [mrkdwn(issue_text)]}
+        )
     blocks.append(
         {
             "type": "context",
@@ -338,6 +374,8 @@ def card_payload(view: CardView, taxonomy: Taxonomy, *, minimal: bool = False) -
             label=view.label,
             similar=view.similar,
             source_link=source_link(item),
+            issues=view.issues,
+            issue_button=wants_issue_button(view),
         )
     return {"text": card_text(item, triage), "blocks": blocks}
 
@@ -353,7 +391,7 @@ def minimal_blocks(view: CardView, taxonomy: Taxonomy) -> list[dict[str, Any]]:
     )
     return [
         {"type": "section", "text": mrkdwn(f"{head}\n> {excerpt}")},
-        action_buttons(item.id),
+        action_buttons(item.id, wants_issue_button(view)),
         {
             "type": "context",
             "elements": [mrkdwn(f"{_code(item.id, 300)} · the full card could not be posted")],
@@ -440,6 +478,72 @@ def modal_metadata(item_id: str, channel: str, ts: str) -> str:
     if len(meta) <= PRIVATE_METADATA_LIMIT:
         return meta
     return json.dumps({"item_id": digest(item_id), **where})
+
+
+def issue_modal(
+    item_id: str, draft: IssueDraft, repo: str, channel: str, ts: str
+) -> dict[str, Any]:
+    """The Create issue button's modal: title and labels, preset to the defaults."""
+    title: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 256}
+    preset = clip(printable(draft.title), 256)
+    if preset:
+        title["initial_value"] = preset
+    labels: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 500}
+    if draft.labels:
+        labels["initial_value"] = clip(", ".join(draft.labels), 500)
+    return {
+        "type": "modal",
+        "callback_id": ISSUE_VIEW,
+        "private_metadata": modal_metadata(item_id, channel, ts),
+        "title": {"type": "plain_text", "text": "Create GitHub issue"},
+        "submit": {"type": "plain_text", "text": "Create"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "context",
+                "elements": [
+                    mrkdwn(
+                        f"In {_code(repo, 200)}; the feedback, the card's triage "
+                        "and its votes go in the body."
+                    )
+                ],
+            },
+            {
+                "type": "input",
+                "block_id": "title",
+                "label": {"type": "plain_text", "text": "Title"},
+                "element": title,
+            },
+            {
+                "type": "input",
+                "block_id": "labels",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Labels (comma-separated)"},
+                "element": labels,
+            },
+        ],
+    }
+
+
+def issue_reply(link: IssueLink, *, created: bool) -> str:
+    """What the clicker alone sees after Create issue."""
+    linked = _link(link.url, _text(link.name, 200)) if link.url else _code(link.name, 200)
+    if link.status in ("open", "closed", "reopened"):
+        verb = "Opened" if created else "This card already has"
+        return f"{verb} {linked} ({_text(link.state_text, 200)})."
+    if link.status == "creating":
+        return f"The issue in {linked} is queued; the card links it once GitHub has it."
+    if link.status == "retrying":
+        return (
+            f"GitHub did not take the issue yet: {_text(link.error or '', 300)}. "
+            "The bot retries; the card links the issue once it exists."
+        )
+    return f"GitHub refused the issue: {_text(link.error or '', 300)}."
+
+
+def labels_from(value: str | None) -> list[str]:
+    """The labels a reviewer typed: comma-separated, blanks and repeats dropped."""
+    return list(dict.fromkeys(x.strip()[:50] for x in (value or "").split(",") if x.strip()))
 
 
 def submit_modal(taxonomy: Taxonomy) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
+from bot.github.edge import GitHubEdge
+from bot.github.settings import GitHubSettings
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
@@ -46,6 +48,8 @@ log = logging.getLogger("triage_bot.slack")
 RECONCILE_PAGES = 10
 STORE_DOWN_TEXT = "The triage store is unreachable right now, so nothing was recorded; try again."
 VOTE_ERRORS = (UnknownItemError, NotAllowedError, ValueError)
+GITHUB_OFF = "GitHub is not set up for this bot (TRIAGE_GITHUB_REPO and GITHUB_TOKEN)."
+ISSUE_WAIT_SECONDS = 10.0  # how long the clicker's answer waits for GitHub's first answer
 # Slack's answers that no retry can change: the card itself is at fault.
 PERMANENT_ERRORS = frozenset(
     {
@@ -175,6 +179,7 @@ class SlackEdge:
         settings: SlackSettings,
         client: WebClient,
         worker_id: str | None = None,
+        github: GitHubSettings | None = None,
     ) -> None:
         self.service = service
         self.store = service.store
@@ -188,6 +193,7 @@ class SlackEdge:
             self.poster,
             worker_id=worker_id or f"slack-{uuid.uuid4().hex[:8]}",
             lease_seconds=settings.claim_lease,
+            issue_repo=github.repo if github else None,
         )
         self.intake = Intake(self.store, service.runtime.triage.max_text_bytes)
         self.intake.on_accept(self.outbox.wake)
@@ -197,13 +203,27 @@ class SlackEdge:
         )
         self.after_ack = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-after-ack")
         self._outbox_thread: tuple[threading.Thread, threading.Event] | None = None
+        self.github = (
+            GitHubEdge(service, self.votes, github, card_url=self.card_url)
+            if github is not None
+            else None
+        )
+
+    def card_url(self, item_id: str) -> str | None:
+        """A link to the item's card (what an issue links back to)."""
+        post = self.store.get_post(item_id, self.target)
+        return cards.archive_link(self.settings.channel, post.ref) if post and post.ref else None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self.outbox.recover()
         self._outbox_thread = start_thread(self.outbox, "slack-outbox")
+        if self.github is not None:
+            self.github.start()
 
     def stop(self) -> None:
+        if self.github is not None:
+            self.github.stop()
         if self._outbox_thread is not None:
             thread, stop = self._outbox_thread
             stop.set()
@@ -239,6 +259,8 @@ class SlackEdge:
         app.action(cards.CORRECT_ACTION)(self.on_correct)
         app.view(cards.CORRECT_VIEW)(self.on_correct_submitted)
         app.view(cards.SUBMIT_VIEW)(self.on_submit_view)
+        app.action(cards.ISSUE_ACTION)(self.on_issue)
+        app.view(cards.ISSUE_VIEW)(self.on_issue_submitted)
         app.command("/triage")(self.on_command)
 
     def refuse(self, channel: str | None, user: str, text: str) -> None:
@@ -425,6 +447,73 @@ class SlackEdge:
             ack(response_action="errors", errors={"action": STORE_DOWN_TEXT})
             return
         ack()
+
+    def on_issue(self, ack: Any, body: dict[str, Any]) -> None:
+        """Create issue: the modal with the default title and labels (after the ack)."""
+        ack()
+        user = body["user"]["id"]
+        container = body.get("container") or {}
+        channel = container.get("channel_id") or self.settings.channel
+        if self.github is None:
+            self.refuse(channel, user, GITHUB_OFF)
+            return
+        if not self.votes.may_vote(user):
+            self.refuse(channel, user, NOT_A_REVIEWER)
+            return
+        value = str(body["actions"][0].get("value", ""))
+        item_id = self._item_of(value, self._card_ts(body))
+        link = self.github.desk.link(item_id)
+        if link is not None and link.status != "failed":
+            self.refuse(channel, user, cards.issue_reply(link, created=False))
+            return
+        try:
+            draft = self.github.desk.draft(item_id)
+        except UnknownItemError as exc:
+            self.refuse(channel, user, f"Could not open an issue: {exc}")
+            return
+        modal = cards.issue_modal(
+            item_id, draft, self.github.repo, channel, container.get("message_ts", "")
+        )
+        self.after_ack.submit(self.client.views_open, trigger_id=body["trigger_id"], view=modal)
+
+    def on_issue_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Queue the issue (stored before the ack), then tell the clicker how it went."""
+        user = body["user"]["id"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        channel = meta.get("channel") or self.settings.channel
+        if self.github is None:
+            ack(response_action="errors", errors={"title": GITHUB_OFF})
+            return
+        desk = self.github.desk
+        try:
+            item_id = self._item_of(str(meta.get("item_id", "")), meta.get("ts"))
+            _, queued = desk.request(
+                item_id,
+                user,
+                "slack",
+                title=cards.view_value(view, "title"),
+                labels=cards.labels_from(cards.view_value(view, "labels")),
+                notify={"channel": channel},
+            )
+        except NotAllowedError:
+            ack()
+            self.refuse(channel, user, NOT_A_REVIEWER)
+            return
+        except (UnknownItemError, ValueError) as exc:
+            ack(response_action="errors", errors={"title": f"Could not open an issue: {exc}"})
+            return
+        except STORE_UNAVAILABLE:
+            ack(response_action="errors", errors={"title": STORE_DOWN_TEXT})
+            return
+        ack()
+
+        def answer() -> None:
+            link = desk.wait(item_id, ISSUE_WAIT_SECONDS)
+            if link is not None:
+                text = cards.issue_reply(link, created=queued)
+                self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+        self.after_ack.submit(answer)
 
     def on_submit_view(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         """The submit modal: stored before the ack, so an acknowledged submission is kept."""

@@ -3,6 +3,7 @@
 HTTP mode serves, on one concurrent server:
   POST /slack/events  events, interactivity and slash commands (Bolt verifies signatures)
   POST /feedback      the website form webhook (HMAC-SHA256, see bot/webhook.py)
+  POST /github        GitHub's issues webhook (X-Hub-Signature-256, see bot/github/edge.py)
   GET  /healthz       liveness and outbox depth
 Bolt's dispatch and our store writes are blocking, so they run in a thread pool and the
 event loop stays free to accept the next request. When the store cannot be reached every
@@ -24,6 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import webhook
+from bot.github.edge import MAX_DELIVERY_BYTES as MAX_GITHUB_DELIVERY
+from bot.github.settings import GitHubSettings
 from bot.slack.edge import SlackEdge, make_client
 from bot.slack.settings import SlackSettings
 from core.governance import InputError
@@ -118,6 +121,21 @@ def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlett
             status_code=202,
         )
 
+    async def github(request: Request) -> Response:
+        if edge.github is None:
+            return JSONResponse(
+                {"error": "GitHub is not set up (TRIAGE_GITHUB_REPO, GITHUB_TOKEN)"},
+                status_code=404,
+            )
+        body = await _read_limited(request, MAX_GITHUB_DELIVERY)
+        if body is None:
+            return JSONResponse({"error": "delivery too large"}, status_code=413)
+        try:
+            status, answer = await run_in_threadpool(edge.github.receive, request.headers, body)
+        except STORE_UNAVAILABLE as exc:
+            return store_unavailable(exc)
+        return JSONResponse(answer, status_code=status)
+
     async def healthz(request: Request) -> Response:
         try:
             unposted = await run_in_threadpool(edge.store.count_unposted, edge.target)
@@ -131,13 +149,16 @@ def create_asgi(bolt: App, edge: SlackEdge, settings: SlackSettings) -> Starlett
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/feedback", feedback, methods=["POST"]),
+            Route("/github", github, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
 
 
-def build_slack(service: TriageService, settings: SlackSettings) -> tuple[SlackEdge, App]:
-    edge = SlackEdge(service, settings, make_client(settings))
+def build_slack(
+    service: TriageService, settings: SlackSettings, github: GitHubSettings | None = None
+) -> tuple[SlackEdge, App]:
+    edge = SlackEdge(service, settings, make_client(settings), github=github)
     return edge, create_bolt_app(edge, settings)
 
 
@@ -147,10 +168,12 @@ def serve(
     host: str,
     port: int,
     watch: str | None = None,
+    github: GitHubSettings | None = None,
 ) -> None:
     """Run until interrupted: Socket Mode when SLACK_APP_TOKEN is set, else HTTP. With
-    `watch` (a mongodb://host/db.collection URL), new documents there become cards too."""
-    edge, bolt = build_slack(service, settings)
+    `watch` (a mongodb://host/db.collection URL), new documents there become cards too;
+    with `github`, cards offer "Create issue" there."""
+    edge, bolt = build_slack(service, settings, github)
     edge.start()
     watcher = None
     if watch:

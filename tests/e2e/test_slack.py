@@ -21,6 +21,7 @@ import uvicorn
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build, default_encoder
+from bot.github.settings import GitHubSettings
 from bot.slack import cards
 from bot.slack.edge import SlackEdge
 from bot.slack.server import build_slack, create_asgi
@@ -171,10 +172,13 @@ def make_service(store: SQLiteStore) -> TriageService:
 
 
 @contextlib.contextmanager
-def running(store: SQLiteStore, service: TriageService) -> Iterator[Stack]:
-    """The Slack app on uvicorn over loopback, against a fresh fake Slack."""
+def running(
+    store: SQLiteStore, service: TriageService, github: GitHubSettings | None = None
+) -> Iterator[Stack]:
+    """The Slack app on uvicorn over loopback, against a fresh fake Slack (and, with
+    `github`, GitHub where those settings point)."""
     with FakeSlack() as fake:
-        edge, bolt = build_slack(service, settings_for(fake))
+        edge, bolt = build_slack(service, settings_for(fake), github)
         edge.start()
         port = free_port()
         server = uvicorn.Server(

@@ -1,0 +1,1 @@
+"""The GitHub edge: issues opened from cards, and their state read back."""

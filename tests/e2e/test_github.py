@@ -1,0 +1,323 @@
+"""Cards to GitHub issues and back, end to end: the Slack app over real HTTP (signed
+requests, the fake Slack Web API), the bot's GitHub client against a local fake of GitHub's
+REST API (tests/fakes/github.py), and signed webhook deliveries into POST /github."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.github.settings import GitHubSettings
+from core.issues import OUTCOME_SOURCE
+from core.rewards import OUTCOME_REVIEWER
+from core.store.sqlite import SQLiteStore
+from tests.e2e.test_slack import CHANNEL, Stack, button, make_service, running, webhook_item
+from tests.fakes.github import FakeGitHub, deliver_webhook
+
+pytestmark = pytest.mark.slow
+
+REPO = "acme/web"
+HOOK_SECRET = "hook-secret"
+
+
+@dataclass
+class Both:
+    slack: Stack
+    gh: FakeGitHub
+
+    def issues(self) -> list[dict[str, Any]]:
+        return self.gh.issues(REPO)
+
+    def deliver(self, payload: dict[str, Any], **kw: Any) -> tuple[int, Any]:
+        return deliver_webhook(self.slack.url + "/github", payload, HOOK_SECRET, **kw)
+
+    def card_text(self, item_id: str) -> str:
+        post = self.slack.store.get_post(item_id, f"slack:{CHANNEL}")
+        assert post is not None and post.ref
+        message = next(m for m in self.slack.posts() if m["ts"] == post.ref)
+        return json.dumps(message.get("blocks"), ensure_ascii=False)
+
+
+def github_settings(gh: FakeGitHub, **kw: Any) -> GitHubSettings:
+    return GitHubSettings(
+        repo=REPO, token="ghp-test", api_url=gh.base_url, webhook_secret=HOOK_SECRET, **kw
+    )
+
+
+@contextlib.contextmanager
+def both(tmp_path: Path, **kw: Any) -> Iterator[Both]:
+    store = SQLiteStore(tmp_path / "gh.db")
+    try:
+        lag = kw.pop("search_lag", 0)
+        with (
+            FakeGitHub(search_lag=lag) as gh,
+            running(store, make_service(store), github_settings(gh, **kw)) as slack,
+        ):
+            yield Both(slack, gh)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Both]:
+    with both(tmp_path) as made:
+        yield made
+
+
+def open_modal(s: Both, item_id: str, user: str = "UANN") -> dict[str, Any]:
+    before = len(s.slack.fake.calls("views.open"))
+    assert button(s.slack, "triage_issue", item_id, user=user)[0] == 200
+    assert s.slack.fake.wait_for(lambda: len(s.slack.fake.calls("views.open")) > before)
+    return s.slack.fake.calls("views.open")[-1].params["view"]
+
+
+def submit_modal(
+    s: Both, view: dict[str, Any], *, title: str, labels: str, user: str = "UANN"
+) -> int:
+    submitted = {
+        **view,
+        "id": "VISSUE",
+        "state": {
+            "values": {
+                "title": {"value": {"type": "plain_text_input", "value": title}},
+                "labels": {"value": {"type": "plain_text_input", "value": labels}},
+            }
+        },
+    }
+    status, _ = s.slack.interact(
+        {
+            "type": "view_submission",
+            "user": {"id": user},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "view": submitted,
+        }
+    )
+    return status
+
+
+def ephemerals(s: Both, user: str) -> list[str]:
+    return [
+        c.params["text"]
+        for c in s.slack.fake.calls("chat.postEphemeral")
+        if c.params.get("user") == user
+    ]
+
+
+def create_issue(s: Both, comment: str, title: str = "", labels: str | None = None) -> str:
+    item_id = webhook_item(s.slack, comment)
+    s.slack.wait_posts(1)
+    view = open_modal(s, item_id)
+    preset = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"][1:]}
+    assert (
+        submit_modal(
+            s,
+            view,
+            title=title or preset["title"],
+            labels=preset["labels"] if labels is None else labels,
+        )
+        == 200
+    )
+    assert s.gh.wait_for(lambda: len(s.issues()) >= 1)
+    assert s.slack.fake.wait_for(lambda: "github.test" in s.card_text(item_id))
+    return item_id
+
+
+def test_create_issue_from_a_card_once_with_its_labels_link_and_a_confirmation(
+    stack: Both,
+) -> None:
+    s = stack
+    comment = (
+        "Checkout crashes with a 500 for @octocat, see #12 and https://evil.example "
+        "- mail jo@example.com"
+    )
+    item_id = webhook_item(s.slack, comment)
+    s.slack.wait_posts(1)
+    card = s.slack.posts()[0]
+    buttons = [
+        e["action_id"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert "triage_issue" in buttons
+
+    # An outsider gets a private refusal, not the modal.
+    assert button(s.slack, "triage_issue", item_id, user="UMAL")[0] == 200
+    assert s.slack.fake.wait_for(lambda: bool(ephemerals(s, "UMAL")))
+    assert not s.slack.fake.calls("views.open")
+
+    view = open_modal(s, item_id)
+    assert view["callback_id"] == "triage_issue_view"
+    preset = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"][1:]}
+    assert preset["title"].startswith("Checkout crashes")
+    triage = s.slack.store.latest_triage(item_id)
+    assert triage is not None
+    assert "triage-bot" in preset["labels"]
+
+    assert submit_modal(s, view, title="Checkout returns 500", labels="triage-bot, bug, p1") == 200
+    assert s.gh.wait_for(lambda: len(s.issues()) == 1)
+    (issue,) = s.issues()
+    assert issue["title"] == "Checkout returns 500"
+    assert {label["name"] for label in issue["labels"]} == {"triage-bot", "bug", "p1"}
+    body = issue["body"]
+    assert "jo@example.com" not in body and "[email]" in body  # redacted before it left
+    assert f"triage-bot:item={item_id}" in body
+    # Untrusted text only inside a code fence: no mention, no cross-reference, no link.
+    fenced = body.split("```text\n", 1)[1].split("\n```", 1)[0]
+    assert "@octocat" in fenced and "#12" in fenced
+    outside = re.sub(r"(`{3,})text\n.*?\n\1", "", body, flags=re.S)
+    outside = re.sub(r"(`+) .*? \1", "", outside)
+    assert "@octocat" not in outside and "#12" not in outside and "evil" not in outside
+    assert "slack.com/archives/" in body  # the link back to the card
+
+    # The card shows the link and its state; the click confirmed the prediction.
+    assert s.slack.fake.wait_for(lambda: issue["html_url"] in s.card_text(item_id))
+    assert "open" in s.card_text(item_id)
+    votes = s.slack.store.current_votes(item_id)
+    assert [(v.reviewer, v.kind.value) for v in votes] == [("UANN", "confirm")]
+    assert s.slack.fake.wait_for(lambda: any(issue["html_url"] in t for t in ephemerals(s, "UANN")))
+
+    # A second click, and the same submission redelivered: still one issue.
+    assert s.slack.fake.wait_for(lambda: 'triage_issue"' not in s.card_text(item_id)), s.card_text(
+        item_id
+    )
+    assert submit_modal(s, view, title="Again", labels="bug") == 200
+    assert button(s.slack, "triage_issue", item_id, user="UBOB")[0] == 200
+    assert s.slack.fake.wait_for(lambda: any("already has" in t for t in ephemerals(s, "UBOB")))
+    time.sleep(0.5)
+    assert len(s.issues()) == 1
+    assert len(s.gh.calls_to("POST", "/issues")) == 1
+
+
+def test_a_corrected_card_opens_its_issue_without_a_confirmation(stack: Both) -> None:
+    s = stack
+    item_id = webhook_item(s.slack, "Please add a dark mode to the dashboard")
+    s.slack.wait_posts(1)
+    s.slack.service.vote(item_id, "UBOB", "correct", category="content-gap", severity="low")
+    view = open_modal(s, item_id)
+    preset = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"][1:]}
+    assert preset["labels"] == "triage-bot, documentation"  # the corrected category's label
+    assert submit_modal(s, view, title=preset["title"], labels=preset["labels"]) == 200
+    assert s.gh.wait_for(lambda: len(s.issues()) == 1)
+    assert [v.reviewer for v in s.slack.store.current_votes(item_id)] == ["UBOB"]
+
+
+def test_rate_limits_are_waited_out_and_the_clicker_told_privately(stack: Both) -> None:
+    s = stack
+    s.gh.secondary_rate_limit(retry_after=1, path_contains="/issues", method="POST")
+    item_id = webhook_item(s.slack, "The search page times out on every query")
+    s.slack.wait_posts(1)
+    view = open_modal(s, item_id)
+    started = time.monotonic()
+    assert submit_modal(s, view, title="Search times out", labels="bug") == 200
+    assert s.slack.fake.wait_for(
+        lambda: any("did not take the issue yet" in t for t in ephemerals(s, "UANN"))
+    )
+    assert any("rate limit" in t for t in ephemerals(s, "UANN"))
+    assert s.gh.wait_for(lambda: len(s.issues()) == 1, timeout=15)
+    assert time.monotonic() - started >= 1.0  # GitHub's retry-after, honoured
+    assert s.slack.fake.wait_for(lambda: "github.test" in s.card_text(item_id))
+    statuses = [c.status for c in s.gh.calls_to("POST", "/issues")]
+    assert statuses == [403, 201]
+
+
+def test_a_create_that_timed_out_is_found_by_its_marker_not_opened_twice(
+    tmp_path: Path,
+) -> None:
+    # The first create reaches GitHub but its answer comes after the client gave up, and
+    # GitHub's search does not have the issue yet: the newest issues are read first.
+    with both(tmp_path, timeout_s=0.5, search_lag=1000) as s:
+        s.gh.set_latency(1.5, path_contains="/issues")
+        item_id = webhook_item(s.slack, "Login loops back to the sign-in page")
+        s.slack.wait_posts(1)
+        view = open_modal(s, item_id)
+        assert submit_modal(s, view, title="Login loop", labels="bug") == 200
+        assert s.gh.wait_for(lambda: len(s.issues()) == 1)
+        s.gh.set_latency(0.0, path_contains="/issues")
+        assert s.slack.fake.wait_for(lambda: "github.test" in s.card_text(item_id), timeout=20)
+        time.sleep(0.5)
+        assert len(s.issues()) == 1
+        post = s.slack.store.get_post(item_id, f"github:{REPO}")
+        assert post is not None and post.ref == s.issues()[0]["html_url"]
+
+
+def test_state_and_labels_come_back_by_webhook_and_become_votes_and_rewards(
+    stack: Both,
+) -> None:
+    s = stack
+    item_id = create_issue(s, "The checkout page crashes with a 500 error")
+    (issue,) = s.issues()
+    number, store = issue["number"], s.slack.store
+    triage = store.latest_triage(item_id)
+    assert triage is not None
+
+    # Forged, unsigned and malformed deliveries change nothing.
+    closed = s.gh.close_issue(REPO, number, reason="completed")
+    assert deliver_webhook(s.slack.url + "/github", closed, "wrong-secret")[0] == 401
+    assert deliver_webhook(s.slack.url + "/github", closed, None)[0] == 401
+    assert s.deliver(closed, body=b"{not json")[0] == 400  # signed, but not JSON
+    assert s.deliver(closed, signature="sha256=" + "0" * 64)[0] == 401
+    assert store.get_post(item_id, f"github:{REPO}").detail["state"] == "open"
+
+    status, answer = s.deliver(closed, delivery="d-close")
+    assert status == 200, answer
+    assert s.slack.fake.wait_for(lambda: "closed as completed" in s.card_text(item_id))
+    votes = {v.reviewer: v for v in store.current_votes(item_id)}
+    assert votes[OUTCOME_REVIEWER].category == triage.category
+    outcome = [r for r in store.rewards(item_id) if r.source == OUTCOME_SOURCE]
+    assert len(outcome) == 1 and outcome[0].value == 1.0
+    exported = next(r for r in s.slack.service.export_labels() if r["id"] == item_id)
+    assert exported["outcomes"][0]["source"] == OUTCOME_SOURCE
+    # The same delivery again: a duplicate, nothing new.
+    assert s.deliver(closed, delivery="d-close") == (200, {"duplicate": "d-close"})
+
+    # A maintainer relabels bug as enhancement: their correction.
+    reopened = s.gh.reopen_issue(REPO, number)
+    assert s.deliver(reopened)[0] == 200
+    assert OUTCOME_REVIEWER not in {v.reviewer for v in store.current_votes(item_id)}
+    withdrawn = [r for r in store.rewards(item_id) if r.source == OUTCOME_SOURCE]
+    assert withdrawn[0].value == 0.0 and "reopened" in withdrawn[0].reason
+    for payload in s.gh.relabel(REPO, number, add=["enhancement"], remove=["bug"], by="mona"):
+        assert s.deliver(payload)[0] == 200
+    votes = {v.reviewer: v for v in store.current_votes(item_id)}
+    assert votes["github:mona"].category == "feature-request"
+    assert votes["github:mona"].platform == "github"
+
+    # Closed as not planned: a small negative reward with its reason.
+    not_planned = s.gh.close_issue(REPO, number, reason="not_planned")
+    assert s.deliver(not_planned)[0] == 200
+    (reward,) = [r for r in store.rewards(item_id) if r.source == OUTCOME_SOURCE]
+    assert reward.value == -0.3 and "not planned" in reward.reason
+    assert s.slack.fake.wait_for(lambda: "closed as not planned" in s.card_text(item_id))
+
+    # An older delivery arriving late (the reopen) does not undo the close.
+    assert s.deliver(reopened, delivery="late")[0] == 200
+    assert store.get_post(item_id, f"github:{REPO}").detail["state"] == "closed"
+    # Another repository's issue, another event: ignored, not errors.
+    other = {**closed, "issue": {**closed["issue"], "html_url": "https://github.test/x/y/issues/1"}}
+    assert s.deliver(other)[0] == 202
+    assert s.deliver({"zen": "hi"}, event="ping")[0] == 200
+    assert s.deliver({"action": "created"}, event="star")[0] == 202
+
+
+def test_a_poll_reads_back_what_no_webhook_said(stack: Both) -> None:
+    s = stack
+    item_id = create_issue(s, "The pricing page shows the wrong currency")
+    (issue,) = s.issues()
+    s.gh.close_issue(REPO, issue["number"], reason="duplicate")  # no delivery
+    github = s.slack.edge.github
+    assert github is not None
+    assert github.poller.poll_once() >= 1
+    post = s.slack.store.get_post(item_id, f"github:{REPO}")
+    assert post is not None and post.detail["state_reason"] == "duplicate"
+    assert s.slack.fake.wait_for(lambda: "closed as duplicate" in s.card_text(item_id))
+    (reward,) = [r for r in s.slack.store.rewards(item_id) if r.source == OUTCOME_SOURCE]
+    assert reward.value < 0
+    assert github.poller.poll_once() >= 0  # nothing new: nothing changes
+    assert len([r for r in s.slack.store.rewards(item_id) if r.source == OUTCOME_SOURCE]) == 1
