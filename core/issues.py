@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from core.models import (
+    CardView,
     FeedbackItem,
     FieldConfidence,
     Label,
@@ -47,7 +48,8 @@ log = logging.getLogger("triage_bot.issues")
 
 ISSUE_TARGET_PREFIX = "github:"
 MAX_TITLE_CHARS = 120  # a default title: the first line of the text, this long at most
-CLOSED_REASONS = ("completed", "not_planned", "duplicate")
+GITHUB_OFF = "GitHub is not set up for this bot (TRIAGE_GITHUB_REPO and GITHUB_TOKEN)."
+ISSUE_WAIT_SECONDS = 10.0  # how long the clicker's answer waits for GitHub's first answer
 
 Status = Literal["creating", "retrying", "failed", "open", "closed", "reopened"]
 
@@ -97,6 +99,27 @@ class IssueLink:
         if self.status == "failed":
             return f"could not be created ({self.error})" if self.error else "failed"
         return "being created" if self.status == "creating" else self.status
+
+
+def offers_issue(view: CardView) -> bool:
+    """A card offers "Create issue" where GitHub is set up and no issue is on its way."""
+    return view.issue_repo is not None and not any(link.status != "failed" for link in view.issues)
+
+
+def issue_reply(link: IssueLink, *, created: bool, name: str, text: Callable[[str], str]) -> str:
+    """What the clicker alone sees after Create issue; `name` is the issue's name as the
+    platform shows it (linked once it exists), `text` shows GitHub's words literally."""
+    if link.status in ("open", "closed", "reopened"):
+        verb = "Opened" if created else "This card already has"
+        return f"{verb} {name} ({text(link.state_text)})."
+    if link.status == "creating":
+        return f"The issue in {name} is queued; the card links it once GitHub has it."
+    if link.status == "retrying":
+        return (
+            f"GitHub did not take the issue yet: {text(link.error or '')}. "
+            "The bot retries; the card links the issue once it exists."
+        )
+    return f"GitHub refused the issue: {text(link.error or '')}."
 
 
 def issue_link(post: PostRecord) -> IssueLink:
@@ -206,13 +229,19 @@ class IssueDesk:
         """The default title (the text's first line) and labels (the card's category and
         severity as they stand, through the label maps)."""
         item, triage, label = self._as_shown(item_id)
-        category, severity = (label.category, label.severity) if label else (
-            triage.category,
-            triage.severity,
+        category, severity = (
+            (label.category, label.severity)
+            if label
+            else (
+                triage.category,
+                triage.severity,
+            )
         )
         first = next((line.strip() for line in item.redacted_text.splitlines() if line.strip()), "")
         title = first if len(first) <= MAX_TITLE_CHARS else first[: MAX_TITLE_CHARS - 1] + "…"
-        return IssueDraft(title=title or f"Feedback {item.id}", labels=self.labels_for(category, severity))
+        return IssueDraft(
+            title=title or f"Feedback {item.id}", labels=self.labels_for(category, severity)
+        )
 
     def link(self, item_id: str) -> IssueLink | None:
         post = self.store.get_post(item_id, self.target)
@@ -238,10 +267,16 @@ class IssueDesk:
         item, triage, label = self._as_shown(item_id)
         default = self.draft(item_id)
         chosen_title = (title or "").strip() or default.title
-        chosen_labels = list(dict.fromkeys(x.strip() for x in labels if x.strip())) if labels else []
-        category, severity = (label.category, label.severity) if label else (
-            triage.category,
-            triage.severity,
+        chosen_labels = (
+            list(dict.fromkeys(x.strip() for x in labels if x.strip())) if labels else []
+        )
+        category, severity = (
+            (label.category, label.severity)
+            if label
+            else (
+                triage.category,
+                triage.severity,
+            )
         )
         detail = {
             "title": chosen_title[:256],
@@ -313,7 +348,9 @@ class IssueDesk:
             return applied
         was_state = post.detail.get("state", "open")
         was_reason = post.detail.get("state_reason")
-        was_labels = [str(x) for x in post.detail.get("issue_labels", post.detail.get("labels", []))]
+        was_labels = [
+            str(x) for x in post.detail.get("issue_labels", post.detail.get("labels", []))
+        ]
         with self.store.transaction():
             self.store.set_post_detail(
                 post.item_id,
@@ -459,7 +496,10 @@ class IssueDesk:
         reward = score(prediction, outcome, self.taxonomy)
         self.store.put_reward(
             reward.model_copy(
-                update={"source": OUTCOME_SOURCE, "reason": f"issue {post.ref} {why}; {reward.reason}"}
+                update={
+                    "source": OUTCOME_SOURCE,
+                    "reason": f"issue {post.ref} {why}; {reward.reason}",
+                }
             )
         )
 

@@ -32,8 +32,11 @@ from discord.ext import tasks
 from bot.chat_text import clip, printable
 from bot.discord import embeds
 from bot.discord.settings import DiscordSettings
+from bot.github.edge import GitHubEdge
+from bot.github.settings import GitHubSettings
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
+from core.issues import GITHUB_OFF, ISSUE_WAIT_SECONDS, offers_issue
 from core.models import CardView, ValidationKind
 from core.outbox import Outbox
 from core.ports import PostFailed, PostRefused
@@ -75,6 +78,7 @@ class CardButton(
         "confirm": ("Confirm", discord.ButtonStyle.success, "white_check_mark"),
         "correct": ("Correct", discord.ButtonStyle.secondary, "pencil2"),
         "noise": ("Noise", discord.ButtonStyle.danger, "wastebasket"),
+        "issue": ("Create issue", discord.ButtonStyle.secondary, "link"),
     }
 
     def __init__(self, action: str, item_id: str) -> None:
@@ -171,11 +175,25 @@ class CorrectModal(discord.ui.Modal):
 
 
 def components(card: CardView, taxonomy: Taxonomy) -> discord.ui.View:
-    """The components of a card: three buttons and the two menus, all keyed by item id."""
+    """The components of a card: three buttons (four with GitHub: Create issue, or a link
+    to the issue) and the two menus, all keyed by item id."""
     item_id, (category, severity) = card.item.id, card.current
     view = discord.ui.View(timeout=None)
-    for action in embeds.BUTTON_ACTIONS:
+    for action in ("confirm", "correct", "noise"):
         view.add_item(CardButton(action, item_id))
+    url = embeds.issue_url(card)
+    if offers_issue(card):
+        view.add_item(CardButton("issue", item_id))
+    elif url is not None:
+        view.add_item(
+            discord.ui.Button(
+                label="Open issue",
+                style=discord.ButtonStyle.link,
+                url=url,
+                emoji="\U0001f517",
+                row=0,
+            )
+        )
     view.add_item(CardSelect("category", item_id, embeds.category_options(taxonomy, category)))
     view.add_item(CardSelect("severity", item_id, embeds.severity_options(taxonomy, severity)))
     return view
@@ -222,6 +240,7 @@ class TriageBot(discord.Client):
         settings: DiscordSettings,
         *,
         worker_id: str | None = None,
+        github: GitHubSettings | None = None,
         **options: Any,
     ) -> None:
         intents = discord.Intents.default()
@@ -240,6 +259,7 @@ class TriageBot(discord.Client):
             self.poster,
             worker_id=worker_id or f"discord-{uuid.uuid4().hex[:8]}",
             lease_seconds=settings.claim_lease,
+            issue_repo=github.repo if github else None,
         )
         self.outbox.on_wake(self.wake_from_any_thread)
         self.intake = Intake(self.store, service.runtime.triage.max_text_bytes)
@@ -255,6 +275,16 @@ class TriageBot(discord.Client):
         self.tree.add_command(self._command_group(), guild=guild)
         self._drainer: asyncio.Task[None] | None = None
         self._again = False
+        self.github = (
+            GitHubEdge(service, self.votes, github, card_url=self.card_url) if github else None
+        )
+
+    def card_url(self, item_id: str) -> str | None:
+        """A link to the item's card (what an issue links back to)."""
+        post = self.store.get_post(item_id, self.target)
+        if post is None or not post.ref:
+            return None
+        return embeds.message_link(self.settings.guild, self.settings.channel, post.ref)
 
     # -- start-up --------------------------------------------------------------------------
     async def setup_hook(self) -> None:
@@ -266,6 +296,8 @@ class TriageBot(discord.Client):
         queued = await self.blocking(self.outbox.recover)
         if queued:
             log.info("outbox: %d stored item(s) had no post queued; queued them", queued)
+        if self.github is not None:
+            self.github.start()
 
     async def on_ready(self) -> None:
         log.info("connected as %s; cards go to channel %s", self.user, self.settings.channel)
@@ -280,6 +312,8 @@ class TriageBot(discord.Client):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._drainer), CALL_TIMEOUT)
         self.learner.stop()
+        if self.github is not None:
+            await asyncio.to_thread(self.github.stop)
         await super().close()
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -476,8 +510,41 @@ class TriageBot(discord.Client):
                 return
             await interaction.response.send_modal(CorrectModal(self, item_id, triage.action))
             return
+        if action == "issue":
+            await self.on_issue(interaction, item_id)
+            return
         kind = ValidationKind.CONFIRM if action == "confirm" else ValidationKind.NOISE
         await self._vote_from(interaction, item_id, kind)
+
+    async def on_issue(self, interaction: discord.Interaction[Any], item_id: str) -> None:
+        """Create issue with the default title and labels: queued before the answer, the
+        clicker then told privately how GitHub took it."""
+        github = self.github
+        if github is None:
+            await self.refuse(interaction, GITHUB_OFF)
+            return
+        if not self.may_vote(interaction.user):
+            await self.refuse(interaction)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            _, queued = await self.blocking(
+                github.desk.request,
+                item_id,
+                str(interaction.user.id),
+                "discord",
+                roles=self.roles_of(interaction.user),
+            )
+        except NotAllowedError:
+            await interaction.followup.send(NOT_A_REVIEWER, ephemeral=True)
+            return
+        except VOTE_ERRORS as exc:
+            await interaction.followup.send(f"Could not open an issue: {exc}", ephemeral=True)
+            return
+        link = await self.blocking(github.desk.wait, item_id, ISSUE_WAIT_SECONDS)
+        if link is not None:
+            text = embeds.issue_reply(link, created=queued)
+            await interaction.followup.send(text, ephemeral=True)
 
     async def on_card_select(
         self, interaction: discord.Interaction[Any], field: str, item_id: str, value: str
@@ -666,10 +733,16 @@ def is_feedback(message: discord.Message, intake: frozenset[int]) -> bool:
     )
 
 
-def serve(service: TriageService, settings: DiscordSettings, watch: str | None = None) -> None:
+def serve(
+    service: TriageService,
+    settings: DiscordSettings,
+    watch: str | None = None,
+    github: GitHubSettings | None = None,
+) -> None:
     """Run until interrupted (discord.py reconnects and resumes on its own). With `watch`
-    (a mongodb://host/db.collection URL), new documents there become cards too."""
-    bot = TriageBot(service, settings)
+    (a mongodb://host/db.collection URL), new documents there become cards too; with
+    `github`, cards offer "Create issue" there (state read back by polling)."""
+    bot = TriageBot(service, settings, github=github)
     watcher = None
     if watch:
         from bot.intake import MongoWatcher

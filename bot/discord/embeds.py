@@ -23,6 +23,8 @@ from datetime import datetime
 import discord
 
 from bot.chat_text import clip, join_within, one_line, printable, web_url, width
+from core.issues import IssueLink
+from core.issues import issue_reply as core_issue_reply
 from core.models import (
     CardView,
     FeedbackItem,
@@ -38,7 +40,7 @@ from core.votes import ReactionVote
 from core.votes import reaction_vote as core_reaction_vote
 
 PREFIX = "triage"
-BUTTON_ACTIONS = ("confirm", "correct", "noise")
+BUTTON_ACTIONS = ("confirm", "correct", "noise", "issue")
 SELECT_ACTIONS = ("category", "severity")
 MODAL_ACTION = "modal"
 FOOTER = re.compile(r"^item (?P<item_id>\S+)")
@@ -94,6 +96,7 @@ UNICODE_EMOJI: dict[str, str] = {
     "x": "\u274c",
     "pencil2": "\u270f\ufe0f",
     "raising_hand": "\U0001f64b",
+    "link": "\U0001f517",
 }
 _SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff]")
 
@@ -352,6 +355,7 @@ def card_embed(
     label: Label | None = None,
     similar: list[tuple[FeedbackItem, Label, float]] | None = None,
     source_link: str | None = None,
+    issues: list[IssueLink] | None = None,
 ) -> discord.Embed:
     """The card: severity colour and title first, the text, then fields and the tally.
     The description (the item's text) gets what the rest leaves of the 6,000."""
@@ -383,6 +387,9 @@ def card_embed(
         )
     embed.add_field(name="Source", value=_value(_source(item, source_link)), inline=False)
     embed.add_field(name="Votes", value=_value(tally_text(votes or [], label)), inline=False)
+    issue_text = issue_field(issues or [])
+    if issue_text:
+        embed.add_field(name="GitHub issue", value=_value(issue_text), inline=False)
     fallback = ""
     if triage.fallback_reason:
         fallback = f" · LLM fallback: {_plain(one_line(triage.fallback_reason), FALLBACK_CHARS)}"
@@ -408,8 +415,34 @@ def card_payload(
         label=view.label,
         similar=view.similar,
         source_link=source_link(item),
+        issues=view.issues,
     )
     return card_text(item, triage), embed
+
+
+ISSUE_CHARS = 500
+
+
+def issue_field(links: list[IssueLink]) -> str | None:
+    """Where the item's GitHub issue stands: linked once it exists."""
+    lines = []
+    for link in links:
+        name = _text(link.name, 200)
+        linked = _link(link.url, name) if link.url else None
+        lines.append(f"{linked or name} · {_text(link.state_text, 300)}")
+    return _join_within(lines, ISSUE_CHARS, "\n") if lines else None
+
+
+def issue_url(view: CardView) -> str | None:
+    """The issue an "Open issue" link button points to (checked like every link)."""
+    return next((web_url(link.url) for link in view.issues if link.url), None)
+
+
+def issue_reply(link: IssueLink, *, created: bool) -> str:
+    """What the clicker alone sees after Create issue."""
+    name = _text(link.name, 200)
+    linked = (_link(link.url, name) if link.url else None) or name
+    return core_issue_reply(link, created=created, name=linked, text=lambda t: _text(t, 300))
 
 
 def minimal_embed(view: CardView, taxonomy: Taxonomy) -> discord.Embed:

@@ -21,7 +21,8 @@ import re
 from typing import Any
 
 from bot.chat_text import clip, join_within, one_line, printable, web_url, width
-from core.issues import IssueDraft, IssueLink
+from core.issues import IssueDraft, IssueLink, offers_issue
+from core.issues import issue_reply as core_issue_reply
 from core.models import (
     CardView,
     FeedbackItem,
@@ -227,11 +228,6 @@ def tally_line(votes: list[Validation], label: Label | None) -> str:
     return _join_within(parts, CONTEXT_LIMIT - width(summary) - 1, " · ") + f"\n{summary}"
 
 
-def wants_issue_button(view: CardView) -> bool:
-    """ "Create issue" is offered where GitHub is set up and no issue is on its way."""
-    return view.issue_repo is not None and not any(link.status != "failed" for link in view.issues)
-
-
 def action_buttons(item_id: str, issue_button: bool = False) -> dict[str, Any]:
     """Confirm, Correct and Noise (and Create issue); each carries the item id, so no
     state is needed."""
@@ -375,7 +371,7 @@ def card_payload(view: CardView, taxonomy: Taxonomy, *, minimal: bool = False) -
             similar=view.similar,
             source_link=source_link(item),
             issues=view.issues,
-            issue_button=wants_issue_button(view),
+            issue_button=offers_issue(view),
         )
     return {"text": card_text(item, triage), "blocks": blocks}
 
@@ -391,7 +387,7 @@ def minimal_blocks(view: CardView, taxonomy: Taxonomy) -> list[dict[str, Any]]:
     )
     return [
         {"type": "section", "text": mrkdwn(f"{head}\n> {excerpt}")},
-        action_buttons(item.id, wants_issue_button(view)),
+        action_buttons(item.id, offers_issue(view)),
         {
             "type": "context",
             "elements": [mrkdwn(f"{_code(item.id, 300)} · the full card could not be posted")],
@@ -527,18 +523,8 @@ def issue_modal(
 
 def issue_reply(link: IssueLink, *, created: bool) -> str:
     """What the clicker alone sees after Create issue."""
-    linked = _link(link.url, _text(link.name, 200)) if link.url else _code(link.name, 200)
-    if link.status in ("open", "closed", "reopened"):
-        verb = "Opened" if created else "This card already has"
-        return f"{verb} {linked} ({_text(link.state_text, 200)})."
-    if link.status == "creating":
-        return f"The issue in {linked} is queued; the card links it once GitHub has it."
-    if link.status == "retrying":
-        return (
-            f"GitHub did not take the issue yet: {_text(link.error or '', 300)}. "
-            "The bot retries; the card links the issue once it exists."
-        )
-    return f"GitHub refused the issue: {_text(link.error or '', 300)}."
+    linked = (_link(link.url, _text(link.name, 200)) if link.url else None) or _code(link.name, 200)
+    return core_issue_reply(link, created=created, name=linked, text=lambda t: _text(t, 300))
 
 
 def labels_from(value: str | None) -> list[str]:

@@ -36,6 +36,7 @@ from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
+from core.issues import GITHUB_OFF, ISSUE_WAIT_SECONDS
 from core.models import CardView, ValidationKind
 from core.outbox import Outbox, start_thread
 from core.ports import PostFailed, PostRefused
@@ -48,8 +49,6 @@ log = logging.getLogger("triage_bot.slack")
 RECONCILE_PAGES = 10
 STORE_DOWN_TEXT = "The triage store is unreachable right now, so nothing was recorded; try again."
 VOTE_ERRORS = (UnknownItemError, NotAllowedError, ValueError)
-GITHUB_OFF = "GitHub is not set up for this bot (TRIAGE_GITHUB_REPO and GITHUB_TOKEN)."
-ISSUE_WAIT_SECONDS = 10.0  # how long the clicker's answer waits for GitHub's first answer
 # Slack's answers that no retry can change: the card itself is at fault.
 PERMANENT_ERRORS = frozenset(
     {

@@ -417,7 +417,11 @@ class MongoStore:
     ) -> bool:
         now = utcnow()
         doc = PostRecord(
-            item_id=item_id, target=target, created_at=now, updated_at=now, detail=dict(detail or {})
+            item_id=item_id,
+            target=target,
+            created_at=now,
+            updated_at=now,
+            detail=dict(detail or {}),
         )
         try:
             self._posts.insert_one({**doc.model_dump(), "_key": _utc_key(now)})

@@ -6,7 +6,9 @@ the assertions below need no sleeps."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from bot.app import default_encoder
 from bot.discord import embeds
 from bot.discord.edge import TriageBot
 from bot.discord.settings import DiscordSettings
+from bot.github.settings import GitHubSettings
 from core.intake import Intake, Submission, to_item
 from core.models import ValidationKind
 from core.ports import Encoder
@@ -36,6 +39,7 @@ from tests.chat_limits import (
     embed_problems,
 )
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,6 +66,7 @@ class World:
     encoder: Encoder
     store: SQLiteStore
     bot: TriageBot
+    github: GitHubSettings | None = None
 
     @property
     def target(self) -> str:
@@ -73,7 +78,7 @@ class World:
         taxonomy = load_taxonomy()
         service = TriageService(self.store, TriageEngine(taxonomy, self.encoder), taxonomy)
         service.warm_start()
-        self.bot = TriageBot(service, self.settings)
+        self.bot = TriageBot(service, self.settings, github=self.github)
         return self.bot
 
     async def restart(self) -> TriageBot:
@@ -108,6 +113,14 @@ def reply_text(result: simcord.InteractionResult) -> str:
 
 @pytest_asyncio.fixture
 async def world(tmp_path: Path, encoder: Encoder) -> AsyncIterator[World]:
+    async with make_world(tmp_path, encoder) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def make_world(
+    tmp_path: Path, encoder: Encoder, github: GitHubSettings | None = None
+) -> AsyncIterator[World]:
     # The world is built before our bot attaches, so its settings can name real ids.
     env = simcord.Env(discord.Client(intents=discord.Intents.default()), settle_timeout=60)
     await env.start()
@@ -126,7 +139,9 @@ async def world(tmp_path: Path, encoder: Encoder) -> AsyncIterator[World]:
         guild=guild.id,
     )
     db = tmp_path / "discord.db"
-    world = World(env, guild, cards, intake, ann, bob, mal, settings, db, encoder, None, None)  # type: ignore[arg-type]
+    world = World(
+        env, guild, cards, intake, ann, bob, mal, settings, db, encoder, None, None, github
+    )  # type: ignore[arg-type]
     await env.restart_bot(world.new_bot())
     try:
         yield world
@@ -577,3 +592,61 @@ async def test_over_real_sockets_every_send_allows_no_mentions(
     finally:
         store.close()
         await fake.stop()
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """For work other threads finish (the GitHub outbox): poll, yielding to the loop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(AssertionError, StopIteration):  # a card mid-rewrite
+            if check():
+                return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+async def test_create_issue_from_a_card_and_read_its_state_back(
+    tmp_path: Path, encoder: Encoder
+) -> None:
+    with FakeGitHub() as gh:
+        github = GitHubSettings(repo="acme/web", token="ghp-test", api_url=gh.base_url)
+        async with make_world(tmp_path, encoder, github) as world:
+            item_id = await world.intake_item("The checkout page crashes with a 500 for @here")
+            card = world.card(item_id)
+            ids = {c.custom_id for row in card.components for c in row.children}  # type: ignore[attr-defined]
+            assert f"triage:issue:{item_id}" in ids
+
+            refused = await world.mal.click(card, custom_id=f"triage:issue:{item_id}")
+            assert refused.ephemeral and "not on" in reply_text(refused)
+            assert gh.issues("acme/web") == []
+
+            result = await world.ann.click(card, custom_id=f"triage:issue:{item_id}")
+            assert result.ephemeral
+            (issue,) = gh.issues("acme/web")
+            assert "Opened" in reply_text(result) and issue["html_url"] in reply_text(result)
+            assert "triage-bot" in {label["name"] for label in issue["labels"]}
+            assert f"discord.com/channels/{world.guild.id}/{world.cards.id}/" in issue["body"]
+            votes = world.store.current_votes(item_id)
+            assert [(v.reviewer, v.kind) for v in votes] == [
+                (str(world.ann.id), ValidationKind.CONFIRM)
+            ]
+            assert await eventually(
+                lambda: issue["html_url"] in world.field(item_id, "GitHub issue")
+            )
+            # The button became a link to the issue; a second click cannot open another.
+            buttons = [c for row in world.card(item_id).components for c in row.children]  # type: ignore[attr-defined]
+            assert any(getattr(b, "url", None) == issue["html_url"] for b in buttons)
+            assert not any(
+                getattr(b, "custom_id", None) == f"triage:issue:{item_id}" for b in buttons
+            )
+            assert len(gh.issues("acme/web")) == 1
+
+            # Closed on GitHub, read back by the poll: the card says so, the outcome counts.
+            gh.close_issue("acme/web", issue["number"], reason="completed")
+            assert world.bot.github is not None
+            assert await asyncio.to_thread(world.bot.github.poller.poll_once) == 1
+            assert await eventually(
+                lambda: "closed as completed" in world.field(item_id, "GitHub issue")
+            )
+            assert "github:outcome" in {v.reviewer for v in world.store.current_votes(item_id)}
