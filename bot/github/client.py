@@ -158,8 +158,9 @@ class GitHubClient:
         for _ in range(max_pages):
             if url is None:
                 return
-            response = self.request("GET", url, params=params)
-            params = {}  # the next page's URL carries them
+            # The next page's URL carries the query (an empty `params` would drop it).
+            response = self.request("GET", url, **({"params": params} if params else {}))
+            params = {}
             for issue in response.json():
                 if isinstance(issue, dict) and "pull_request" not in issue:
                     yield issue

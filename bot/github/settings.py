@@ -25,18 +25,13 @@ class GitHubSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GitHubSettings | None:
-        """None when neither TRIAGE_GITHUB_REPO nor GITHUB_TOKEN is set (GitHub is off);
-        one without the other is a mistake, named here."""
+        """None without TRIAGE_GITHUB_REPO (GitHub is off: a GITHUB_TOKEN that other tools
+        use alone turns nothing on); a repository without a token is named here."""
         env = os.environ if env is None else env
         repo = env_str(env, "TRIAGE_GITHUB_REPO")
         token = env_str(env, "GITHUB_TOKEN")
-        if repo is None and token is None:
-            return None
         if repo is None:
-            raise SettingsError(
-                "GITHUB_TOKEN is set but TRIAGE_GITHUB_REPO is not: name the repository "
-                "issues are opened in (owner/name)"
-            )
+            return None
         if token is None:
             raise SettingsError(
                 f"TRIAGE_GITHUB_REPO={repo!r} needs GITHUB_TOKEN (a fine-grained token with "
