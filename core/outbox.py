@@ -61,6 +61,8 @@ class Outbox:
         self.paused_until = 0.0  # a 429's Retry-After: nothing is posted before this
         self.wake_event = threading.Event()  # what `serve` waits on between rounds
         self._wakers: list[Callable[[], None]] = []
+        # More upkeep of the worker's own (an escalation check), run with the service's.
+        self.upkeep_tasks: list[Callable[[], object]] = []
 
     # -- what a card shows -------------------------------------------------------------
     def card_view(self, item: FeedbackItem | str) -> CardView | None:
@@ -250,6 +252,8 @@ class Outbox:
                 next_upkeep = self.clock() + MODEL_REFRESH_SECONDS
                 try:
                     self.service.upkeep()
+                    for task in self.upkeep_tasks:
+                        task()
                 except Exception:
                     log.exception("could not prune or apply what was forgotten")
             if self.clock() >= next_refresh:

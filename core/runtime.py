@@ -119,6 +119,15 @@ class GitHubSettings(_Strict):
     not_planned_reward: float = Field(default=-0.3, ge=-1.0, le=0.0)
 
 
+class EscalationSettings(_Strict):
+    """An item of these severities that nobody has voted on or opened an issue for this
+    many minutes after its card was posted is escalated once: a reply to its card that
+    pings whoever TRIAGE_SLACK_ESCALATE_TO / TRIAGE_DISCORD_ESCALATE_TO name."""
+
+    after_minutes: float = Field(default=30.0, ge=0.0, le=10080.0)  # 0: never
+    severities: list[Annotated[str, Field(min_length=1)]] = ["critical"]
+
+
 class RuntimeSettings(_Strict):
     triage: TriageSettings = TriageSettings()
     learning: LearningSettings = LearningSettings()
@@ -126,6 +135,7 @@ class RuntimeSettings(_Strict):
     outbox: OutboxSettings = OutboxSettings()
     retention: RetentionSettings = RetentionSettings()
     github: GitHubSettings = GitHubSettings()
+    escalation: EscalationSettings = EscalationSettings()
 
 
 def load_runtime_settings(path: str | Path | None = None) -> RuntimeSettings:

@@ -1,5 +1,6 @@
-"""Benchmarks: `bench latency` (the model), `bench load` (the bot under a burst) and
-`bench redaction` (PII redaction on a labelled corpus), figures as JSON on stdout.
+"""Benchmarks: `bench latency` (the model), `bench load` (the bot under a burst), `bench
+github` (Create issue under load) and `bench redaction` (PII redaction on a labelled corpus),
+figures as JSON on stdout.
 
 Registered on the root app's `bench` group by `bot.cli`.
 """
@@ -137,6 +138,63 @@ def bench_load(
                 str(row["ack_ms"]["p99"]),
             )
         table.caption = "checks: " + ("all passed" if figures["ok"] else "FAILED")
+        err.print(table)
+    emit(figures)
+    if not figures["ok"]:
+        raise typer.Exit(FAILED)
+
+
+@reported_errors(RuntimeError)  # the harness's "the bot did not start" and the like
+def bench_github(
+    clicks: Annotated[int, typer.Option(help="Cards whose Create issue modal is submitted.")] = 200,
+    concurrency: Annotated[int, typer.Option(help="Submissions in flight at once.")] = 4,
+    fault: Annotated[
+        str | None,
+        typer.Option(help="ratelimit: GitHub answers some creates 403 + retry-after 1."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON, no table.")] = False,
+) -> None:
+    """The bot (HTTP mode, its own process) against fake Slack and GitHub: per Create issue,
+    the submission's ack and the time until the card links the issue; checks exactly one
+    issue per card and every card linked."""
+    import signal
+
+    from rich.progress import Progress
+
+    run_github: Callable[..., dict[str, Any]] = _from_checkout(
+        "benchmarks.github", "github"
+    ).run_github
+    if clicks < 1:
+        raise CliError("--clicks must be at least 1")
+    if concurrency < 1:
+        raise CliError("--concurrency must be at least 1")
+    if fault not in (None, "ratelimit"):
+        raise CliError("--fault must be ratelimit")
+    # SIGTERM unwinds like Ctrl-C, so the bot process started here is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with Progress(console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        figures = run_github(clicks, concurrency=concurrency, fault=fault, progress=progress)
+    if not as_json and sys.stderr.isatty():
+        from rich.table import Table
+
+        table = Table(title=f"bench github · {figures['clicks']} clicks · fault {figures['fault']}")
+        for column in ("per click", "p50 ms", "p99 ms", "max ms"):
+            table.add_column(column)
+        for name, row in (
+            ("submission ack", figures["submissions"]["ack_ms"]),
+            ("until the card links it", figures["card_link_ms"]),
+        ):
+            table.add_row(name, str(row["p50"]), str(row["p99"]), str(row["max"]))
+        table.caption = f"{figures['issues_per_s']} issues linked/s · checks: " + (
+            "all passed" if figures["ok"] else "FAILED"
+        )
         err.print(table)
     emit(figures)
     if not figures["ok"]:

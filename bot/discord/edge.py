@@ -34,6 +34,7 @@ from bot.discord import embeds
 from bot.discord.settings import DiscordSettings
 from bot.github.edge import GitHubEdge
 from bot.github.settings import GitHubSettings
+from core.escalation import Escalator, escalation_target
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
 from core.issues import GITHUB_OFF, ISSUE_WAIT_SECONDS, offers_issue
@@ -231,6 +232,28 @@ class DiscordPoster:
         return found
 
 
+class DiscordEscalationPoster:
+    """Replies once to a card nobody took (the escalation outbox's poster); the reply
+    mentions only who TRIAGE_DISCORD_ESCALATE_TO names."""
+
+    def __init__(self, bot: TriageBot) -> None:
+        self.bot = bot
+        self.target = escalation_target(bot.target)
+
+    def _on_loop(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.bot.loop).result(CALL_TIMEOUT)
+
+    def post(self, card: CardView, *, minimal: bool = False) -> str:
+        return str(self._on_loop(self.bot.send_escalation(card)))
+
+    def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
+        """An escalation is said once; it is never rewritten."""
+
+    def find(self, card: CardView) -> str | None:
+        found: str | None = self._on_loop(self.bot.find_escalation(card))
+        return found
+
+
 class TriageBot(discord.Client):
     """The bot process's Discord client; its dependencies come in through the constructor."""
 
@@ -278,6 +301,19 @@ class TriageBot(discord.Client):
         self.github = (
             GitHubEdge(service, self.votes, github, card_url=self.card_url) if github else None
         )
+        self.escalator = Escalator(service, self.target)
+        self.escalations = Outbox(
+            service,
+            DiscordEscalationPoster(self),
+            worker_id=f"{self.outbox.worker_id}-escalation",
+            lease_seconds=settings.claim_lease,
+        )
+
+    def escalate(self) -> int:
+        """Queue the replies of cards nobody took, and send what is due (blocking: the
+        sweep runs it in a thread)."""
+        self.escalator.queue_due()
+        return self.escalations.drain()
 
     def card_url(self, item_id: str) -> str | None:
         """A link to the item's card (what an issue links back to)."""
@@ -392,6 +428,10 @@ class TriageBot(discord.Client):
             await asyncio.to_thread(self.service.upkeep)
         except Exception:
             log.exception("could not prune or apply what was forgotten")
+        try:
+            await asyncio.to_thread(self.escalate)
+        except Exception:
+            log.exception("could not escalate")
 
     async def _card_channel(self) -> discord.abc.Messageable:
         channel = self.get_channel(self.settings.channel)
@@ -425,6 +465,48 @@ class TriageBot(discord.Client):
             )
         except discord.HTTPException as exc:
             raise _refusal(exc) from exc
+
+    async def _card_message(self, item_id: str) -> discord.PartialMessage:
+        post = await self.blocking(self.store.get_post, item_id, self.target)
+        if post is None or not post.ref or not post.ref.isdigit():
+            raise PostFailed("the card is not posted yet")
+        channel = await self._card_channel()
+        if not isinstance(channel, discord.TextChannel | discord.Thread):
+            raise PostRefused(f"channel {self.settings.channel} cannot hold replies")
+        return channel.get_partial_message(int(post.ref))
+
+    async def send_escalation(self, card: CardView) -> int:
+        ping = self.settings.escalate_to
+        allowed = discord.AllowedMentions.none()
+        if ping is not None:
+            who = [discord.Object(ping[1])]
+            allowed = discord.AllowedMentions(
+                everyone=False,
+                roles=who if ping[0] == "role" else False,
+                users=who if ping[0] == "user" else False,
+                replied_user=False,
+            )
+        message = await self._card_message(card.item.id)
+        text = embeds.escalation_text(card, self.escalator.minutes, ping)
+        try:
+            sent = await message.reply(text, allowed_mentions=allowed, mention_author=False)
+        except discord.HTTPException as exc:
+            raise _refusal(exc) from exc
+        return sent.id
+
+    async def find_escalation(self, card: CardView) -> str | None:
+        """The bot's reply to this card, if an earlier attempt sent it."""
+        message = await self._card_message(card.item.id)
+        channel = await self._card_channel()
+        try:
+            async for reply in channel.history(limit=RECONCILE_LIMIT, after=message):
+                mine = self.user is not None and reply.author.id == self.user.id
+                ref = reply.reference.message_id if reply.reference else None
+                if mine and ref == message.id:
+                    return str(reply.id)
+        except discord.HTTPException as exc:
+            raise PostFailed(f"history: {exc.status}") from exc
+        return None
 
     async def find_card(self, card: CardView) -> str | None:
         """The id of a card for this item already in the channel, found by its footer.

@@ -438,6 +438,20 @@ def issue_url(view: CardView) -> str | None:
     return next((web_url(link.url) for link in view.issues if link.url), None)
 
 
+def escalation_text(view: CardView, minutes: float, ping: tuple[str, int] | None) -> str:
+    """The one reply a card nobody took gets; `ping` ("role"|"user", id) is mentioned."""
+    mention = ""
+    if ping is not None:
+        mention = f"<@&{ping[1]}> " if ping[0] == "role" else f"<@{ping[1]}> "
+    category, severity = view.current
+    return _clip(
+        f"{emoji('rotating_light')} {mention}this **{_text(severity, NAME_CHARS)}** "
+        f"{_text(category, NAME_CHARS)} item has had no vote and no issue for {minutes:g} "
+        "minutes: please take a look.",
+        CONTENT_LIMIT,
+    )
+
+
 def issue_reply(link: IssueLink, *, created: bool) -> str:
     """What the clicker alone sees after Create issue."""
     name = _text(link.name, 200)

@@ -31,6 +31,8 @@ class DiscordSettings:
     # How long a worker's claim on a card post lasts, as Slack's: a post claimed by a
     # process that died is retried once it runs out, so it must outlast one post attempt.
     claim_lease: float = CLAIM_LEASE_DEFAULT
+    # Who an escalation pings: ("role", id) or ("user", id); None pings nobody.
+    escalate_to: tuple[str, int] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DiscordSettings:
@@ -54,4 +56,18 @@ class DiscordSettings:
             reviewer_role=_snowflake("TRIAGE_DISCORD_REVIEWER_ROLE", role) if role else None,
             guild=_snowflake("TRIAGE_DISCORD_GUILD", guild) if guild else None,
             claim_lease=lease,
+            escalate_to=_escalate_to(env),
         )
+
+
+def _escalate_to(env: Mapping[str, str]) -> tuple[str, int] | None:
+    """TRIAGE_DISCORD_ESCALATE_TO: `role:<id>` or `user:<id>`."""
+    value = env_str(env, "TRIAGE_DISCORD_ESCALATE_TO")
+    if value is None:
+        return None
+    kind, _, snowflake = value.partition(":")
+    if kind not in ("role", "user") or not snowflake:
+        raise SettingsError(
+            f"TRIAGE_DISCORD_ESCALATE_TO must be role:<id> or user:<id>, got {value!r}"
+        )
+    return kind, _snowflake("TRIAGE_DISCORD_ESCALATE_TO", snowflake)

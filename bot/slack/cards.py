@@ -160,6 +160,27 @@ def item_id_for(value: str, card_item: str | None) -> str:
     return value
 
 
+ESCALATION_EVENT_TYPE = "triage_escalation"
+
+
+def escalation_metadata(item_id: str) -> dict[str, Any]:
+    return {"event_type": ESCALATION_EVENT_TYPE, "event_payload": {"item_id": item_id}}
+
+
+def escalation_text(view: CardView, minutes: float, ping: str | None) -> str:
+    """The one reply a card nobody took gets; `ping` a user (U…) or user group (S…) id."""
+    mention = ""
+    if ping and SLACK_USER.fullmatch(ping):
+        mention = f"<@{ping}> "
+    elif ping and re.fullmatch(r"S[A-Z0-9]{2,}", ping):
+        mention = f"<!subteam^{ping}> "
+    category, severity = view.current
+    return (
+        f":rotating_light: {mention}this *{_text(severity, 100)}* {_text(category, 100)} item "
+        f"has had no vote and no issue for {minutes:g} minutes: please take a look."
+    )
+
+
 def card_metadata(item_id: str) -> dict[str, Any]:
     return {"event_type": CARD_EVENT_TYPE, "event_payload": {"item_id": item_id}}
 

@@ -34,6 +34,7 @@ from bot.github.settings import GitHubSettings
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
+from core.escalation import Escalator, escalation_target
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
 from core.issues import GITHUB_OFF, ISSUE_WAIT_SECONDS
@@ -169,6 +170,58 @@ class SlackPoster:
         self._last_post = time.monotonic()
 
 
+class SlackEscalationPoster:
+    """Replies once in the thread of a card nobody took (the escalation outbox's poster)."""
+
+    def __init__(self, cards_poster: SlackPoster, store: Any, minutes: Callable[[], float]) -> None:
+        self.cards = cards_poster
+        self.client = cards_poster.client
+        self.channel = cards_poster.settings.channel
+        self.ping = cards_poster.settings.escalate_to
+        self.store = store
+        self.minutes = minutes
+        self.target = escalation_target(cards_poster.target)
+
+    def _card_ts(self, item_id: str) -> str:
+        card = self.store.get_post(item_id, self.cards.target)
+        if card is None or not card.ref:
+            raise PostFailed("the card is not posted yet")
+        return str(card.ref)
+
+    def post(self, card: CardView, *, minimal: bool = False) -> str:
+        response = self.cards._call(
+            self.client.chat_postMessage,
+            channel=self.channel,
+            thread_ts=self._card_ts(card.item.id),
+            text=cards.escalation_text(card, self.minutes(), self.ping),
+            metadata=cards.escalation_metadata(card.item.id),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return str(response["ts"])
+
+    def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
+        """An escalation is said once; it is never rewritten."""
+
+    def find(self, card: CardView) -> str | None:
+        replies = self.cards._call(
+            self.client.conversations_replies,
+            channel=self.channel,
+            ts=self._card_ts(card.item.id),
+            include_all_metadata=True,
+            limit=200,
+        )
+        for message in replies.get("messages", []):
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                meta.get("event_type") == cards.ESCALATION_EVENT_TYPE
+                and payload.get("item_id") == card.item.id
+            ):
+                return str(message["ts"])
+        return None
+
+
 class SlackEdge:
     """Slack's translation layer over core's intake, outbox and votes."""
 
@@ -207,6 +260,20 @@ class SlackEdge:
             if github is not None
             else None
         )
+        self.escalator = Escalator(service, self.target)
+        self.escalations = Outbox(
+            service,
+            SlackEscalationPoster(self.poster, self.store, lambda: self.escalator.minutes),
+            worker_id=f"{self.outbox.worker_id}-escalation",
+            lease_seconds=settings.claim_lease,
+        )
+        self.outbox.upkeep_tasks.append(self.escalate)
+
+    def escalate(self) -> int:
+        """Queue the replies of cards nobody took, and send what is due (the outbox
+        worker's upkeep runs it)."""
+        self.escalator.queue_due()
+        return self.escalations.drain()
 
     def card_url(self, item_id: str) -> str | None:
         """A link to the item's card (what an issue links back to)."""

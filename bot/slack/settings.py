@@ -18,6 +18,8 @@ from core.env import (
 
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 CHANNEL_WHAT = "a Slack channel id (like C0123ABCD)"
+PINGABLE = re.compile(r"^[US][A-Z0-9]{2,}$")
+PINGABLE_WHAT = "a Slack user id (U…) or user group id (S…)"
 DEFAULT_API_URL = "https://slack.com/api/"
 CLAIM_LEASE_DEFAULT = 120.0  # seconds; see `SlackSettings.claim_lease`
 
@@ -37,6 +39,8 @@ class SlackSettings:
     # retried (after a search of the channel) once it runs out. It must outlast one post
     # attempt, 429 waits included, or a slow live worker may see its post taken over.
     claim_lease: float = CLAIM_LEASE_DEFAULT
+    # Who an escalation pings: a user (U…) or a user group (S…); None pings nobody.
+    escalate_to: str | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -76,4 +80,10 @@ class SlackSettings:
             webhook_secret=env_str(env, "TRIAGE_WEBHOOK_SECRET"),
             post_interval=max(0.0, interval),
             claim_lease=lease,
+            escalate_to=_pingable(env),
         )
+
+
+def _pingable(env: Mapping[str, str]) -> str | None:
+    value = env_str(env, "TRIAGE_SLACK_ESCALATE_TO")
+    return check_id("TRIAGE_SLACK_ESCALATE_TO", value, PINGABLE, PINGABLE_WHAT) if value else None

@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import discord
@@ -24,9 +25,11 @@ from bot.discord import embeds
 from bot.discord.edge import TriageBot
 from bot.discord.settings import DiscordSettings
 from bot.github.settings import GitHubSettings
+from core.escalation import Escalator
 from core.intake import Intake, Submission, to_item
-from core.models import ValidationKind
+from core.models import ValidationKind, utcnow
 from core.ports import Encoder
+from core.runtime import EscalationSettings
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import load_taxonomy
@@ -650,3 +653,35 @@ async def test_create_issue_from_a_card_and_read_its_state_back(
                 lambda: "closed as completed" in world.field(item_id, "GitHub issue")
             )
             assert "github:outcome" in {v.reviewer for v in world.store.current_votes(item_id)}
+
+
+async def test_a_card_nobody_took_gets_one_reply_that_pings_only_who_is_named(
+    tmp_path: Path, encoder: Encoder
+) -> None:
+    async with make_world(tmp_path, encoder) as world:
+        oncall = world.guild.create_role("On call")
+        world.bot.settings = replace(world.settings, escalate_to=("role", oncall.id))
+        every = world.bot.taxonomy.severity_names
+        world.bot.escalator = Escalator(
+            world.bot.service, world.target, EscalationSettings(severities=every)
+        )
+        waiting = await world.intake_item("The checkout page crashes with a 500 error")
+        voted = await world.intake_item("The search box ignores accents")
+        await world.ann.click(world.card(voted), custom_id=f"triage:confirm:{voted}")
+        later = utcnow() + timedelta(minutes=31)
+
+        def escalate() -> int:
+            world.bot.escalator.queue_due(later)
+            return world.bot.escalations.drain()
+
+        assert await asyncio.to_thread(escalate) == 1
+        card = world.card(waiting)
+        replies = [
+            m for m in world.cards.history() if m.reference and m.reference.message_id == card.id
+        ]
+        assert len(replies) == 1
+        assert f"<@&{oncall.id}>" in replies[0].content and "30 minutes" in replies[0].content
+        assert await asyncio.to_thread(escalate) == 0  # said once
+        assert not [
+            m for m in world.cards.history() if m.reference and m.reference.message_id != card.id
+        ]

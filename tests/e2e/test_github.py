@@ -10,14 +10,18 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.github.settings import GitHubSettings
+from core.escalation import Escalator
 from core.issues import OUTCOME_SOURCE
+from core.models import utcnow
 from core.rewards import OUTCOME_REVIEWER
+from core.runtime import EscalationSettings
 from core.store.sqlite import SQLiteStore
 from tests.e2e.test_slack import CHANNEL, Stack, button, make_service, running, webhook_item
 from tests.fakes.github import FakeGitHub, deliver_webhook
@@ -321,3 +325,30 @@ def test_a_poll_reads_back_what_no_webhook_said(stack: Both) -> None:
     assert reward.value < 0
     assert github.poller.poll_once() >= 0  # nothing new: nothing changes
     assert len([r for r in s.slack.store.rewards(item_id) if r.source == OUTCOME_SOURCE]) == 1
+
+
+def test_a_card_nobody_took_is_escalated_once_in_its_thread(stack: Both) -> None:
+    s = stack
+    edge = s.slack.edge
+    every = s.slack.service.taxonomy.severity_names
+    edge.escalator = Escalator(s.slack.service, edge.target, EscalationSettings(severities=every))
+    edge.escalations.poster.ping = "S0ONCALL"  # as TRIAGE_SLACK_ESCALATE_TO=S0ONCALL
+    waiting = webhook_item(s.slack, "The checkout page crashes with a 500 error")
+    voted = webhook_item(s.slack, "The search box ignores accents")
+    taken = webhook_item(s.slack, "Images on the blog do not load")
+    s.slack.wait_posts(3)
+    s.slack.service.vote(voted, "UANN", "confirm")
+    s.slack.store.enqueue_post(taken, f"github:{REPO}")  # an issue is on its way
+    later = utcnow() + timedelta(minutes=31)
+    assert edge.escalator.due(utcnow()) == []  # not yet
+    assert edge.escalator.queue_due(later) == 1
+    assert edge.escalations.drain() == 1
+    card = s.slack.store.get_post(waiting, f"slack:{CHANNEL}")
+    assert card is not None
+    replies = [m for m in s.slack.posts() if m.get("thread_ts") == card.ref]
+    assert len(replies) == 1 and "<!subteam^S0ONCALL>" in replies[0]["text"]
+    assert "30 minutes" in replies[0]["text"]
+    # Never again: not on the next round, nor after a restart (the reply is stored).
+    assert edge.escalator.queue_due(later + timedelta(hours=1)) == 0
+    assert edge.escalations.drain() == 0
+    assert len([m for m in s.slack.posts() if m.get("thread_ts") == card.ref]) == 1

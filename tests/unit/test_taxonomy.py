@@ -94,6 +94,7 @@ def test_runtime_settings_are_apart_from_the_taxonomy_and_default_to_the_checked
         "outbox",
         "retention",
         "github",
+        "escalation",
     }
     assert set(RuntimeSettings().model_dump()) == set(RUNTIME_SECTIONS)
 
