@@ -53,3 +53,37 @@ def location_of(text: str, page: str | None) -> str:
 def suggest_action(spec: CategorySpec, text: str, page: str | None) -> str:
     where = location_of(text, page)
     return spec.action.format(subject=subject_of(text, spec), where=f" on {where}" if where else "")
+
+
+LEARNED_EVIDENCE = "action as reviewers wrote it for"  # how a card names the look-alike
+LEARNED_SIMILARITY = 0.75  # how close a look-alike must be for its edited action to carry over
+
+
+def _bare(subject: str) -> str:
+    return subject.strip("“”")
+
+
+def adapt_action(
+    edited: str,
+    spec: CategorySpec,
+    lookalike_text: str,
+    lookalike_page: str | None,
+    text: str,
+    page: str | None,
+) -> str:
+    """A reviewer's action for a look-alike, said of this item: where the edit quotes the
+    look-alike's subject or names its page, this item's subject and page take their place
+    (the rest of the edit, the team's own words, stays as it was)."""
+    adapted = edited
+    theirs, mine = _bare(subject_of(lookalike_text, spec)), _bare(subject_of(text, spec))
+    if theirs and theirs != "this report" and theirs in adapted:
+        adapted = adapted.replace(theirs, mine)
+    where_then, where_now = location_of(lookalike_text, lookalike_page), location_of(text, page)
+    if where_then and where_now and where_then != where_now and where_then in adapted:
+        adapted = adapted.replace(where_then, where_now)
+    return adapted
+
+
+def learned_from(evidence: list[str]) -> str | None:
+    """The evidence line that says whose edited action a triage took, if it took one."""
+    return next((line for line in evidence if line.startswith(LEARNED_EVIDENCE)), None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.actions import LEARNED_EVIDENCE, LEARNED_SIMILARITY, adapt_action
 from core.governance import clean_text, redact
 from core.intake import MAX_TEXT_BYTES, Submission, to_item
 from core.lifecycle import PruneReport, prune
@@ -237,6 +238,8 @@ class TriageService:
         known = {item.id: self.store.latest_triage(item.id) for item in items}
         todo = [item for item in items if known[item.id] is None]
         triages = self.engine.triage_many(todo)
+        for item, triage in zip(todo, triages, strict=True):
+            self._learned_action(item, triage)
         with self.store.transaction():  # one commit for the batch
             for triage in triages:
                 self.store.save_triage(triage)
@@ -248,6 +251,32 @@ class TriageService:
                 raise LookupError(f"item {item.id} has no triage")
             out.append(found)
         return out
+
+    def _learned_action(self, item: FeedbackItem, triage: Triage) -> None:
+        """A reviewer's edited action for a close look-alike of the same category replaces
+        the template's (adapted to this item, the look-alike named as evidence). An action
+        the model wrote itself (the LLM backend) is kept."""
+        if triage.backend != "embedded" or triage.category not in self.taxonomy.category_names:
+            return
+        spec = self.taxonomy.category(triage.category)
+        for other, label, similarity in self.similar_validated(
+            item, k=3, min_similarity=LEARNED_SIMILARITY
+        ):
+            if label.category != triage.category or not self.edited_action(other.id, label):
+                continue
+            assert label.action is not None
+            triage.action = adapt_action(
+                label.action, spec, other.redacted_text, other.page, item.redacted_text, item.page
+            )
+            triage.evidence.append(f"{LEARNED_EVIDENCE} {other.id} ({similarity:.0%} similar)")
+            return
+
+    def edited_action(self, item_id: str, label: Label) -> bool:
+        """Whether the label's action is a reviewer's own (not the suggestion left as it was)."""
+        if not label.action:
+            return False
+        triage = self.store.latest_triage(item_id)
+        return triage is None or label.action.strip() != triage.action.strip()
 
     # -- validation --------------------------------------------------------------------------
     def vote(

@@ -23,6 +23,7 @@ from datetime import datetime
 import discord
 
 from bot.chat_text import clip, join_within, one_line, printable, web_url, width
+from core.actions import learned_from
 from core.issues import IssueLink
 from core.issues import issue_reply as core_issue_reply
 from core.models import (
@@ -359,6 +360,8 @@ def card_embed(
 ) -> discord.Embed:
     """The card: severity colour and title first, the text, then fields and the tally.
     The description (the item's text) gets what the rest leaves of the 6,000."""
+    source = learned_from(triage.evidence)
+    learned = f"*{_text(source, 300)}*" if source else ""
     embed = discord.Embed(
         title=_title(triage, taxonomy),
         colour=severity_colour(taxonomy, triage.severity),
@@ -371,7 +374,15 @@ def card_embed(
         confidence += f"\n{emoji('raising_hand')} **needs a human**"
     embed.add_field(name="Confidence", value=confidence, inline=True)
     embed.add_field(
-        name="Suggested action", value=_value(_text(triage.action, ACTION_CHARS)), inline=False
+        name="Suggested action",
+        value=_value(
+            _join_within(
+                [p for p in (_text(triage.action, ACTION_CHARS), learned) if p],
+                ACTION_CHARS,
+                "\n",
+            )
+        ),
+        inline=False,
     )
     if similar:
         lines = [

@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from bot.chat_text import clip, join_within, one_line, printable, web_url, width
+from core.actions import learned_from
 from core.issues import IssueDraft, IssueLink, offers_issue
 from core.issues import issue_reply as core_issue_reply
 from core.models import (
@@ -333,6 +334,8 @@ def card_blocks(
     issue_button: bool = False,
 ) -> list[dict[str, Any]]:
     """The card: severity first, then category, confidence, text, action, similar, buttons."""
+    source = learned_from(triage.evidence)
+    learned = f"\n_{_text(source, 300)}_" if source else ""
     headline = (
         f"{_prediction(triage, taxonomy)} · confidence "
         f"{triage.confidence.category:.0%} / {triage.confidence.severity:.0%}"
@@ -345,7 +348,9 @@ def card_blocks(
         {"type": "context", "elements": [mrkdwn(_facts(item, source_link))]},
         {
             "type": "section",
-            "text": mrkdwn(_clip(f"*Suggested action:* {escape(triage.action)}", SECTION_LIMIT)),
+            "text": mrkdwn(
+                _clip(f"*Suggested action:* {escape(triage.action)}{learned}", SECTION_LIMIT)
+            ),
         },
     ]
     if similar:

@@ -685,3 +685,18 @@ async def test_a_card_nobody_took_gets_one_reply_that_pings_only_who_is_named(
         assert not [
             m for m in world.cards.history() if m.reference and m.reference.message_id != card.id
         ]
+
+
+async def test_a_reviewers_edited_action_reaches_the_next_similar_card(world: World) -> None:
+    first = await world.intake_item("The checkout page crashes with a 500 error on submit")
+    shown = await world.ann.click(world.card(first), custom_id=f"triage:correct:{first}")
+    edited = "Roll back the payments deploy, then page the payments on-call"
+    await world.ann.submit_modal(shown, {"action": edited})
+    label = world.store.get_label(first)
+    assert label is not None and label.action == edited
+    second = await world.intake_item("The checkout page crashes with a 500 error when I pay")
+    action = world.field(second, "Suggested action")
+    shown_plain = action.replace("\\", "")  # the id is shown literally: `_` escaped
+    assert edited in action and f"action as reviewers wrote it for {first}" in shown_plain
+    unrelated = await world.intake_item("Please add a dark mode to the documentation site")
+    assert edited not in world.field(unrelated, "Suggested action")

@@ -225,7 +225,7 @@ def test_instructions_in_feedback_change_neither_format_nor_leak_the_prompt(
     prompt_lines = [line for line in prompt.splitlines() if len(line) > 20]
     for text, triage, (request, reply) in zip(INJECTIONS, results, proxy.answered, strict=True):
         # The reply is the schema's object and nothing else, and it was used.
-        assert set(json.loads(reply)) == {"category", "severity", "confidence"}
+        assert set(json.loads(reply)) == {"category", "severity", "confidence", "action"}
         LLMAnswer.model_validate_json(reply, context={"taxonomy": TAXONOMY})
         assert triage.backend == "llm" and triage.fallback_reason is None, triage
         # No output field carries the prompt.

@@ -940,3 +940,53 @@ def test_ids_that_ride_as_digests_vote_through_the_card_they_are_on(stack: Stack
         )
         label = stack.store.get_label(item.id)
         assert label is not None and label.severity == "low"
+
+
+def test_a_reviewers_edited_action_reaches_the_next_similar_card(stack: Stack) -> None:
+    first = webhook_item(stack, "The checkout page crashes with a 500 error on submit")
+    stack.wait_posts(1)
+    triage = stack.store.latest_triage(first)
+    assert triage is not None
+    assert button(stack, "triage_correct", first)[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("views.open")))
+    view = stack.fake.calls("views.open")[-1].params["view"]
+    edited = "Roll back the payments deploy, then page the payments on-call"
+    submitted = {
+        **view,
+        "id": "VACT",
+        "state": {
+            "values": {
+                "category": {
+                    "value": {
+                        "type": "static_select",
+                        "selected_option": {"value": triage.category},
+                    }
+                },
+                "severity": {
+                    "value": {"type": "static_select", "selected_option": {"value": "critical"}}
+                },
+                "action": {"value": {"type": "plain_text_input", "value": edited}},
+            }
+        },
+    }
+    status, _ = stack.interact(
+        {
+            "type": "view_submission",
+            "user": {"id": "UANN"},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "view": submitted,
+        }
+    )
+    assert status == 200
+    assert stack.fake.wait_for(lambda: (stack.store.get_label(first) or triage).action == edited)
+    second = webhook_item(stack, "The checkout page crashes with a 500 error when I pay")
+    posts = stack.wait_posts(2)
+    card = next(m for m in posts if cards.card_item_id(m) == second)
+    shown = json.dumps(card["blocks"], ensure_ascii=False)
+    assert edited in shown
+    assert f"action as reviewers wrote it for {first}" in shown
+    unrelated = webhook_item(stack, "Please add a dark mode to the documentation site")
+    posts = stack.wait_posts(3)
+    other = next(m for m in posts if cards.card_item_id(m) == unrelated)
+    assert edited not in json.dumps(other["blocks"], ensure_ascii=False)
