@@ -5,18 +5,23 @@ once and each vote counted once: claims are atomic updates, ids are unique index
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import MongoClient
 
+from benchmarks.github import cards_linked, issue_submission, issues_by_item, send_interaction
 from benchmarks.load import (
     TARGET,
     BotProcess,
+    Outcome,
     Sender,
     cards_by_item,
     feedback_bodies,
@@ -28,10 +33,13 @@ from benchmarks.load import (
 )
 from core.store.mongo import MongoStore
 from tests.conftest import url_database
+from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.slow
 ITEMS = 24
+ISSUE_CARDS = 12
+GITHUB_REPO = "acme/web"
 
 
 def test_two_workers_share_one_store_without_double_posts_or_double_votes(
@@ -129,6 +137,122 @@ def test_two_workers_share_one_store_without_double_posts_or_double_votes(
                     assert current["UBOB"].category == "content-gap"  # :memo:, the newer one
                 label = store.get_label(item_id)
                 assert label is not None and sorted(label.reviewers) == sorted(current)
+            assert all(bot.alive for bot in bots)
+        finally:
+            for bot in bots:
+                bot.stop()
+            store.close()
+            client: MongoClient[dict[str, Any]] = MongoClient(store_url)
+            client.drop_database(database)
+            client.close()
+
+
+def released(barrier: threading.Barrier, sender: Sender, payload: dict[str, Any]) -> Outcome:
+    """Send once every sender of the same card is ready: the copies race."""
+    barrier.wait(timeout=30)
+    return send_interaction(sender, str(payload["user"]["id"]), payload)
+
+
+def test_two_workers_open_one_github_issue_per_card_when_both_get_the_submission(
+    mongo_url: str, tmp_path: Path
+) -> None:
+    """Each card's Create issue submission reaches both workers at once, and once more
+    (redelivered) the first: one issue per card, its post `posted` with the issue's URL,
+    the clicker's confirmation counted once."""
+    database = f"{url_database(mongo_url)}_gh_{uuid.uuid4().hex[:6]}"
+    store_url = with_database(mongo_url, database)
+    with FakeSlack() as fake, FakeGitHub(token="ghp-two") as gh:
+        gh.add_repo(GITHUB_REPO)
+        bots = [
+            BotProcess(
+                store_url,
+                fake.base_url,
+                tmp_path / f"bot{n}.log",
+                env={
+                    "SLACK_BOT_TOKEN": f"xoxb-worker{n}",
+                    "TRIAGE_GITHUB_REPO": GITHUB_REPO,
+                    "GITHUB_TOKEN": "ghp-two",
+                    "GITHUB_API_URL": gh.base_url,
+                },
+            )
+            for n in (1, 2)
+        ]
+        starting = [threading.Thread(target=bot.start) for bot in bots]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        store = MongoStore(store_url)
+        try:
+            assert all(bot.health()[0] == 200 for bot in bots), [b.log_tail() for b in bots]
+            senders = [Sender(bot.port, give_up_after=30) for bot in bots]
+            bodies = feedback_bodies(ISSUE_CARDS, uuid.uuid4().hex[:6])
+            ids = [item_id_of(body) for body in bodies]
+            feed: list[Callable[[], Outcome]] = [
+                functools.partial(senders[i % 2].feedback, ids[i], b) for i, b in enumerate(bodies)
+            ]
+            outcomes, _ = fire(feed, concurrency=4)
+            assert all(o.accepted for o in outcomes), [o.final for o in outcomes]
+            assert wait_until(lambda: set(ids) <= set(cards_by_item(fake)), timeout=60)
+            cards = {i: ts[0] for i, ts in cards_by_item(fake).items()}
+
+            # Per card: worker 1, worker 2, and worker 1 again, released together.
+            clicker = {item_id: f"UC{i:02d}" for i, item_id in enumerate(ids)}
+            jobs: list[Callable[[], Outcome]] = []
+            for i, item_id in enumerate(ids):
+                payload = issue_submission(
+                    item_id,
+                    cards[item_id],
+                    user=clicker[item_id],
+                    title=f"Issue {i}",
+                    labels="triage-bot, bug",
+                )
+                together = threading.Barrier(3)
+                first = i % 2
+                for s in (senders[first], senders[1 - first], senders[first]):
+                    jobs.append(functools.partial(released, together, s, payload))
+            outcomes, _ = fire(jobs, concurrency=len(jobs))
+            assert all(o.accepted and b"errors" not in o.final.body for o in outcomes), [
+                (o.key, o.final) for o in outcomes
+            ]
+
+            urls: dict[str, str] = {}
+
+            def linked() -> bool:
+                urls.update(
+                    {i: str(f[0]["html_url"]) for i, f in issues_by_item(gh, GITHUB_REPO).items()}
+                )
+                return set(ids) <= cards_linked(fake, urls)
+
+            assert wait_until(linked, timeout=90), [b.log_tail() for b in bots]
+            # Whatever a losing worker might still send would land now.
+            wait_until(lambda: store.count_unposted(f"github:{GITHUB_REPO}") == 0, timeout=10)
+            time.sleep(2.0)
+
+            by_item = issues_by_item(gh, GITHUB_REPO)
+            assert {i: len(found) for i, found in by_item.items()} == {i: 1 for i in ids}
+            assert len(gh.issues(GITHUB_REPO)) == ISSUE_CARDS
+            creates = gh.calls_to("POST", f"/repos/{GITHUB_REPO}/issues")
+            assert [c.status for c in creates] == [201] * ISSUE_CARDS, [c.status for c in creates]
+            for item_id in ids:
+                url = by_item[item_id][0]["html_url"]
+                post = store.get_post(item_id, f"github:{GITHUB_REPO}")
+                assert post is not None and (post.status, post.ref) == ("posted", url), post
+                votes = store.current_votes(item_id)
+                assert [(v.reviewer, v.kind.value) for v in votes] == [
+                    (clicker[item_id], "confirm")
+                ], votes
+                counted = [v for v in store.events(item_id) if v.reviewer == clicker[item_id]]
+                assert len(counted) == 1, counted
+
+            # Each submission is answered privately; only the one that queued says "Opened".
+            def answers(user: str) -> list[str]:
+                calls = fake.calls("chat.postEphemeral")
+                return [str(c.params.get("text")) for c in calls if c.params.get("user") == user]
+
+            assert wait_until(lambda: all(len(answers(u)) == 3 for u in clicker.values()), 30)
+            for user in clicker.values():
+                assert sum(t.startswith("Opened") for t in answers(user)) <= 1, answers(user)
             assert all(bot.alive for bot in bots)
         finally:
             for bot in bots:
