@@ -298,6 +298,10 @@ class IssueDesk:
         )
         with self.store.transaction():
             queued = self.store.enqueue_post(item.id, self.target, detail)
+            if not queued and self.store.requeue_post(item.id, self.target):
+                # GitHub refused it for good last time: this click is another try.
+                self.store.set_post_detail(item.id, self.target, detail)
+                queued = True
             if queued and not corrected:
                 self.votes.cast(
                     Ballot(

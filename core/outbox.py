@@ -46,7 +46,7 @@ class Outbox:
         settings: OutboxSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
         issue_repo: str | None = None,
-        on_posted: Callable[[str], object] | None = None,
+        on_result: Callable[[str], object] | None = None,
     ) -> None:
         self.service = service
         self.store = service.store
@@ -57,7 +57,9 @@ class Outbox:
         self.settings = settings or service.runtime.outbox
         self.clock = clock
         self.issue_repo = issue_repo  # cards offer "Create issue" in this GitHub repository
-        self.on_posted = on_posted  # told each item whose post (a new one) went out
+        # Told each item whose new post went out, was dead-lettered or will be retried (the
+        # GitHub worker rewrites the item's chat cards to show it).
+        self.on_result = on_result
         self.paused_until = 0.0  # a 429's Retry-After: nothing is posted before this
         self.wake_event = threading.Event()  # what `serve` waits on between rounds
         self._wakers: list[Callable[[], None]] = []
@@ -146,7 +148,14 @@ class Outbox:
             if item is None:
                 continue
             if self.clock() < self.paused_until:  # a 429 earlier in this batch
-                self._retry(post, self.paused_until - self.clock(), "rate limited")
+                # Never sent: no attempt counted (a second attempt searches the platform
+                # for the post first, and backs off longer).
+                self._retry(
+                    post,
+                    self.paused_until - self.clock(),
+                    "waiting out a rate limit",
+                    attempted=False,
+                )
                 continue
             self._deliver(post, self._view(item, triages[item.id]))
         return len(posts)
@@ -178,19 +187,21 @@ class Outbox:
                 except PostRefused as again:
                     log.error("outbox: %s refused twice (%s); dead-lettered", item_id, again)
                     self.store.dead_post(item_id, self.target, self.worker_id, str(again)[:500])
+                    self._tell(item_id)
                     return
         except STORE_UNAVAILABLE:
             raise
         except PostFailed as exc:
             self._failed(post, exc)
+            self._tell(item_id)
             return
         except Exception as exc:  # an unexpected client error: retried like a failure
             log.exception("outbox: posting %s failed", item_id)
             self._failed(post, PostFailed(f"{type(exc).__name__}: {exc}"))
+            self._tell(item_id)
             return
         if self.store.mark_posted(item_id, self.target, ref, self.worker_id):
-            if self.on_posted is not None:
-                self.on_posted(item_id)
+            self._tell(item_id)
             return
         if self.store.get_item(item_id) is None:
             log.warning(
@@ -207,6 +218,15 @@ class Outbox:
             item_id,
             self.lease_seconds,
         )
+
+    def _tell(self, item_id: str) -> None:
+        if self.on_result is not None:
+            try:
+                self.on_result(item_id)
+            except STORE_UNAVAILABLE:
+                raise
+            except Exception:  # the post's own outcome is stored; only the news is lost
+                log.exception("outbox: could not report the outcome of %s", item_id)
 
     def _rewrite(self, post: PostRecord, view: CardView) -> None:
         assert post.ref is not None
@@ -234,9 +254,14 @@ class Outbox:
         log.warning("outbox: %s not delivered (%s); retry in %.1f s", post.item_id, exc, delay)
         self._retry(post, delay, str(exc))
 
-    def _retry(self, post: PostRecord, delay: float, error: str) -> None:
+    def _retry(self, post: PostRecord, delay: float, error: str, *, attempted: bool = True) -> None:
         self.store.release_post(
-            post.item_id, self.target, self.worker_id, delay_seconds=delay, error=error[:500]
+            post.item_id,
+            self.target,
+            self.worker_id,
+            delay_seconds=delay,
+            error=error[:500],
+            attempted=attempted,
         )
 
     # -- the worker thread ---------------------------------------------------------------

@@ -43,7 +43,8 @@ class Store(Protocol):
     - `save_triage` keeps every prediction; `latest_triage` returns the newest.
     - Outbox: `enqueue_post` is idempotent on (item_id, target) (a second call keeps the
       first one's `detail`); `set_post_detail` merges keys into a post's `detail` (False
-      when there is no such post). `claim_post` atomically
+      when there is no such post); `requeue_post` gives a dead post another life (pending,
+      no attempts, its detail kept; False unless it was dead). `claim_post` atomically
       hands the oldest due post of a target to one worker: a pending post whose
       `next_attempt_at` has passed, a posted card marked stale, or a claim whose lease
       expired; two workers never hold the same post at once. Each claim adds one to
@@ -51,7 +52,8 @@ class Store(Protocol):
       `worker`, only while that worker still holds the claim: False when its lease ran
       out and another worker took the post over); `release_post` gives a claimed post
       back after a failed attempt, not to be claimed again for `delay_seconds` (a rewrite
-      stays posted and stale); `dead_post` ends a post the platform refuses for good;
+      stays posted and stale; `attempted=False`: it was never tried, so its claim does
+      not count as an attempt); `dead_post` ends a post the platform refuses for good;
       `request_update` marks a posted card stale (False when it has no card yet);
       `find_post` looks a post up by its ref; `posts` lists them (of a target, a status,
       an item), `outbox_counts` counts them per target and status (plus "stale").
@@ -120,6 +122,7 @@ class Store(Protocol):
         self, item_id: str, target: str, detail: Mapping[str, Any] | None = None
     ) -> bool: ...
     def set_post_detail(self, item_id: str, target: str, detail: Mapping[str, Any]) -> bool: ...
+    def requeue_post(self, item_id: str, target: str) -> bool: ...
     def claim_post(self, target: str, worker: str, lease_seconds: float) -> PostRecord | None: ...
     def mark_posted(
         self, item_id: str, target: str, ref: str, worker: str | None = None
@@ -132,6 +135,7 @@ class Store(Protocol):
         *,
         delay_seconds: float = 0.0,
         error: str | None = None,
+        attempted: bool = True,
     ) -> None: ...
     def dead_post(self, item_id: str, target: str, worker: str, error: str) -> None: ...
     def request_update(self, item_id: str, target: str) -> bool: ...

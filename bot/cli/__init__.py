@@ -41,6 +41,7 @@ app.add_typer(export_app, name="export")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (figures as JSON).")
 bench_app.command("latency")(bench.bench_latency)
 bench_app.command("load")(bench.bench_load)
+bench_app.command("github")(bench.bench_github)
 bench_app.command("redaction")(bench.bench_redaction)
 app.add_typer(bench_app, name="bench")
 

@@ -61,7 +61,10 @@ def label_names(issue: Mapping[str, Any]) -> list[str]:
 
 
 def issue_update(
-    issue: Mapping[str, Any], actor: str | None = None, bot_login: str | None = None, action=None
+    issue: Mapping[str, Any],
+    actor: str | None = None,
+    bot_login: str | None = None,
+    action: object = None,
 ) -> IssueUpdate | None:
     """An issue object (a webhook's, a list's) as core's update; None if it is not one."""
     url, state, updated = issue.get("html_url"), issue.get("state"), _time(issue.get("updated_at"))
@@ -227,7 +230,7 @@ class GitHubEdge:
             self.poster,
             worker_id=worker_id or f"github-{uuid.uuid4().hex[:8]}",
             lease_seconds=CLAIM_LEASE,
-            on_posted=lambda item_id: self.desk.rewrite_cards(item_id),
+            on_result=lambda item_id: self.desk.rewrite_cards(item_id),
         )
         self.desk = IssueDesk(service, votes, settings.repo, wake=self.outbox.wake)
         self.poller = IssuePoller(self.client, self.desk, service.runtime.github.poll_seconds)

@@ -429,6 +429,21 @@ class MongoStore:
             return False
         return True
 
+    def requeue_post(self, item_id: str, target: str) -> bool:
+        result = self._posts.update_one(
+            {"item_id": item_id, "target": target, "status": "dead"},
+            {
+                "$set": {
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "last_error": None,
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+        return result.matched_count == 1
+
     def set_post_detail(self, item_id: str, target: str, detail: Mapping[str, Any]) -> bool:
         # Key by key, so two writers setting different keys both land.
         fields = {f"detail.{key}": value for key, value in detail.items()}
@@ -495,9 +510,11 @@ class MongoStore:
         *,
         delay_seconds: float = 0.0,
         error: str | None = None,
+        attempted: bool = True,
     ) -> None:
         now = utcnow()
         held = {"item_id": item_id, "target": target, "status": "claimed", "claimed_by": worker}
+        uncount = {} if attempted else {"$inc": {"attempts": -1}}
         retry = {
             "claimed_by": None,
             "claimed_until": None,
@@ -507,10 +524,12 @@ class MongoStore:
         }
         # Never posted: pending again. A rewrite: posted, still stale.
         self._posts.update_one(
-            {**held, "ref": None}, {"$set": {**retry, "status": "pending", "stale": False}}
+            {**held, "ref": None},
+            {"$set": {**retry, "status": "pending", "stale": False}, **uncount},
         )
         self._posts.update_one(
-            {**held, "ref": {"$ne": None}}, {"$set": {**retry, "status": "posted", "stale": True}}
+            {**held, "ref": {"$ne": None}},
+            {"$set": {**retry, "status": "posted", "stale": True}, **uncount},
         )
 
     def dead_post(self, item_id: str, target: str, worker: str, error: str) -> None:

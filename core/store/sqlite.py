@@ -474,6 +474,16 @@ class SQLiteStore:
             )
             return cur.rowcount == 1
 
+    def requeue_post(self, item_id: str, target: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE posts SET status = 'pending', attempts = 0, next_attempt_at = '', "
+                "last_error = NULL, updated_at = ? "
+                "WHERE item_id = ? AND target = ? AND status = 'dead'",
+                (_iso(utcnow()), item_id, target),
+            )
+            return cursor.rowcount == 1
+
     def set_post_detail(self, item_id: str, target: str, detail: Mapping[str, Any]) -> bool:
         with self.transaction():
             row = self._db.execute(
@@ -542,18 +552,21 @@ class SQLiteStore:
         *,
         delay_seconds: float = 0.0,
         error: str | None = None,
+        attempted: bool = True,
     ) -> None:
         now = utcnow()
         with self._lock:
             self._db.execute(
                 "UPDATE posts SET status = CASE WHEN ref IS NULL THEN 'pending' ELSE 'posted' END, "
                 "stale = CASE WHEN ref IS NULL THEN 0 ELSE 1 END, claimed_by = NULL, "
-                "claimed_until = NULL, next_attempt_at = ?, last_error = ?, updated_at = ? "
+                "claimed_until = NULL, next_attempt_at = ?, last_error = ?, updated_at = ?, "
+                "attempts = attempts - ? "
                 "WHERE item_id = ? AND target = ? AND status = 'claimed' AND claimed_by = ?",
                 (
                     _iso(now + timedelta(seconds=max(0.0, delay_seconds))),
                     error,
                     _iso(now),
+                    0 if attempted else 1,
                     item_id,
                     target,
                     worker,

@@ -408,6 +408,23 @@ def test_a_post_keeps_its_detail_and_merges_more(store: Store) -> None:
     assert queued is not None and queued.detail == {"note": 1}
 
 
+def test_a_dead_post_can_be_queued_again(store: Store) -> None:
+    issue = "github:acme/web"
+    store.enqueue_post("itm_1", issue, detail={"title": "t"})
+    assert store.requeue_post("itm_1", issue) is False  # only a dead one
+    post = store.claim_post(issue, "w1", LONG)
+    assert post is not None
+    store.dead_post("itm_1", issue, "w1", "GitHub 422: Validation Failed")
+    assert store.requeue_post("itm_1", issue) is True
+    again = store.get_post("itm_1", issue)
+    assert again is not None
+    assert (again.status, again.attempts, again.last_error) == ("pending", 0, None)
+    assert again.detail == {"title": "t"}
+    claimed = store.claim_post(issue, "w2", LONG)
+    assert claimed is not None and claimed.item_id == "itm_1"
+    assert store.requeue_post("itm_missing", issue) is False
+
+
 def test_claim_hands_out_the_oldest_pending_post_first(store: Store) -> None:
     for item_id in ["itm_c", "itm_a", "itm_b"]:  # creation order is not id order
         assert store.enqueue_post(item_id, SLACK)
@@ -1104,3 +1121,17 @@ def test_a_store_made_before_rewards_had_a_source_keeps_them(tmp_path) -> None: 
         assert post is not None and post.detail == {} and post.ref == "1.0"
     finally:
         store.close()
+
+
+def test_a_post_released_untried_does_not_count_the_attempt(store: Store) -> None:
+    store.enqueue_post("itm_1", SLACK)
+    post = store.claim_post(SLACK, "w1", LONG)
+    assert post is not None and post.attempts == 1
+    store.release_post("itm_1", SLACK, "w1", attempted=False, error="waiting out a rate limit")
+    waiting = store.get_post("itm_1", SLACK)
+    assert waiting is not None and (waiting.status, waiting.attempts) == ("pending", 0)
+    again = store.claim_post(SLACK, "w1", LONG)
+    assert again is not None and again.attempts == 1
+    store.release_post("itm_1", SLACK, "w1")
+    tried = store.get_post("itm_1", SLACK)
+    assert tried is not None and tried.attempts == 1

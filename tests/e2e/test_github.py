@@ -352,3 +352,24 @@ def test_a_card_nobody_took_is_escalated_once_in_its_thread(stack: Both) -> None
     assert edge.escalator.queue_due(later + timedelta(hours=1)) == 0
     assert edge.escalations.drain() == 0
     assert len([m for m in s.slack.posts() if m.get("thread_ts") == card.ref]) == 1
+
+
+def test_an_issue_github_refuses_shows_on_the_card_and_a_new_click_tries_again(
+    stack: Both,
+) -> None:
+    s = stack
+    s.gh.fail_next(
+        422, count=2, message="Validation Failed", path_contains="/issues", method="POST"
+    )
+    item_id = webhook_item(s.slack, "The newsletter signup rejects every address")
+    s.slack.wait_posts(1)
+    view = open_modal(s, item_id)
+    assert submit_modal(s, view, title="Newsletter signup", labels="bug") == 200
+    assert s.slack.fake.wait_for(lambda: "could not be created" in s.card_text(item_id))
+    assert s.slack.fake.wait_for(lambda: any("refused" in t for t in ephemerals(s, "UANN")))
+    assert '"triage_issue"' in s.card_text(item_id)  # the button is back
+    assert s.issues() == []
+    view = open_modal(s, item_id)
+    assert submit_modal(s, view, title="Newsletter signup", labels="bug") == 200
+    assert s.gh.wait_for(lambda: len(s.issues()) == 1)
+    assert s.slack.fake.wait_for(lambda: "github.test" in s.card_text(item_id))
