@@ -243,8 +243,13 @@ class Outbox:
     def _failed(self, post: PostRecord, exc: PostFailed) -> None:
         if exc.retry_after:
             self.paused_until = max(self.paused_until, self.clock() + exc.retry_after)
+        # A rate limit's answer (it says how long to wait) means the platform did nothing:
+        # not an attempt, so neither a search for the post next time nor a longer backoff.
+        limited = bool(exc.retry_after)
         if post.ref is not None:  # a rewrite: a short, flat wait (its attempts count votes)
             backoff = min(self.settings.retry_max_seconds, 5 * self.settings.retry_base_seconds)
+        elif limited:
+            backoff = 0.0
         else:
             exponent = min(max(post.attempts - 1, 0), 20)
             backoff = min(
@@ -252,7 +257,7 @@ class Outbox:
             )
         delay = max(backoff, exc.retry_after or 0.0)
         log.warning("outbox: %s not delivered (%s); retry in %.1f s", post.item_id, exc, delay)
-        self._retry(post, delay, str(exc))
+        self._retry(post, delay, str(exc), attempted=not limited)
 
     def _retry(self, post: PostRecord, delay: float, error: str, *, attempted: bool = True) -> None:
         self.store.release_post(

@@ -229,6 +229,8 @@ def test_rate_limits_are_waited_out_and_the_clicker_told_privately(stack: Both) 
     assert s.slack.fake.wait_for(lambda: "github.test" in s.card_text(item_id))
     statuses = [c.status for c in s.gh.calls_to("POST", "/issues")]
     assert statuses == [403, 201]
+    # GitHub's rate limit said nothing was created: no search for it before the retry.
+    assert not s.gh.calls_to("GET", "/search") and not s.gh.calls_to("GET", f"/repos/{REPO}/issues")
 
 
 def test_a_create_that_timed_out_is_found_by_its_marker_not_opened_twice(
