@@ -145,6 +145,17 @@ class Label(_Model):
     updated_at: UTCDateTime = Field(default_factory=utcnow)
 
 
+class Assignment(_Model):
+    """Who owns an item, as a reviewer set it (the Assign menu): a label of its own, which
+    the owner model learns from as the heads learn from category labels."""
+
+    item_id: str
+    owner: str
+    by: str
+    platform: str = "cli"
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+
+
 class RewardData(_Model):
     """Agent Lightning's RewardData shape: what an RL trainer receives."""
 

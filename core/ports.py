@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from core.models import (
+    Assignment,
     AuditEvent,
     CardView,
     FeedbackItem,
@@ -69,6 +70,8 @@ class Store(Protocol):
       (an opaque string it alone parses), replacing the previous position;
       `get_intake_cursor` returns it, or None for a source never recorded. Kept in the
       store so a restarted (or another) process resumes where the last one stopped.
+    - `put_assignment` replaces the item's owner assignment (`get_assignment`,
+      `iter_assignments` oldest first); forgetting an item deletes it too.
     - `put_label` replaces the item's label (`delete_label` drops it when no vote is
       left); `put_reward` replaces the reward for (item, model_version, source): a vote's
       reward and a GitHub outcome's are kept side by side.
@@ -77,7 +80,7 @@ class Store(Protocol):
       idempotent, so a retried request completes what a failed one began.
     - Forgetting: `forget_items(event)` deletes each of `event.item_ids` and everything
       derived from it (its triages, vote events and current votes, label, rewards and
-      outbox posts; an id the store lacks is no error), and records `event` in the audit
+      outbox posts, assignment; an id the store lacks is no error), and records `event` in the audit
       trail with `counts` (what it already held, plus items, triages, votes, labels,
       rewards, posts deleted) and `cards` (`"target ref"` of each posted card) filled in
       and the next `seq`; it returns the stored event. The event has no content, only ids
@@ -114,6 +117,10 @@ class Store(Protocol):
     def get_label(self, item_id: str) -> Label | None: ...
     def delete_label(self, item_id: str) -> None: ...
     def iter_labels(self) -> Iterator[Label]: ...
+
+    def put_assignment(self, assignment: Assignment) -> None: ...
+    def get_assignment(self, item_id: str) -> Assignment | None: ...
+    def iter_assignments(self) -> Iterator[Assignment]: ...
 
     def put_reward(self, reward: Reward) -> None: ...
     def rewards(self, item_id: str | None = None) -> list[Reward]: ...

@@ -27,6 +27,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from core.models import (
+    Assignment,
     AuditEvent,
     FeedbackItem,
     Label,
@@ -93,6 +94,7 @@ class MongoStore:
         self._votes: Collection[Doc] = self._db["votes"]
         self._labels: Collection[Doc] = self._db["labels"]
         self._rewards: Collection[Doc] = self._db["rewards"]
+        self._assignments: Collection[Doc] = self._db["assignments"]  # _id = item id
         self._counters: Collection[Doc] = self._db["counters"]  # the `_seq` counter
         self._posts: Collection[Doc] = self._db["posts"]
         self._seen: Collection[Doc] = self._db["seen_events"]
@@ -282,6 +284,18 @@ class MongoStore:
         docs = list(self._labels.find().sort("_seq", ASCENDING))
         for doc in docs:
             yield _load(Label, doc)
+
+    def put_assignment(self, assignment: Assignment) -> None:
+        doc = {**assignment.model_dump(mode="json"), "_seq": self._next_seq()}
+        self._upsert(self._assignments, {"_id": assignment.item_id}, doc)
+
+    def get_assignment(self, item_id: str) -> Assignment | None:
+        doc = self._assignments.find_one({"_id": item_id})
+        return _load(Assignment, doc) if doc else None
+
+    def iter_assignments(self) -> Iterator[Assignment]:
+        for doc in list(self._assignments.find().sort("_seq", ASCENDING)):
+            yield _load(Assignment, doc)
 
     def put_reward(self, reward: Reward) -> None:
         doc = {**reward.model_dump(mode="json"), "_seq": self._next_seq()}
@@ -599,10 +613,13 @@ class MongoStore:
             ("triages", self._triages),
             ("votes", self._events),
             ("labels", self._labels),
+            ("assignments", self._assignments),
             ("rewards", self._rewards),
             ("posts", self._posts),
         ):
             key = "_id" if collection is self._labels else "item_id"
+            if collection is self._assignments:
+                key = "_id"
             deleted = collection.delete_many({key: {"$in": ids}}).deleted_count
             counts[kind] = counts.get(kind, 0) + deleted
         self._votes.delete_many({"item_id": {"$in": ids}})

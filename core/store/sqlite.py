@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.models import (
+    Assignment,
     AuditEvent,
     FeedbackItem,
     Label,
@@ -56,6 +57,10 @@ CREATE TABLE IF NOT EXISTS votes (
     PRIMARY KEY (item_id, reviewer)
 );
 CREATE TABLE IF NOT EXISTS labels (
+    item_id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS assignments (
     item_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
 );
@@ -117,6 +122,7 @@ _DERIVED = (
     ("triages", "triages", "item_id"),
     ("votes", "events", "item_id"),
     ("labels", "labels", "item_id"),
+    ("assignments", "assignments", "item_id"),
     ("rewards", "rewards", "item_id"),
     ("posts", "posts", "item_id"),
 )
@@ -356,6 +362,26 @@ class SQLiteStore:
             rows = self._db.execute("SELECT doc FROM labels ORDER BY rowid").fetchall()
         for (doc,) in rows:
             yield Label.model_validate_json(doc)
+
+    def put_assignment(self, assignment: Assignment) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO assignments(item_id, doc) VALUES (?, ?)",
+                (assignment.item_id, assignment.model_dump_json()),
+            )
+
+    def get_assignment(self, item_id: str) -> Assignment | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM assignments WHERE item_id = ?", (item_id,)
+            ).fetchone()
+        return Assignment.model_validate_json(row[0]) if row else None
+
+    def iter_assignments(self) -> Iterator[Assignment]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM assignments ORDER BY rowid").fetchall()
+        for (doc,) in rows:
+            yield Assignment.model_validate_json(doc)
 
     def put_reward(self, reward: Reward) -> None:
         with self._lock:

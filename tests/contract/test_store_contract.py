@@ -986,6 +986,7 @@ def test_forget_items_deletes_everything_derived_and_keeps_an_audit_event_withou
         "votes": 1,
         "labels": 1,
         "rewards": 1,
+        "assignments": 0,
         "posts": 1,
     }
     assert event.cards == [f"{SLACK} 1700000000.000100"]
@@ -1135,3 +1136,20 @@ def test_a_post_released_untried_does_not_count_the_attempt(store: Store) -> Non
     store.release_post("itm_1", SLACK, "w1")
     tried = store.get_post("itm_1", SLACK)
     assert tried is not None and tried.attempts == 1
+
+
+def test_an_items_owner_assignment_is_replaced_listed_and_forgotten(store: Store) -> None:
+    from core.models import Assignment, AuditEvent
+
+    assert store.get_assignment("itm_1") is None and list(store.iter_assignments()) == []
+    store.add_item(item("itm_1"))
+    store.put_assignment(Assignment(item_id="itm_1", owner="payments", by="UANN"))
+    store.put_assignment(Assignment(item_id="itm_2", owner="docs", by="UBOB"))
+    store.put_assignment(Assignment(item_id="itm_1", owner="web", by="UBOB", platform="slack"))
+    got = store.get_assignment("itm_1")
+    assert got is not None and (got.owner, got.by, got.platform) == ("web", "UBOB", "slack")
+    assert sorted(a.owner for a in store.iter_assignments()) == ["docs", "web"]
+    event = store.forget_items(AuditEvent(action="forget", item_ids=["itm_1"]))
+    assert event.counts["assignments"] == 1
+    assert store.get_assignment("itm_1") is None
+    assert [a.item_id for a in store.iter_assignments()] == ["itm_2"]
