@@ -38,6 +38,7 @@ from core.models import (
     as_utc,
     utcnow,
 )
+from core.owners import Router
 from core.rewards import OUTCOME_REVIEWER, OUTCOME_SOURCE, score
 from core.runtime import GitHubSettings
 from core.service import NotAllowedError, TriageService, UnknownItemError
@@ -186,6 +187,7 @@ class IssueDesk:
         repo: str,
         settings: GitHubSettings | None = None,
         wake: Callable[[], object] = lambda: None,
+        router: Router | None = None,
     ) -> None:
         self.service = service
         self.store = service.store
@@ -195,6 +197,7 @@ class IssueDesk:
         self.target = issue_target(repo)
         self.settings = settings or service.runtime.github
         self.wake = wake  # the GitHub outbox worker
+        self.router = router  # the item's owner is the issue's assignee
         self._check_label_maps()
 
     def _check_label_maps(self) -> None:
@@ -278,7 +281,10 @@ class IssueDesk:
                 triage.severity,
             )
         )
+        choice = self.router.choose(item, category) if self.router is not None else None
+        assignees = [choice.owner.github] if choice is not None and choice.owner.github else []
         detail = {
+            "assignees": assignees,
             "title": chosen_title[:256],
             "labels": (chosen_labels if labels is not None else default.labels)[:20],
             "requested_by": {"reviewer": reviewer, "platform": platform, **(notify or {})},

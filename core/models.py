@@ -285,6 +285,10 @@ class CardView:
     # issue" button opens one in (None: the button is not shown).
     issues: list[Any] = field(default_factory=list)
     issue_repo: str | None = None
+    # Who owns the item (`core.owners.OwnerChoice`, None: nobody), and the owners the Assign
+    # menu offers (empty: no menu).
+    owner: Any = None
+    owners: list[str] = field(default_factory=list)
 
     @property
     def current(self) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from core.issues import is_issue_target, issue_link
 from core.models import CardView, FeedbackItem, PostRecord, Triage
+from core.owners import Router
 from core.ports import CardPoster, PostFailed, PostRefused
 from core.runtime import OutboxSettings
 from core.service import TriageService
@@ -47,6 +48,7 @@ class Outbox:
         clock: Callable[[], float] = time.monotonic,
         issue_repo: str | None = None,
         on_result: Callable[[str], object] | None = None,
+        router: Router | None = None,
     ) -> None:
         self.service = service
         self.store = service.store
@@ -57,6 +59,7 @@ class Outbox:
         self.settings = settings or service.runtime.outbox
         self.clock = clock
         self.issue_repo = issue_repo  # cards offer "Create issue" in this GitHub repository
+        self.router = router if router is not None and router.enabled else None
         # Told each item whose new post went out, was dead-lettered or will be retried (the
         # GitHub worker rewrites the item's chat cards to show it).
         self.on_result = on_result
@@ -88,6 +91,8 @@ class Outbox:
                 if is_issue_target(post.target)
             ],
             issue_repo=self.issue_repo,
+            owner=self.router.choose(item, triage.category) if self.router else None,
+            owners=sorted(self.router.owners) if self.router else [],
         )
 
     # -- queueing ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.taxonomy import RUNTIME_SECTIONS, ConfigError, format_error, read_config
 
@@ -128,6 +128,32 @@ class EscalationSettings(_Strict):
     severities: list[Annotated[str, Field(min_length=1)]] = ["critical"]
 
 
+class OwnerSpec(_Strict):
+    """A team or person items are routed to, and how each platform reaches them."""
+
+    name: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][\w .-]*$")]
+    slack: str | None = Field(default=None, pattern=r"^[US][A-Z0-9]{2,}$")  # user or group
+    discord: str | None = Field(default=None, pattern=r"^(role|user):[0-9]{15,21}$")
+    github: str | None = Field(default=None, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+
+
+class RouteSpec(_Strict):
+    """Items on these pages (globs on the page's path or URL) and/or of these categories go
+    to `owner`; the first route that matches wins. An empty list matches anything."""
+
+    owner: str
+    pages: list[Annotated[str, Field(min_length=1)]] = []
+    categories: list[str] = []
+
+
+class RoutingSettings(_Strict):
+    """The rules win until the owner model, learned from the team's reassignments, is at
+    least this sure, with at least `min_assignments` of each owner to learn from."""
+
+    learned_above: float = Field(default=0.8, ge=0.0, le=1.0)
+    min_assignments: int = Field(default=3, ge=1)
+
+
 class RuntimeSettings(_Strict):
     triage: TriageSettings = TriageSettings()
     learning: LearningSettings = LearningSettings()
@@ -136,6 +162,19 @@ class RuntimeSettings(_Strict):
     retention: RetentionSettings = RetentionSettings()
     github: GitHubSettings = GitHubSettings()
     escalation: EscalationSettings = EscalationSettings()
+    owners: list[OwnerSpec] = []
+    routes: list[RouteSpec] = []
+    routing: RoutingSettings = RoutingSettings()
+
+    @model_validator(mode="after")
+    def _routes_name_owners(self) -> RuntimeSettings:
+        names = [owner.name for owner in self.owners]
+        if len(set(names)) != len(names):
+            raise ValueError("owners: each name once")
+        for i, route in enumerate(self.routes):
+            if route.owner not in names:
+                raise ValueError(f"routes[{i}].owner {route.owner!r} is not among [[owners]]")
+        return self
 
 
 def load_runtime_settings(path: str | Path | None = None) -> RuntimeSettings:

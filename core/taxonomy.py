@@ -138,7 +138,18 @@ class Taxonomy(_Strict):
 
 
 # Sections of the config file that are runtime settings (core.runtime), not taxonomy.
-RUNTIME_SECTIONS = ("triage", "learning", "intake", "outbox", "retention", "github", "escalation")
+RUNTIME_SECTIONS = (
+    "triage",
+    "learning",
+    "intake",
+    "outbox",
+    "retention",
+    "github",
+    "escalation",
+    "owners",
+    "routes",
+    "routing",
+)
 
 
 def format_error(path: Path, error: ValidationError) -> str:

@@ -129,8 +129,12 @@ class GitHubClient:
                 return None
         return self._login or None
 
-    def create_issue(self, title: str, body: str, labels: list[str]) -> dict[str, Any]:
-        payload = {"title": title, "body": body, "labels": labels}
+    def create_issue(
+        self, title: str, body: str, labels: list[str], assignees: list[str] | None = None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"title": title, "body": body, "labels": labels}
+        if assignees:
+            payload["assignees"] = assignees
         return dict(self.request("POST", f"/repos/{self.repo}/issues", json=payload).json())
 
     def get_issue(self, number: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from bot.github.settings import GitHubSettings
 from core.issues import IssueDesk, IssueUpdate, issue_target
 from core.models import CardView
 from core.outbox import Outbox, start_thread
+from core.owners import Router
 from core.ports import PostFailed, PostRefused
 from core.service import TriageService
 from core.store import STORE_UNAVAILABLE
@@ -102,8 +103,9 @@ class GitHubPoster:
         detail = post.detail if post is not None else {}
         title = render.title(str(detail.get("title") or card.item.redacted_text))
         labels = [str(label) for label in detail.get("labels", [])]
+        assignees = [str(login) for login in detail.get("assignees", [])]
         body = render.body(card, self.card_url(card.item.id), minimal=minimal)
-        issue = self.client.create_issue(title or card.item.id, body, labels)
+        issue = self.client.create_issue(title or card.item.id, body, labels, assignees)
         return self._keep(card.item.id, issue)
 
     def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
@@ -218,6 +220,7 @@ class GitHubEdge:
         card_url: Callable[[str], str | None] = lambda item_id: None,
         worker_id: str | None = None,
         client: GitHubClient | None = None,
+        router: Router | None = None,
     ) -> None:
         self.settings = settings
         self.store = service.store
@@ -232,7 +235,7 @@ class GitHubEdge:
             lease_seconds=CLAIM_LEASE,
             on_result=lambda item_id: self.desk.rewrite_cards(item_id),
         )
-        self.desk = IssueDesk(service, votes, settings.repo, wake=self.outbox.wake)
+        self.desk = IssueDesk(service, votes, settings.repo, wake=self.outbox.wake, router=router)
         self.poller = IssuePoller(self.client, self.desk, service.runtime.github.poll_seconds)
         self._thread: tuple[threading.Thread, threading.Event] | None = None
 

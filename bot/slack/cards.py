@@ -33,6 +33,7 @@ from core.models import (
     ValidationKind,
     item_facts,
 )
+from core.owners import OwnerChoice
 from core.service import Stats, stats_lines
 from core.taxonomy import Taxonomy
 from core.votes import ReactionVote
@@ -44,6 +45,7 @@ CORRECT_ACTION = "triage_correct"
 NOISE_ACTION = "triage_noise"
 CORRECT_VIEW = "triage_correct_view"
 ISSUE_ACTION = "triage_issue"
+ASSIGN_ACTION = "triage_assign"
 ISSUE_VIEW = "triage_issue_view"
 SUBMIT_VIEW = "triage_submit_view"
 
@@ -250,7 +252,43 @@ def tally_line(votes: list[Validation], label: Label | None) -> str:
     return _join_within(parts, CONTEXT_LIMIT - width(summary) - 1, " · ") + f"\n{summary}"
 
 
-def action_buttons(item_id: str, issue_button: bool = False) -> dict[str, Any]:
+def assign_menu(owners: list[str], current: str | None) -> dict[str, Any]:
+    """The Assign menu: every owner in the config; the card's ts names the item."""
+    options = [
+        {"text": {"type": "plain_text", "text": clip(name, 75)}, "value": name[:150]}
+        for name in owners[:100]
+    ]
+    menu: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": ASSIGN_ACTION,
+        "placeholder": {"type": "plain_text", "text": "Assign…"},
+        "options": options,
+    }
+    chosen = [o for o in options if o["value"] == current]
+    if chosen:
+        menu["initial_option"] = chosen[0]
+    return menu
+
+
+def owner_line(choice: OwnerChoice) -> str:
+    """Who owns the item; the mention pings them when the card is first posted (Slack
+    notifies nobody of a mention added by an edit)."""
+    owner = choice.owner
+    mention = ""
+    if owner.slack and owner.slack.startswith("S"):
+        mention = f"<!subteam^{owner.slack}> "
+    elif owner.slack:
+        mention = f"<@{owner.slack}> "
+    why = choice.why if choice.source != "assigned" else f"assigned by {who(choice.by or '')}"
+    return f":bust_in_silhouette: Owner: {mention}*{_text(owner.name, 100)}* ({why})"
+
+
+def action_buttons(
+    item_id: str,
+    issue_button: bool = False,
+    owners: list[str] | None = None,
+    owner: str | None = None,
+) -> dict[str, Any]:
     """Confirm, Correct and Noise (and Create issue); each carries the item id, so no
     state is needed."""
     value = item_value(item_id)
@@ -287,6 +325,7 @@ def action_buttons(item_id: str, issue_button: bool = False) -> dict[str, Any]:
                 "value": value,
             },
             *(issue if issue_button else []),
+            *([assign_menu(owners, owner)] if owners else []),
         ],
     }
 
@@ -332,6 +371,8 @@ def card_blocks(
     source_link: str | None = None,
     issues: list[IssueLink] | None = None,
     issue_button: bool = False,
+    owner: OwnerChoice | None = None,
+    owners: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The card: severity first, then category, confidence, text, action, similar, buttons."""
     source = learned_from(triage.evidence)
@@ -362,7 +403,13 @@ def card_blocks(
         ]
         text = _join_within(lines, CONTEXT_LIMIT, "\n", "*Similar, already validated:*")
         blocks.append({"type": "context", "elements": [mrkdwn(text)]})
-    blocks.append(action_buttons(item.id, issue_button))
+    if owner is not None:
+        blocks.append(
+            {"type": "context", "block_id": "triage_owner", "elements": [mrkdwn(owner_line(owner))]}
+        )
+    blocks.append(
+        action_buttons(item.id, issue_button, owners, owner.owner.name if owner else None)
+    )
     issue_text = issue_line(issues or [])
     if issue_text:
         blocks.append(
@@ -398,6 +445,8 @@ def card_payload(view: CardView, taxonomy: Taxonomy, *, minimal: bool = False) -
             source_link=source_link(item),
             issues=view.issues,
             issue_button=offers_issue(view),
+            owner=view.owner,
+            owners=view.owners,
         )
     return {"text": card_text(item, triage), "blocks": blocks}
 

@@ -40,6 +40,7 @@ from core.intake import Accepted, Intake, Submission
 from core.issues import GITHUB_OFF, ISSUE_WAIT_SECONDS
 from core.models import CardView, ValidationKind
 from core.outbox import Outbox, start_thread
+from core.owners import Router
 from core.ports import PostFailed, PostRefused
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.store import STORE_UNAVAILABLE
@@ -240,12 +241,14 @@ class SlackEdge:
         self.client = client
         self.poster = SlackPoster(client, settings, self.taxonomy)
         self.target = self.poster.target
+        self.router = Router(service)
         self.outbox = Outbox(
             service,
             self.poster,
             worker_id=worker_id or f"slack-{uuid.uuid4().hex[:8]}",
             lease_seconds=settings.claim_lease,
             issue_repo=github.repo if github else None,
+            router=self.router,
         )
         self.intake = Intake(self.store, service.runtime.triage.max_text_bytes)
         self.intake.on_accept(self.outbox.wake)
@@ -256,7 +259,7 @@ class SlackEdge:
         self.after_ack = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-after-ack")
         self._outbox_thread: tuple[threading.Thread, threading.Event] | None = None
         self.github = (
-            GitHubEdge(service, self.votes, github, card_url=self.card_url)
+            GitHubEdge(service, self.votes, github, card_url=self.card_url, router=self.router)
             if github is not None
             else None
         )
@@ -326,6 +329,7 @@ class SlackEdge:
         app.view(cards.CORRECT_VIEW)(self.on_correct_submitted)
         app.view(cards.SUBMIT_VIEW)(self.on_submit_view)
         app.action(cards.ISSUE_ACTION)(self.on_issue)
+        app.action(cards.ASSIGN_ACTION)(self.on_assign)
         app.view(cards.ISSUE_VIEW)(self.on_issue_submitted)
         app.command("/triage")(self.on_command)
 
@@ -514,6 +518,34 @@ class SlackEdge:
             return
         ack()
 
+    def on_assign(self, ack: Any, body: dict[str, Any]) -> None:
+        """The Assign menu: stored before the ack, the card rewritten, the model relearned."""
+        user = body["user"]["id"]
+        channel = (body.get("container") or {}).get("channel_id") or self.settings.channel
+        action = body["actions"][0]
+        owner = str((action.get("selected_option") or {}).get("value") or "")
+        post = self.store.find_post(self.target, str(self._card_ts(body) or ""))
+        if not self.votes.may_vote(user):
+            ack()
+            self.refuse(channel, user, NOT_A_REVIEWER)
+            return
+        if post is None:
+            ack()
+            self.refuse(channel, user, "That card is not one of this bot's.")
+            return
+        try:
+            self.router.assign(post.item_id, owner, user, "slack")
+        except (UnknownItemError, ValueError) as exc:
+            ack()
+            self.refuse(channel, user, f"Could not assign that: {exc}")
+            return
+        except STORE_UNAVAILABLE:
+            ack()
+            self.refuse(channel, user, STORE_DOWN_TEXT)
+            return
+        ack()
+        self.outbox.request_update(post.item_id)
+
     def on_issue(self, ack: Any, body: dict[str, Any]) -> None:
         """Create issue: the modal with the default title and labels (after the ack)."""
         ack()
@@ -610,7 +642,7 @@ class SlackEdge:
     def on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         text = (command.get("text") or "").strip()
         word = text.lower()
-        if text and word not in ("help", "queue", "stats"):
+        if text and word not in ("help", "queue", "stats", "queue mine"):
             self._command_submit(ack, command, respond, text)
             return
         ack()
@@ -625,10 +657,15 @@ class SlackEdge:
         elif not self.votes.may_vote(str(command.get("user_id") or "")):
             # The queue and the figures are the reviewers' (item texts, who voted what).
             self.after_ack.submit(respond, text=REVIEWERS_ONLY, response_type="ephemeral")
-        elif word == "queue":
+        elif word in ("queue", "queue mine"):
+            mine = (
+                self.router.owned_by(str(command.get("user_id") or "")) if "mine" in word else None
+            )
             self.after_ack.submit(
                 lambda: respond(
-                    blocks=self._queue_blocks(), text="Review queue", response_type="ephemeral"
+                    blocks=self._queue_blocks(mine),
+                    text="Review queue",
+                    response_type="ephemeral",
                 )
             )
         elif word == "stats":
@@ -668,9 +705,18 @@ class SlackEdge:
 
         self.after_ack.submit(answer)
 
-    def _queue_blocks(self) -> list[dict[str, Any]]:
+    def _queue_blocks(self, owners: set[str] | None = None) -> list[dict[str, Any]]:
+        """The review queue; with `owners`, only the items they own (`/triage queue mine`)."""
         rows = []
-        for item, triage, reason in self.service.review_queue(limit=10):
+        queue = self.service.review_queue(limit=10 if owners is None else 200)
+        if owners is not None:
+            queue = [
+                (item, triage, reason)
+                for item, triage, reason in queue
+                if (choice := self.router.choose(item, triage.category)) is not None
+                and choice.owner.name in owners
+            ][:10]
+        for item, triage, reason in queue:
             post = self.store.get_post(item.id, self.target)
             link = (
                 cards.archive_link(self.settings.channel, post.ref) if post and post.ref else None

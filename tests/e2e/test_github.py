@@ -16,13 +16,18 @@ from typing import Any
 
 import pytest
 
+from bot.app import default_encoder
 from bot.github.settings import GitHubSettings
 from core.escalation import Escalator
 from core.issues import OUTCOME_SOURCE
 from core.models import utcnow
+from core.owners import Router
 from core.rewards import OUTCOME_REVIEWER
-from core.runtime import EscalationSettings
+from core.runtime import EscalationSettings, OwnerSpec, RouteSpec, RoutingSettings, RuntimeSettings
+from core.service import TriageService, make_item
 from core.store.sqlite import SQLiteStore
+from core.taxonomy import load_taxonomy
+from core.triage import TriageEngine
 from tests.e2e.test_slack import CHANNEL, Stack, button, make_service, running, webhook_item
 from tests.fakes.github import FakeGitHub, deliver_webhook
 
@@ -375,3 +380,136 @@ def test_an_issue_github_refuses_shows_on_the_card_and_a_new_click_tries_again(
     assert submit_modal(s, view, title="Newsletter signup", labels="bug") == 200
     assert s.gh.wait_for(lambda: len(s.issues()) == 1)
     assert s.slack.fake.wait_for(lambda: "github.test" in s.card_text(item_id))
+
+
+OWNERS = RuntimeSettings(
+    owners=[
+        OwnerSpec(name="payments", slack="S0PAYMENTS", github="paycat"),
+        OwnerSpec(name="docs", slack="UDOCS"),
+    ],
+    routes=[RouteSpec(owner="payments", pages=["/checkout*"])],
+    routing=RoutingSettings(min_assignments=2, learned_above=0.6),
+)
+
+
+def test_owners_by_rule_then_by_reassignment_named_pinged_once_and_assigned_on_github(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "owners.db")
+    taxonomy = load_taxonomy()
+    engine = TriageEngine(taxonomy, default_encoder(), runtime=OWNERS)
+    service = TriageService(store, engine, taxonomy, reviewers=frozenset({"UANN", "UDOCS"}))
+    try:
+        with FakeGitHub() as gh, running(store, service, github_settings(gh)) as slack:
+            s = Both(slack, gh)
+            # By rule: the checkout page is the payments team's; the card pings the group.
+            paid = webhook_item(slack, "The checkout page crashes with a 500 error")
+            slack.wait_posts(1)
+            first = s.slack.fake.calls("chat.postMessage")[0].params
+            assert "<!subteam^S0PAYMENTS>" in json.dumps(first["blocks"])
+            assert "by rule" in s.card_text(paid)
+            # The issue is assigned to the owner's GitHub login.
+            view = open_modal(s, paid)
+            assert submit_modal(s, view, title="Checkout 500", labels="bug") == 200
+            assert gh.wait_for(lambda: len(gh.issues(REPO)) == 1)
+            assert [a["login"] for a in gh.issues(REPO)[0]["assignees"]] == ["paycat"]
+            # Reassigned from the card's menu: stored, shown, and no second ping.
+            pings = len(
+                [
+                    c
+                    for c in slack.fake.calls("chat.postMessage")
+                    if "S0PAYMENTS" in json.dumps(c.params)
+                ]
+            )
+            assert assign(s, paid, "docs", user="UANN") == 200
+            assert slack.fake.wait_for(lambda: "assigned by" in s.card_text(paid))
+            got = store.get_assignment(paid)
+            assert got is not None and (got.owner, got.by) == ("docs", "UANN")
+            assert pings == len(
+                [
+                    c
+                    for c in slack.fake.calls("chat.postMessage")
+                    if "S0PAYMENTS" in json.dumps(c.params)
+                ]
+            )
+            # An outsider's pick is refused and changes nothing.
+            assert assign(s, paid, "payments", user="UMAL") == 200
+            assert slack.fake.wait_for(lambda: bool(ephemerals(s, "UMAL")))
+            assert store.get_assignment(paid).owner == "docs"
+            # `/triage queue mine`: the waiting items of the owners the user is.
+            theirs = webhook_item(slack, "The checkout page shows the docs link twice")
+            others = webhook_item(slack, "The checkout button is misaligned on mobile")
+            slack.wait_posts(3)
+            assert assign(s, theirs, "docs", user="UANN") == 200
+            slack.command("queue mine", user="UDOCS", name="mine")
+            assert slack.fake.wait_for(lambda: bool(slack.fake.responses("mine")))
+            shown = json.dumps(slack.fake.responses("mine")[-1])
+            assert "shows the docs link twice" in shown and "misaligned" not in shown
+            assert others != theirs
+    finally:
+        store.close()
+
+
+def test_the_owner_model_takes_over_from_the_rules_after_reassignments(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "learned.db")
+    taxonomy = load_taxonomy()
+    engine = TriageEngine(taxonomy, default_encoder(), runtime=OWNERS)
+    service = TriageService(store, engine, taxonomy)
+    router = Router(service)
+    texts = {
+        "docs": ["The docs page on caching is outdated", "The API reference lacks examples"],
+        "payments": ["Refunds take weeks to arrive", "I was charged twice for one order"],
+    }
+    for owner, lines in texts.items():
+        for n, text in enumerate(lines):
+            item = make_item(text, item_id=f"{owner}-{n}")
+            store.add_item(item)
+            router.assign(item.id, owner, "UANN", "cli")
+    fresh = make_item("The docs page about caching has outdated examples", page="/checkout")
+    store.add_item(fresh)
+    choice = router.choose(fresh, "content-gap")
+    assert choice is not None and choice.source == "learned" and choice.owner.name == "docs"
+    other = make_item("Something unrelated happened", page="/checkout/step2")
+    strict = Router(service)
+    strict.settings = RoutingSettings(learned_above=0.999)
+    rule = strict.choose(other, "website-bug")
+    assert rule is not None and (rule.source, rule.owner.name) == ("rule", "payments")
+    store.close()
+
+
+def group_pings(s: Both) -> list[Any]:
+    """Posted messages (not edits: Slack notifies of a mention only when it is posted)
+    that mention the payments group."""
+    return [
+        c for c in s.slack.fake.calls("chat.postMessage") if "S0PAYMENTS" in json.dumps(c.params)
+    ]
+
+
+def assign(s: Both, item_id: str, owner: str, user: str) -> int:
+    post = s.slack.store.get_post(item_id, f"slack:{CHANNEL}")
+    assert post is not None and post.ref
+    status, _ = s.slack.interact(
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "trigger_id": "trig-assign",
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "container": {"type": "message", "channel_id": CHANNEL, "message_ts": post.ref},
+            "channel": {"id": CHANNEL},
+            "message": {"ts": post.ref},
+            "actions": [
+                {
+                    "action_id": "triage_assign",
+                    "block_id": "triage_actions",
+                    "type": "static_select",
+                    "selected_option": {
+                        "value": owner,
+                        "text": {"type": "plain_text", "text": owner},
+                    },
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+    )
+    return status
