@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from core.models import Assignment, FeedbackItem, utcnow
+from core.models import Assignment, FeedbackItem, Triage, utcnow
 from core.runtime import OwnerSpec, RouteSpec, RoutingSettings
 from core.service import TriageService, UnknownItemError
 from core.taxonomy import ConfigError
@@ -164,6 +164,17 @@ class Router:
         self.store.put_assignment(assignment)
         self.relearn()
         return assignment
+
+    def only_owned(
+        self, queue: list[tuple[FeedbackItem, Triage, str]], owners: set[str], limit: int = 10
+    ) -> list[tuple[FeedbackItem, Triage, str]]:
+        """The rows of a review queue whose items these owners own (`/triage queue mine`)."""
+        mine = []
+        for item, triage, reason in queue:
+            choice = self.choose(item, triage.category)
+            if choice is not None and choice.owner.name in owners:
+                mine.append((item, triage, reason))
+        return mine[:limit]
 
     def owned_by(self, user: str, roles: frozenset[str] = frozenset()) -> set[str]:
         """The owners a chat user is (by their Slack id, Discord id or Discord roles)."""

@@ -40,6 +40,7 @@ from core.intake import Accepted, Intake, Submission
 from core.issues import GITHUB_OFF, ISSUE_WAIT_SECONDS, offers_issue
 from core.models import CardView, ValidationKind
 from core.outbox import Outbox
+from core.owners import Router
 from core.ports import PostFailed, PostRefused
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.taxonomy import Taxonomy
@@ -129,7 +130,7 @@ class CardSelect(
                 min_values=1,
                 max_values=1,
             ),
-            row=1 if field == "category" else 2,
+            row={"category": 1, "severity": 2}.get(field, 3),
         )
         self.field = field
         self.item_id = item_id
@@ -197,6 +198,9 @@ def components(card: CardView, taxonomy: Taxonomy) -> discord.ui.View:
         )
     view.add_item(CardSelect("category", item_id, embeds.category_options(taxonomy, category)))
     view.add_item(CardSelect("severity", item_id, embeds.severity_options(taxonomy, severity)))
+    if card.owners:
+        current = card.owner.owner.name if card.owner is not None else None
+        view.add_item(CardSelect("owner", item_id, embeds.owner_options(card.owners, current)))
     return view
 
 
@@ -230,6 +234,21 @@ class DiscordPoster:
     def find(self, card: CardView) -> str | None:
         found: str | None = self._on_loop(self.bot.find_card(card))
         return found
+
+
+def owner_ping(card: CardView) -> discord.AllowedMentions:
+    """The one mention a new card may ping: its owner's role or user (else nobody)."""
+    owner = card.owner.owner if card.owner is not None else None
+    if owner is None or not owner.discord:
+        return discord.AllowedMentions.none()
+    kind, _, snowflake = owner.discord.partition(":")
+    who = [discord.Object(int(snowflake))]
+    return discord.AllowedMentions(
+        everyone=False,
+        roles=who if kind == "role" else False,
+        users=who if kind == "user" else False,
+        replied_user=False,
+    )
 
 
 class DiscordEscalationPoster:
@@ -277,12 +296,14 @@ class TriageBot(discord.Client):
         self.settings = settings
         self.poster = DiscordPoster(self)
         self.target = self.poster.target
+        self.router = Router(service)
         self.outbox = Outbox(
             service,
             self.poster,
             worker_id=worker_id or f"discord-{uuid.uuid4().hex[:8]}",
             lease_seconds=settings.claim_lease,
             issue_repo=github.repo if github else None,
+            router=self.router,
         )
         self.outbox.on_wake(self.wake_from_any_thread)
         self.intake = Intake(self.store, service.runtime.triage.max_text_bytes)
@@ -299,7 +320,9 @@ class TriageBot(discord.Client):
         self._drainer: asyncio.Task[None] | None = None
         self._again = False
         self.github = (
-            GitHubEdge(service, self.votes, github, card_url=self.card_url) if github else None
+            GitHubEdge(service, self.votes, github, card_url=self.card_url, router=self.router)
+            if github
+            else None
         )
         self.escalator = Escalator(service, self.target)
         self.escalations = Outbox(
@@ -446,7 +469,10 @@ class TriageBot(discord.Client):
         channel = await self._card_channel()
         try:
             message = await channel.send(
-                content=content, embed=embed, view=components(card, self.taxonomy)
+                content=content,
+                embed=embed,
+                view=components(card, self.taxonomy),
+                allowed_mentions=owner_ping(card),
             )
         except discord.HTTPException as exc:
             raise _refusal(exc) from exc
@@ -598,6 +624,24 @@ class TriageBot(discord.Client):
         kind = ValidationKind.CONFIRM if action == "confirm" else ValidationKind.NOISE
         await self._vote_from(interaction, item_id, kind)
 
+    async def on_assign(
+        self, interaction: discord.Interaction[Any], item_id: str, owner: str
+    ) -> None:
+        """The owner menu: stored, the card rewritten, the owner model relearned."""
+        if not self.may_vote(interaction.user):
+            await self.refuse(interaction)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await self.blocking(
+                self.router.assign, item_id, owner, str(interaction.user.id), "discord"
+            )
+        except (UnknownItemError, ValueError) as exc:
+            await interaction.followup.send(f"Could not assign that: {exc}", ephemeral=True)
+            return
+        await self.blocking(self.outbox.request_update, item_id)
+        await interaction.followup.send(f"Assigned to {embeds.escape(owner)}.", ephemeral=True)
+
     async def on_issue(self, interaction: discord.Interaction[Any], item_id: str) -> None:
         """Create issue with the default title and labels: queued before the answer, the
         clicker then told privately how GitHub took it."""
@@ -631,7 +675,9 @@ class TriageBot(discord.Client):
     async def on_card_select(
         self, interaction: discord.Interaction[Any], field: str, item_id: str, value: str
     ) -> None:
-        if field == "category" and value == self.taxonomy.noise_category:
+        if field == "owner":
+            await self.on_assign(interaction, item_id, value)
+        elif field == "category" and value == self.taxonomy.noise_category:
             await self._vote_from(interaction, item_id, ValidationKind.NOISE)
         elif field == "category":
             await self._vote_from(interaction, item_id, ValidationKind.CORRECT, category=value)
@@ -728,12 +774,18 @@ class TriageBot(discord.Client):
             return [app_commands.Choice(name=n, value=n) for n in names if current in n][:25]
 
         @group.command(name="queue", description="What needs a human next")
-        async def queue(interaction: discord.Interaction[Any]) -> None:
+        @app_commands.describe(mine="Only the items of the owners you are (by id or role)")
+        async def queue(interaction: discord.Interaction[Any], mine: bool = False) -> None:
             if not self.may_vote(interaction.user):
                 await self.refuse(interaction, REVIEWERS_ONLY)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
-            text = await self.blocking(self.queue_text, interaction.guild_id)
+            owners = (
+                self.router.owned_by(str(interaction.user.id), self.roles_of(interaction.user))
+                if mine
+                else None
+            )
+            text = await self.blocking(self.queue_text, interaction.guild_id, owners)
             await interaction.followup.send(text, ephemeral=True)
 
         @group.command(name="stats", description="Validations and accuracy over 7 and 30 days")
@@ -784,11 +836,14 @@ class TriageBot(discord.Client):
             ephemeral=True,
         )
 
-    def queue_text(self, guild_id: int | None) -> str:
+    def queue_text(self, guild_id: int | None, owners: set[str] | None = None) -> str:
         channel = self.get_channel(self.settings.channel)
         guild_id = getattr(getattr(channel, "guild", None), "id", None) or guild_id
         rows = []
-        for item, triage, reason in self.service.review_queue(limit=10):
+        queue = self.service.review_queue(limit=10 if owners is None else 200)
+        if owners is not None:
+            queue = self.router.only_owned(queue, owners)
+        for item, triage, reason in queue:
             post = self.store.get_post(item.id, self.target)
             link = (
                 embeds.message_link(guild_id, self.settings.channel, post.ref)

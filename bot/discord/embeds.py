@@ -35,6 +35,8 @@ from core.models import (
     ValidationKind,
     item_facts,
 )
+from core.owners import OwnerChoice
+from core.runtime import OwnerSpec
 from core.service import Stats, stats_lines
 from core.taxonomy import CategorySpec, SeveritySpec, Taxonomy
 from core.votes import ReactionVote
@@ -42,7 +44,7 @@ from core.votes import reaction_vote as core_reaction_vote
 
 PREFIX = "triage"
 BUTTON_ACTIONS = ("confirm", "correct", "noise", "issue")
-SELECT_ACTIONS = ("category", "severity")
+SELECT_ACTIONS = ("category", "severity", "owner")
 MODAL_ACTION = "modal"
 FOOTER = re.compile(r"^item (?P<item_id>\S+)")
 DIGEST_MARK = "#"
@@ -357,6 +359,7 @@ def card_embed(
     similar: list[tuple[FeedbackItem, Label, float]] | None = None,
     source_link: str | None = None,
     issues: list[IssueLink] | None = None,
+    owner: OwnerChoice | None = None,
 ) -> discord.Embed:
     """The card: severity colour and title first, the text, then fields and the tally.
     The description (the item's text) gets what the rest leaves of the 6,000."""
@@ -398,6 +401,8 @@ def card_embed(
         )
     embed.add_field(name="Source", value=_value(_source(item, source_link)), inline=False)
     embed.add_field(name="Votes", value=_value(tally_text(votes or [], label)), inline=False)
+    if owner is not None:
+        embed.add_field(name="Owner", value=_value(owner_field(owner)), inline=False)
     issue_text = issue_field(issues or [])
     if issue_text:
         embed.add_field(name="GitHub issue", value=_value(issue_text), inline=False)
@@ -427,8 +432,36 @@ def card_payload(
         similar=view.similar,
         source_link=source_link(item),
         issues=view.issues,
+        owner=view.owner,
     )
-    return card_text(item, triage), embed
+    mention = owner_mention(view.owner.owner) if view.owner is not None else None
+    text = card_text(item, triage)
+    return (f"{mention} {text}" if mention else text), embed
+
+
+def owner_mention(owner: OwnerSpec) -> str | None:
+    """`<@&role>` or `<@user>` for an owner's Discord id: in a card's content it pings them
+    when the card is sent (the send allows that one mention; an edit pings nobody)."""
+    if not owner.discord:
+        return None
+    kind, _, snowflake = owner.discord.partition(":")
+    return f"<@&{snowflake}>" if kind == "role" else f"<@{snowflake}>"
+
+
+def owner_field(choice: OwnerChoice) -> str:
+    mention = owner_mention(choice.owner)
+    why = choice.why if choice.source != "assigned" else f"assigned by {who(choice.by or '')}"
+    name = f"**{_text(choice.owner.name, NAME_CHARS)}**"
+    return f"{mention} {name} ({why})" if mention else f"{name} ({why})"
+
+
+def owner_options(owners: list[str], current: str | None) -> list[discord.SelectOption]:
+    return [
+        discord.SelectOption(
+            label=_plain(name, OPTION_LIMIT), value=name[:OPTION_LIMIT], default=name == current
+        )
+        for name in owners[:OPTIONS_LIMIT]
+    ]
 
 
 ISSUE_CHARS = 500

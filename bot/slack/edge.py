@@ -710,12 +710,7 @@ class SlackEdge:
         rows = []
         queue = self.service.review_queue(limit=10 if owners is None else 200)
         if owners is not None:
-            queue = [
-                (item, triage, reason)
-                for item, triage, reason in queue
-                if (choice := self.router.choose(item, triage.category)) is not None
-                and choice.owner.name in owners
-            ][:10]
+            queue = self.router.only_owned(queue, owners)
         for item, triage, reason in queue:
             post = self.store.get_post(item.id, self.target)
             link = (

@@ -29,7 +29,7 @@ from core.escalation import Escalator
 from core.intake import Intake, Submission, to_item
 from core.models import ValidationKind, utcnow
 from core.ports import Encoder
-from core.runtime import EscalationSettings
+from core.runtime import EscalationSettings, OwnerSpec, RouteSpec, RuntimeSettings
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import load_taxonomy
@@ -70,6 +70,7 @@ class World:
     store: SQLiteStore
     bot: TriageBot
     github: GitHubSettings | None = None
+    runtime: RuntimeSettings | None = None
 
     @property
     def target(self) -> str:
@@ -79,7 +80,8 @@ class World:
         """A fresh process: a new store handle on the same file, a new engine and client."""
         self.store = SQLiteStore(self.db)
         taxonomy = load_taxonomy()
-        service = TriageService(self.store, TriageEngine(taxonomy, self.encoder), taxonomy)
+        engine = TriageEngine(taxonomy, self.encoder, runtime=self.runtime)
+        service = TriageService(self.store, engine, taxonomy)
         service.warm_start()
         self.bot = TriageBot(service, self.settings, github=self.github)
         return self.bot
@@ -122,7 +124,10 @@ async def world(tmp_path: Path, encoder: Encoder) -> AsyncIterator[World]:
 
 @contextlib.asynccontextmanager
 async def make_world(
-    tmp_path: Path, encoder: Encoder, github: GitHubSettings | None = None
+    tmp_path: Path,
+    encoder: Encoder,
+    github: GitHubSettings | None = None,
+    runtime: Callable[[GuildHandle, MemberActor], RuntimeSettings] | None = None,
 ) -> AsyncIterator[World]:
     # The world is built before our bot attaches, so its settings can name real ids.
     env = simcord.Env(discord.Client(intents=discord.Intents.default()), settle_timeout=60)
@@ -143,8 +148,21 @@ async def make_world(
     )
     db = tmp_path / "discord.db"
     world = World(
-        env, guild, cards, intake, ann, bob, mal, settings, db, encoder, None, None, github
-    )  # type: ignore[arg-type]
+        env,
+        guild,
+        cards,
+        intake,
+        ann,
+        bob,
+        mal,
+        settings,
+        db,
+        encoder,
+        None,  # type: ignore[arg-type]  # the store and the bot: new_bot makes them
+        None,  # type: ignore[arg-type]
+        github,
+        runtime(guild, bob) if runtime else None,
+    )
     await env.restart_bot(world.new_bot())
     try:
         yield world
@@ -700,3 +718,43 @@ async def test_a_reviewers_edited_action_reaches_the_next_similar_card(world: Wo
     assert edited in action and f"action as reviewers wrote it for {first}" in shown_plain
     unrelated = await world.intake_item("Please add a dark mode to the documentation site")
     assert edited not in world.field(unrelated, "Suggested action")
+
+
+async def test_owners_named_and_pinged_by_rule_reassigned_from_the_menu_and_queued_as_mine(
+    tmp_path: Path, encoder: Encoder
+) -> None:
+    payments: list[int] = []
+
+    def owners(guild: GuildHandle, bob: MemberActor) -> RuntimeSettings:
+        role = guild.create_role("Payments")
+        payments.append(role.id)
+        return RuntimeSettings(
+            owners=[
+                OwnerSpec(name="payments", discord=f"role:{role.id}"),
+                OwnerSpec(name="docs", discord=f"user:{bob.id}"),
+            ],
+            routes=[RouteSpec(owner="payments")],  # everything, by default
+        )
+
+    async with make_world(tmp_path, encoder, runtime=owners) as world:
+        item_id = await world.intake_item("The checkout page crashes with a 500 error")
+        card = world.card(item_id)
+        assert card.content.startswith(f"<@&{payments[0]}>")  # pinged when posted
+        assert "payments" in world.field(item_id, "Owner")
+        assert "by rule" in world.field(item_id, "Owner")
+        ids = {c.custom_id for row in card.components for c in row.children}  # type: ignore[attr-defined]
+        assert f"triage:owner:{item_id}" in ids
+
+        refused = await world.mal.select(card, ["docs"], custom_id=f"triage:owner:{item_id}")
+        assert "not on" in reply_text(refused) and world.store.get_assignment(item_id) is None
+        result = await world.ann.select(card, ["docs"], custom_id=f"triage:owner:{item_id}")
+        assert "Assigned to docs" in reply_text(result)
+        got = world.store.get_assignment(item_id)
+        assert got is not None and (got.owner, got.by) == ("docs", str(world.ann.id))
+        assert await eventually(lambda: "assigned by" in world.field(item_id, "Owner"))
+
+        other = await world.intake_item("The pricing page shows the wrong currency")
+        result = await world.bob.slash(world.intake, "triage queue", mine=True)
+        shown = reply_text(result)
+        assert "checkout page crashes" in shown and "wrong currency" not in shown
+        assert other != item_id
