@@ -751,6 +751,10 @@ class TriageService:
                 ),
                 # What happened to the item's GitHub issue, as rewards (closed as completed,
                 # not planned, duplicate; reopened withdraws): a trainer may weigh them in.
+                # Who a reviewer assigned it to (the Assign menu), if anyone.
+                "owner": assigned.owner
+                if (assigned := self.store.get_assignment(item.id)) is not None
+                else None,
                 "outcomes": [
                     r.as_reward_data().model_dump() | {"model_version": r.model_version}
                     for r in self.store.rewards(item.id)

@@ -330,6 +330,7 @@ class TriageBot(discord.Client):
             DiscordEscalationPoster(self),
             worker_id=f"{self.outbox.worker_id}-escalation",
             lease_seconds=settings.claim_lease,
+            router=self.router,
         )
 
     def escalate(self) -> int:
@@ -502,7 +503,12 @@ class TriageBot(discord.Client):
         return channel.get_partial_message(int(post.ref))
 
     async def send_escalation(self, card: CardView) -> int:
+        # The item's owner, when it has one; else the on-call named for escalations.
+        owner = card.owner.owner if card.owner is not None else None
         ping = self.settings.escalate_to
+        if owner is not None and owner.discord:
+            kind, _, snowflake = owner.discord.partition(":")
+            ping = (kind, int(snowflake))
         allowed = discord.AllowedMentions.none()
         if ping is not None:
             who = [discord.Object(ping[1])]

@@ -194,12 +194,17 @@ class SlackEscalationPoster:
             self.client.chat_postMessage,
             channel=self.channel,
             thread_ts=self._card_ts(card.item.id),
-            text=cards.escalation_text(card, self.minutes(), self.ping),
+            # The item's owner, when it has one; else the on-call named for escalations.
+            text=cards.escalation_text(card, self.minutes(), self._ping(card)),
             metadata=cards.escalation_metadata(card.item.id),
             unfurl_links=False,
             unfurl_media=False,
         )
         return str(response["ts"])
+
+    def _ping(self, card: CardView) -> str | None:
+        owner = card.owner.owner if card.owner is not None else None
+        return owner.slack if owner is not None and owner.slack else self.ping
 
     def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
         """An escalation is said once; it is never rewritten."""
@@ -269,6 +274,7 @@ class SlackEdge:
             SlackEscalationPoster(self.poster, self.store, lambda: self.escalator.minutes),
             worker_id=f"{self.outbox.worker_id}-escalation",
             lease_seconds=settings.claim_lease,
+            router=self.router,
         )
         self.outbox.upkeep_tasks.append(self.escalate)
 

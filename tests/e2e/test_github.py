@@ -445,7 +445,17 @@ def test_owners_by_rule_then_by_reassignment_named_pinged_once_and_assigned_on_g
             assert slack.fake.wait_for(lambda: bool(slack.fake.responses("mine")))
             shown = json.dumps(slack.fake.responses("mine")[-1])
             assert "shows the docs link twice" in shown and "misaligned" not in shown
-            assert others != theirs
+            # A card nobody took pings its owner, not the on-call.
+            edge = slack.edge
+            every = taxonomy.severity_names
+            edge.escalator = Escalator(service, edge.target, EscalationSettings(severities=every))
+            edge.escalations.poster.ping = "S0ONCALL"
+            edge.escalator.queue_due(utcnow() + timedelta(minutes=31))
+            edge.escalations.drain()
+            card = store.get_post(others, f"slack:{CHANNEL}")
+            assert card is not None
+            (reply,) = [m for m in slack.posts() if m.get("thread_ts") == card.ref]
+            assert "<!subteam^S0PAYMENTS>" in reply["text"] and "S0ONCALL" not in reply["text"]
     finally:
         store.close()
 
