@@ -444,32 +444,36 @@ class SlackEdge:
         container, message = body.get("container") or {}, body.get("message") or {}
         return container.get("message_ts") or message.get("ts")
 
-    def _button_vote(self, ack: Any, body: dict[str, Any], kind: ValidationKind) -> None:
-        """Store the vote, then ack: an acknowledged click is never lost."""
+    def _stored_then_ack(
+        self, ack: Any, body: dict[str, Any], store: Callable[[], object], failed: str
+    ) -> bool:
+        """Run the durable part of a click, then ack (an acknowledged click is never lost);
+        a refusal or an error goes to the clicker alone. True when it was stored."""
         user = body["user"]["id"]
         channel = (body.get("container") or {}).get("channel_id") or self.settings.channel
-        value = str(body["actions"][0].get("value", ""))
         try:
-            ballot = Ballot(
-                item_id=self._item_of(value, self._card_ts(body)),
-                reviewer=user,
-                kind=kind,
-                platform="slack",
-            )
-            self.votes.cast(ballot)
+            store()
         except NotAllowedError:
-            ack()
-            self.refuse(channel, user, NOT_A_REVIEWER)
-            return
+            text = NOT_A_REVIEWER
         except (UnknownItemError, ValueError) as exc:
-            ack()
-            self.refuse(channel, user, f"Could not record that: {exc}")
-            return
+            text = f"{failed}: {exc}"
         except STORE_UNAVAILABLE:
+            text = STORE_DOWN_TEXT
+        else:
             ack()
-            self.refuse(channel, user, STORE_DOWN_TEXT)
-            return
+            return True
         ack()
+        self.refuse(channel, user, text)
+        return False
+
+    def _button_vote(self, ack: Any, body: dict[str, Any], kind: ValidationKind) -> None:
+        value = str(body["actions"][0].get("value", ""))
+
+        def vote() -> None:
+            item_id = self._item_of(value, self._card_ts(body))
+            self.votes.cast(Ballot(item_id, body["user"]["id"], kind, platform="slack"))
+
+        self._stored_then_ack(ack, body, vote, "Could not record that")
 
     def on_confirm(self, ack: Any, body: dict[str, Any]) -> None:
         self._button_vote(ack, body, ValidationKind.CONFIRM)
@@ -527,30 +531,21 @@ class SlackEdge:
     def on_assign(self, ack: Any, body: dict[str, Any]) -> None:
         """The Assign menu: stored before the ack, the card rewritten, the model relearned."""
         user = body["user"]["id"]
-        channel = (body.get("container") or {}).get("channel_id") or self.settings.channel
         action = body["actions"][0]
         owner = str((action.get("selected_option") or {}).get("value") or "")
-        post = self.store.find_post(self.target, str(self._card_ts(body) or ""))
-        if not self.votes.may_vote(user):
-            ack()
-            self.refuse(channel, user, NOT_A_REVIEWER)
-            return
-        if post is None:
-            ack()
-            self.refuse(channel, user, "That card is not one of this bot's.")
-            return
-        try:
+        assigned: list[str] = []
+
+        def assign() -> None:
+            if not self.votes.may_vote(user):
+                raise NotAllowedError(NOT_A_REVIEWER)
+            post = self.store.find_post(self.target, str(self._card_ts(body) or ""))
+            if post is None:
+                raise UnknownItemError("that card is not one of this bot's")
             self.router.assign(post.item_id, owner, user, "slack")
-        except (UnknownItemError, ValueError) as exc:
-            ack()
-            self.refuse(channel, user, f"Could not assign that: {exc}")
-            return
-        except STORE_UNAVAILABLE:
-            ack()
-            self.refuse(channel, user, STORE_DOWN_TEXT)
-            return
-        ack()
-        self.outbox.request_update(post.item_id)
+            assigned.append(post.item_id)
+
+        if self._stored_then_ack(ack, body, assign, "Could not assign that"):
+            self.outbox.request_update(assigned[0])
 
     def on_issue(self, ack: Any, body: dict[str, Any]) -> None:
         """Create issue: the modal with the default title and labels (after the ack)."""

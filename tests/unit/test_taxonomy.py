@@ -87,15 +87,6 @@ def test_runtime_settings_are_apart_from_the_taxonomy_and_default_to_the_checked
     """Code that builds an engine without a config file runs as the bot does by default."""
     assert load_runtime_settings() == RuntimeSettings()
     assert "learning" not in load_taxonomy().model_dump()
-    assert set(RuntimeSettings().model_dump()) == {
-        "triage",
-        "learning",
-        "intake",
-        "outbox",
-        "retention",
-        "github",
-        "escalation",
-    }
     assert set(RuntimeSettings().model_dump()) == set(RUNTIME_SECTIONS)
 
 
