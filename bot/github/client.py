@@ -26,6 +26,7 @@ log = logging.getLogger("triage_bot.github")
 API_VERSION = "2022-11-28"
 SECONDARY_RATE_LIMIT_WAIT = 60.0
 USER_AGENT = "triage-bot"
+LOGIN_RETRY_SECONDS = 600.0
 
 
 def _message(response: httpx.Response) -> str:
@@ -90,6 +91,7 @@ class GitHubClient:
             },
         )
         self._login: str | None = None
+        self._login_retry_at = 0.0  # after a failed look-up, not before this (monotonic)
 
     def __repr__(self) -> str:
         return f"GitHubClient(repo={self.repo!r}, api_url={str(self._http.base_url)!r})"
@@ -122,10 +124,12 @@ class GitHubClient:
     def login(self) -> str | None:
         """The token's own login (its labels and comments are not a maintainer's); None
         when GitHub cannot say (a fine-grained token may not read /user)."""
-        if self._login is None:
+        if self._login is None and time.monotonic() >= self._login_retry_at:
             try:
                 self._login = str(self.request("GET", "/user").json().get("login") or "")
             except (PostFailed, PostRefused, ValueError):
+                # A delivery must not wait on a GitHub that is down: ask again later.
+                self._login_retry_at = time.monotonic() + LOGIN_RETRY_SECONDS
                 return None
         return self._login or None
 
