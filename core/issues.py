@@ -141,10 +141,11 @@ def issue_link(post: PostRecord) -> IssueLink:
 
 @dataclass(frozen=True)
 class IssueDraft:
-    """What "Create issue" opens: a reviewer may edit both first (Slack's modal)."""
+    """What "Create issue" opens: a reviewer may edit all three first (Slack's modal)."""
 
     title: str
     labels: list[str]
+    action: str = ""
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,9 @@ class IssueDesk:
         first = next((line.strip() for line in item.redacted_text.splitlines() if line.strip()), "")
         title = first if len(first) <= MAX_TITLE_CHARS else first[: MAX_TITLE_CHARS - 1] + "…"
         return IssueDraft(
-            title=title or f"Feedback {item.id}", labels=self.labels_for(category, severity)
+            title=title or f"Feedback {item.id}",
+            labels=self.labels_for(category, severity),
+            action=(label.action if label and label.action else None) or triage.action,
         )
 
     def link(self, item_id: str) -> IssueLink | None:
@@ -260,10 +263,13 @@ class IssueDesk:
         labels: Sequence[str] | None = None,
         roles: Iterable[str] = (),
         notify: dict[str, Any] | None = None,
+        action: str | None = None,
     ) -> tuple[PostRecord, bool]:
         """Queue the item's issue (once: a second request finds the first) and count the
-        click as the reviewer's confirmation unless the card was corrected. Returns the post
-        and whether this request queued it. Raises NotAllowedError or UnknownItemError."""
+        click as the reviewer's confirmation unless the card was corrected. An `action` the
+        reviewer rewrote is their correction of the action (a label the next look-alike
+        learns from). Returns the post and whether this request queued it. Raises
+        NotAllowedError or UnknownItemError."""
         roles = frozenset(roles)
         if not self.votes.may_vote(reviewer, roles):
             raise NotAllowedError(NOT_A_REVIEWER)
@@ -308,7 +314,23 @@ class IssueDesk:
                 # GitHub refused it for good last time: this click is another try.
                 self.store.set_post_detail(item.id, self.target, detail)
                 queued = True
-            if queued and not corrected:
+            rewritten = (action or "").strip()
+            if rewritten and " ".join(rewritten.split()) == " ".join(default.action.split()):
+                rewritten = ""
+            if queued and rewritten:
+                self.votes.cast(
+                    Ballot(
+                        item_id=item.id,
+                        reviewer=reviewer,
+                        kind=ValidationKind.CORRECT,
+                        platform=platform,
+                        category=category,
+                        severity=severity,
+                        action=rewritten,
+                        roles=roles,
+                    )
+                )
+            elif queued and not corrected:
                 self.votes.cast(
                     Ballot(
                         item_id=item.id,

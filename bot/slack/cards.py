@@ -562,6 +562,15 @@ def issue_modal(
     labels: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 500}
     if draft.labels:
         labels["initial_value"] = clip(", ".join(draft.labels), 500)
+    action: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "multiline": True,
+        "max_length": INPUT_LIMIT,
+    }
+    preset_action = clip(printable(draft.action), INPUT_LIMIT)
+    if preset_action:
+        action["initial_value"] = preset_action
     return {
         "type": "modal",
         "callback_id": ISSUE_VIEW,
@@ -591,6 +600,13 @@ def issue_modal(
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Labels (comma-separated)"},
                 "element": labels,
+            },
+            {
+                "type": "input",
+                "block_id": "action",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Suggested action"},
+                "element": action,
             },
         ],
     }

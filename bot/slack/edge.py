@@ -593,6 +593,7 @@ class SlackEdge:
                 title=cards.view_value(view, "title"),
                 labels=cards.labels_from(cards.view_value(view, "labels")),
                 notify={"channel": channel},
+                action=cards.view_value(view, "action"),
             )
         except NotAllowedError:
             ack()

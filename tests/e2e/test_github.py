@@ -89,18 +89,21 @@ def open_modal(s: Both, item_id: str, user: str = "UANN") -> dict[str, Any]:
 
 
 def submit_modal(
-    s: Both, view: dict[str, Any], *, title: str, labels: str, user: str = "UANN"
+    s: Both,
+    view: dict[str, Any],
+    *,
+    title: str,
+    labels: str,
+    user: str = "UANN",
+    action: str | None = None,
 ) -> int:
-    submitted = {
-        **view,
-        "id": "VISSUE",
-        "state": {
-            "values": {
-                "title": {"value": {"type": "plain_text_input", "value": title}},
-                "labels": {"value": {"type": "plain_text_input", "value": labels}},
-            }
-        },
+    values = {
+        "title": {"value": {"type": "plain_text_input", "value": title}},
+        "labels": {"value": {"type": "plain_text_input", "value": labels}},
     }
+    if action is not None:
+        values["action"] = {"value": {"type": "plain_text_input", "value": action}}
+    submitted = {**view, "id": "VISSUE", "state": {"values": values}}
     status, _ = s.slack.interact(
         {
             "type": "view_submission",
@@ -523,3 +526,24 @@ def assign(s: Both, item_id: str, owner: str, user: str) -> int:
         }
     )
     return status
+
+
+def test_an_action_rewritten_in_the_issue_modal_is_a_label_the_next_look_alike_takes(
+    stack: Both,
+) -> None:
+    s = stack
+    first = webhook_item(s.slack, "The checkout page crashes with a 500 error on submit")
+    s.slack.wait_posts(1)
+    view = open_modal(s, first)
+    preset = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"][1:]}
+    triage = s.slack.store.latest_triage(first)
+    assert triage is not None and preset["action"] == triage.action
+    edited = "Roll back the payments deploy, then page the payments on-call"
+    assert submit_modal(s, view, title="Checkout 500", labels="bug", action=edited) == 200
+    assert s.gh.wait_for(lambda: len(s.issues()) == 1)
+    assert edited in s.issues()[0]["body"]
+    (vote,) = s.slack.store.current_votes(first)
+    assert (vote.kind.value, vote.action, vote.category) == ("correct", edited, triage.category)
+    second = webhook_item(s.slack, "The checkout page crashes with a 500 error when I pay")
+    s.slack.wait_posts(2)
+    assert s.slack.fake.wait_for(lambda: edited in s.card_text(second))
