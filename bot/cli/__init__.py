@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import bench, items, model, privacy, serve
+from bot.cli import bench, digest, items, model, privacy, serve
 
 app = typer.Typer(
     add_completion=False,
@@ -20,6 +20,7 @@ app.command()(items.triage)
 app.command()(items.validate)
 app.command("import")(items.import_items)
 app.command()(items.stats)
+app.command()(digest.digest)
 app.command()(privacy.forget)
 app.command()(privacy.prune)
 app.command()(serve.demo)

@@ -8,28 +8,14 @@ running bots learn of it within half a minute. They need the store only, not the
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 
 from bot.cli.errors import reported_errors
-from bot.cli.shared import StoreOption, emit, err
+from bot.cli.shared import StoreOption, emit, err, opened_store
 from core.models import AuditEvent, FeedbackItem
 from core.ports import Store
-
-
-@contextmanager
-def _open_store(url: str | None) -> Iterator[Store]:
-    from core.settings import Settings
-    from core.store import open_store
-
-    store = open_store(url or Settings.from_env().store_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _operator() -> str:
@@ -104,7 +90,7 @@ def forget(
         submitter=submitter,
         before=parse_before(before) if before is not None else None,
     )
-    with _open_store(store) as opened:
+    with opened_store(store) as opened:
         items, missing = select(opened, selection)
         for item_id in missing:
             err.print(
@@ -183,7 +169,7 @@ def prune(
     from core.settings import Settings
 
     retention = load_runtime_settings(Settings.from_env().config_path).retention
-    with _open_store(store) as opened:
+    with opened_store(store) as opened:
         report = prune_store(opened, retention, by=_operator(), dry_run=dry_run)
     result = report.as_dict()
     if not dry_run:

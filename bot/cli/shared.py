@@ -14,6 +14,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from bot.app import Components
+    from core.ports import Store
 
 # Progress, spinners and errors go to stderr, so stdout stays JSON lines for scripts.
 err = Console(stderr=True, soft_wrap=True)
@@ -47,3 +48,16 @@ def components(
         yield built
     finally:
         built.close()
+
+
+@contextmanager
+def opened_store(url: str | None) -> Iterator[Store]:
+    """The store alone (no model): for commands that only read or delete records."""
+    from core.settings import Settings
+    from core.store import open_store
+
+    store = open_store(url or Settings.from_env().store_url)
+    try:
+        yield store
+    finally:
+        store.close()

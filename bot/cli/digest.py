@@ -1,0 +1,133 @@
+"""`triage-bot digest`: the period at a glance, in the terminal, as JSON, or as a PNG."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot.cli.errors import reported_errors
+from bot.cli.shared import StoreOption, emit, opened_store
+from core.digest import Digest, build_digest, parse_period
+
+
+def _signed(delta: int) -> str:
+    return f"+{delta}" if delta > 0 else str(delta)
+
+
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0%}"
+
+
+def draw(digest: Digest, path: Path) -> None:
+    """Two bar panels, this period against the one before: by category, by severity."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for axis, rows, title in (
+        (axes[0], digest.by_category, "by category"),
+        (axes[1], digest.by_severity, "by severity"),
+    ):
+        names = list(rows)
+        positions = range(len(names))
+        axis.barh(
+            [p + 0.2 for p in positions],
+            [rows[n].before for n in names],
+            0.4,
+            color="#b0b7c3",
+            label="period before",
+        )
+        axis.barh(
+            [p - 0.2 for p in positions],
+            [rows[n].now for n in names],
+            0.4,
+            color="#2b6cb0",
+            label="this period",
+        )
+        axis.set_yticks(list(positions), names)
+        axis.invert_yaxis()
+        axis.set_title(title)
+        axis.set_xlabel("items")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.legend(loc="lower right", fontsize=8)
+    fig.suptitle(
+        f"{digest.since:%Y-%m-%d %H:%M} to {digest.until:%Y-%m-%d %H:%M} UTC: "
+        f"{digest.items.now} items ({_signed(digest.items.delta)})"
+    )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def show(digest: Digest, console: Console) -> None:
+    from rich.table import Table
+
+    if digest.empty:
+        console.print(digest.notes[0])
+        return
+    table = Table(
+        title=f"triage-bot digest · {digest.since:%Y-%m-%d %H:%M} to "
+        f"{digest.until:%Y-%m-%d %H:%M} UTC"
+    )
+    table.add_column("what")
+    table.add_column("this period", justify="right")
+    table.add_column("change", justify="right")
+    table.add_row("items", str(digest.items.now), _signed(digest.items.delta))
+    for name, change in digest.by_category.items():
+        table.add_row(f"  {name}", str(change.now), _signed(change.delta))
+    for name, change in digest.by_severity.items():
+        table.add_row(f"  {name}", str(change.now), _signed(change.delta))
+    table.add_row("awaiting review", str(digest.awaiting_review), "")
+    table.add_row("escalations", str(digest.escalations), "")
+    table.add_row("GitHub issues opened", str(digest.issues_opened), "")
+    table.add_row("validated", str(digest.validated), "")
+    table.add_row("model accuracy on them", _share(digest.accuracy), "")
+    table.add_row("reviewers' agreement", _share(digest.agreement), "")
+    table.add_row("needs a human", _share(digest.needs_human_share), "")
+    table.add_row("drift from the period before", _share(digest.drift), "")
+    console.print(table)
+    if digest.oldest_critical:
+        oldest = digest.oldest_critical
+        console.print(
+            f"Oldest critical item waiting: {oldest['id']} since {oldest['received_at']}: "
+            f"{oldest['text']}",
+            markup=False,
+        )
+
+
+@reported_errors()
+def digest(
+    since: Annotated[
+        str, typer.Option("--since", help="The period: 1d, 7d, 12h, 2w (against the one before).")
+    ] = "7d",
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Also draw the counts as a PNG chart here.")
+    ] = None,
+) -> None:
+    """The period at a glance: counts and their change, what waits, the model's health."""
+    from core.taxonomy import load_taxonomy
+
+    try:
+        period = parse_period(since)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+    from core.settings import Settings
+
+    taxonomy = load_taxonomy(Settings.from_env().config_path)
+    with opened_store(store) as opened:
+        made = build_digest(opened, taxonomy, period)
+    if png is not None and not made.empty:
+        draw(made, png)
+    if as_json or not sys.stdout.isatty():
+        emit(made.as_dict() | ({"png": str(png)} if png is not None and not made.empty else {}))
+        return
+    show(made, Console())

@@ -1,0 +1,118 @@
+"""`triage-bot digest`: its figures against a store whose contents the test wrote, the
+empty period, a period that makes no sense, and the PNG."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from core.digest import build_digest, parse_period
+from core.escalation import escalation_target
+from core.models import FieldConfidence, Label, Triage, utcnow
+from core.service import make_item
+from core.store.sqlite import SQLiteStore
+from core.taxonomy import load_taxonomy
+
+CARDS = "slack:C1"
+
+
+def triage(item_id: str, category: str, severity: str, needs_human: bool = False) -> Triage:
+    return Triage(
+        item_id=item_id,
+        category=category,
+        severity=severity,
+        action="Do it.",
+        confidence=FieldConfidence(category=0.9, severity=0.9),
+        model_version="v1",
+        needs_human=needs_human,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    """Two weeks of items: this week's 3, last week's 1, and one older than both."""
+    made = SQLiteStore(tmp_path / "digest.db")
+    now = utcnow()
+    rows = [
+        ("a", now - timedelta(days=1), "website-bug", "critical", True),
+        ("b", now - timedelta(days=2), "website-bug", "low", False),
+        ("c", now - timedelta(days=3), "feature-request", "critical", False),
+        ("d", now - timedelta(days=9), "website-bug", "high", False),
+        ("e", now - timedelta(days=20), "noise", "low", False),
+    ]
+    for item_id, at, category, severity, unsure in rows:
+        made.add_item(make_item(f"text {item_id}", item_id=item_id, received_at=at))
+        made.save_triage(triage(item_id, category, severity, unsure))
+    # b validated as predicted; c corrected to content-gap (the model was wrong).
+    for item_id, category, severity, agreement in [
+        ("b", "website-bug", "low", 1.0),
+        ("c", "content-gap", "critical", 0.5),
+    ]:
+        made.put_label(
+            Label(
+                item_id=item_id,
+                category=category,
+                severity=severity,
+                reviewers=["U1", "U2"],
+                agreement=agreement,
+                updated_at=now - timedelta(days=2),
+            )
+        )
+    made.enqueue_post("a", escalation_target(CARDS))
+    made.enqueue_post("a", "github:acme/web")
+    made.mark_posted("a", "github:acme/web", "https://github.test/acme/web/issues/1")
+    return made
+
+
+def test_the_figures_match_what_the_store_holds(store: SQLiteStore) -> None:
+    digest = build_digest(store, load_taxonomy(), timedelta(days=7))
+    assert (digest.items.now, digest.items.before, digest.items.delta) == (3, 1, 2)
+    assert digest.by_category["website-bug"].now == 2  # a (predicted), b (label)
+    assert digest.by_category["website-bug"].before == 1
+    assert digest.by_category["content-gap"].now == 1  # c, as its label says
+    assert digest.by_severity["critical"].now == 2
+    assert digest.awaiting_review == 1  # a: the only unlabelled item this week
+    assert digest.oldest_critical is not None and digest.oldest_critical["id"] == "a"
+    assert digest.escalations == 1 and digest.issues_opened == 1
+    assert digest.validated == 2 and digest.accuracy == 0.5 and digest.agreement == 0.75
+    assert digest.needs_human_share == pytest.approx(1 / 3)
+    # Predicted this week: 2 website-bug, 1 feature-request; the week before: 1 website-bug.
+    assert digest.drift == pytest.approx(1 / 3)
+    store.close()
+
+
+def test_the_command_prints_json_draws_a_png_and_says_when_a_period_is_empty(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{store.path}"
+    store.close()
+    runner = CliRunner()
+    png = tmp_path / "digest.png"
+    result = runner.invoke(
+        app, ["digest", "--since", "7d", "--store", url, "--json", "--png", str(png)]
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["items"] == {"now": 3, "before": 1, "delta": 2}
+    assert figures["model"]["accuracy"] == 0.5 and figures["png"] == str(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = runner.invoke(app, ["digest", "--since", "12h", "--store", url, "--json"])
+    assert empty.exit_code == 0
+    said = json.loads(empty.stdout)
+    assert said["empty"] and "Nothing arrived" in said["notes"][0]
+    bad = runner.invoke(app, ["digest", "--since", "soon", "--store", url])
+    assert bad.exit_code == 2 and "expected a number and h, d or w" in bad.output
+
+
+def test_periods() -> None:
+    assert parse_period("1d") == timedelta(days=1)
+    assert parse_period("2w") == timedelta(days=14)
+    assert parse_period(" 12H ") == timedelta(hours=12)
+    for bad in ("0d", "7", "d", "7y", "9999w"):
+        with pytest.raises(ValueError):
+            parse_period(bad)
