@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,3 +198,41 @@ def build_digest(
     if digest.empty:
         digest.notes.append("Nothing arrived and nothing was validated in this period.")
     return digest
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0%}"
+
+
+def _delta(change: Change) -> str:
+    return f"{change.now} ({change.delta:+d})"
+
+
+def digest_lines(digest: Digest, bold: str, literal: Callable[[str], str]) -> list[str]:
+    """The digest as a chat message on any platform: `bold` is the platform's bold marker,
+    `literal` shows an item's text as written (the platform's escaping)."""
+    head = f"{bold}Digest{bold} {digest.since:%Y-%m-%d %H:%M} to {digest.until:%Y-%m-%d %H:%M} UTC"
+    if digest.empty:
+        return [head, digest.notes[0]]
+    cats = ", ".join(f"{n} {_delta(c)}" for n, c in digest.by_category.items() if c.now or c.before)
+    sevs = ", ".join(f"{n} {_delta(c)}" for n, c in digest.by_severity.items() if c.now or c.before)
+    lines = [
+        head,
+        f"{bold}{digest.items.now}{bold} items ({digest.items.delta:+d} on the period before)",
+        f"By category: {cats}",
+        f"By severity: {sevs}",
+        f"Awaiting review: {digest.awaiting_review} · escalations: {digest.escalations} · "
+        f"GitHub issues opened: {digest.issues_opened}",
+    ]
+    if digest.oldest_critical:
+        oldest = digest.oldest_critical
+        lines.append(
+            f"Oldest critical waiting: {literal(oldest['text'])} "
+            f"(since {oldest['received_at'][:16]})"
+        )
+    lines.append(
+        f"Model: {_pct(digest.accuracy)} right on {digest.validated} validation(s) · reviewers "
+        f"agree {_pct(digest.agreement)} · needs a human {_pct(digest.needs_human_share)} · "
+        f"drift {_pct(digest.drift)}"
+    )
+    return lines

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from bot.charts import digest_png
 from bot.cli.errors import reported_errors
 from bot.cli.shared import StoreOption, emit, opened_store
 from core.digest import Digest, build_digest, parse_period
@@ -21,49 +22,6 @@ def _signed(delta: int) -> str:
 
 def _share(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.0%}"
-
-
-def draw(digest: Digest, path: Path) -> None:
-    """Two bar panels, this period against the one before: by category, by severity."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for axis, rows, title in (
-        (axes[0], digest.by_category, "by category"),
-        (axes[1], digest.by_severity, "by severity"),
-    ):
-        names = list(rows)
-        positions = range(len(names))
-        axis.barh(
-            [p + 0.2 for p in positions],
-            [rows[n].before for n in names],
-            0.4,
-            color="#b0b7c3",
-            label="period before",
-        )
-        axis.barh(
-            [p - 0.2 for p in positions],
-            [rows[n].now for n in names],
-            0.4,
-            color="#2b6cb0",
-            label="this period",
-        )
-        axis.set_yticks(list(positions), names)
-        axis.invert_yaxis()
-        axis.set_title(title)
-        axis.set_xlabel("items")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.legend(loc="lower right", fontsize=8)
-    fig.suptitle(
-        f"{digest.since:%Y-%m-%d %H:%M} to {digest.until:%Y-%m-%d %H:%M} UTC: "
-        f"{digest.items.now} items ({_signed(digest.items.delta)})"
-    )
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def show(digest: Digest, console: Console) -> None:
@@ -126,7 +84,7 @@ def digest(
     with opened_store(store) as opened:
         made = build_digest(opened, taxonomy, period)
     if png is not None and not made.empty:
-        draw(made, png)
+        png.write_bytes(digest_png(made))
     if as_json or not sys.stdout.isatty():
         emit(made.as_dict() | ({"png": str(png)} if png is not None and not made.empty else {}))
         return

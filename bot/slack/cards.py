@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.chat_text import clip, join_within, one_line, printable, web_url, width
 from core.actions import learned_from
+from core.digest import Digest, digest_lines
 from core.issues import IssueDraft, IssueLink, offers_issue
 from core.issues import issue_reply as core_issue_reply
 from core.models import (
@@ -77,8 +78,10 @@ HELP_TEXT = (
     "*triage-bot* turns feedback into triage cards and learns from your corrections.\n"
     "• `/triage <text>`: triage a piece of feedback now (its card goes to the triage channel)\n"
     "• `/triage`: open a form to submit feedback\n"
-    "• `/triage queue`: what needs a human next (least confident, most severe, disputed)\n"
+    "• `/triage queue`: what needs a human next (least confident, most severe, disputed); "
+    "`/triage queue mine`: only the items you own\n"
     "• `/triage stats`: validations and accuracy over 7 and 30 days\n"
+    "• `/triage digest [7d]`: post the period's digest, with its chart, to the triage channel\n"
     "• `/triage help`: this message\n"
     "On a card: *Confirm*, *Correct* or *Noise*, or react: {reactions}. "
     "Removing your reaction withdraws your vote."
@@ -182,6 +185,15 @@ def escalation_text(view: CardView, minutes: float, ping: str | None) -> str:
         f":rotating_light: {mention}this *{_text(severity, 100)}* {_text(category, 100)} item "
         f"has had no vote and no issue for {minutes:g} minutes: please take a look."
     )
+
+
+DIGEST_CHARS = 3000
+
+
+def digest_text(digest: Digest) -> str:
+    """The digest's message (the chart goes with it as a file)."""
+    lines = digest_lines(digest, "*", lambda text: f"“{_text(one_line(text), 200)}”")
+    return _join_within(lines, DIGEST_CHARS, "\n")
 
 
 def card_metadata(item_id: str) -> dict[str, Any]:

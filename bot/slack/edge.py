@@ -29,11 +29,13 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
+from bot.charts import digest_png
 from bot.github.edge import GitHubEdge
 from bot.github.settings import GitHubSettings
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
+from core.digest import build_digest, parse_period
 from core.escalation import Escalator, escalation_target
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
@@ -644,7 +646,11 @@ class SlackEdge:
     def on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         text = (command.get("text") or "").strip()
         word = text.lower()
-        if text and word not in ("help", "queue", "stats", "queue mine"):
+        if (
+            text
+            and word not in ("help", "queue", "stats", "queue mine")
+            and not word.startswith("digest")
+        ):
             self._command_submit(ack, command, respond, text)
             return
         ack()
@@ -670,6 +676,21 @@ class SlackEdge:
                     response_type="ephemeral",
                 )
             )
+        elif word.startswith("digest"):
+            period = word.removeprefix("digest").strip() or "7d"
+
+            def digest() -> None:
+                try:
+                    self.post_digest(period)
+                except ValueError as exc:
+                    respond(text=f"Not posted: {exc}", response_type="ephemeral")
+                    return
+                respond(
+                    text=f"Posted the digest of the last {period} to <#{self.settings.channel}>.",
+                    response_type="ephemeral",
+                )
+
+            self.after_ack.submit(digest)
         elif word == "stats":
             self.after_ack.submit(
                 lambda: respond(text=self._stats_text(), response_type="ephemeral")
@@ -720,6 +741,23 @@ class SlackEdge:
             )
             rows.append((item, triage, reason, link))
         return cards.queue_blocks(rows)
+
+    def post_digest(self, since: str = "7d") -> str:
+        """Post the period's digest to the triage channel, its chart as a PNG file (the
+        v2 upload flow); an empty period is one line, without a chart. Returns the ts."""
+        made = build_digest(self.store, self.taxonomy, parse_period(since))
+        text = cards.digest_text(made)
+        if made.empty:
+            response = self.client.chat_postMessage(channel=self.settings.channel, text=text)
+            return str(response["ts"])
+        response = self.client.files_upload_v2(
+            channel=self.settings.channel,
+            file=digest_png(made),
+            filename="triage-digest.png",
+            title=f"Triage digest, last {since}",
+            initial_comment=text,
+        )
+        return str((response.get("file") or {}).get("id", ""))
 
     def _stats_text(self) -> str:
         now = datetime.now(UTC)

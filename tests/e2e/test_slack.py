@@ -990,3 +990,27 @@ def test_a_reviewers_edited_action_reaches_the_next_similar_card(stack: Stack) -
     posts = stack.wait_posts(3)
     other = next(m for m in posts if cards.card_item_id(m) == unrelated)
     assert edited not in json.dumps(other["blocks"], ensure_ascii=False)
+
+
+def test_triage_digest_posts_one_message_with_one_chart_for_reviewers_only(stack: Stack) -> None:
+    webhook_item(stack, "The checkout page crashes with a 500 error")
+    webhook_item(stack, "Please add a dark mode to the dashboard")
+    stack.wait_posts(2)
+    assert stack.command("digest", user="UMAL", name="outsider")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("outsider")))
+    assert stack.fake.responses("outsider")[-1]["text"] == REVIEWERS_ONLY
+    assert not stack.fake.calls("files.completeUploadExternal")
+
+    assert stack.command("digest 7d", user="UANN", name="digest")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("digest")))
+    assert "Posted the digest" in stack.fake.responses("digest")[-1]["text"]
+    (done,) = stack.fake.calls("files.completeUploadExternal")
+    posted = [m for m in stack.posts() if m.get("files")]
+    assert len(posted) == 1 and len(posted[0]["files"]) == 1
+    assert "*2* items" in posted[0]["text"]
+    assert stack.fake.upload(posted[0]["files"][0]["id"])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert done.params["channel_id"] == CHANNEL
+
+    assert stack.command("digest soon", user="UANN", name="bad")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("bad")))
+    assert "Not posted" in stack.fake.responses("bad")[-1]["text"]

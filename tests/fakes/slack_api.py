@@ -123,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        if urlsplit(self.path).path.startswith("/upload/"):
+            self._upload()
+            return
         try:
             path = urlsplit(self.path)
             params: dict[str, Any] = dict(parse_qsl(path.query, keep_blank_values=True))
@@ -152,6 +155,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
+        self.close_connection = True
+
+    def _upload(self) -> None:
+        """Step 2 of the v2 file upload: the file's bytes, POSTed to its upload URL."""
+        file_id = urlsplit(self.path).path[len("/upload/") :].strip("/")
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length else b""
+        fake = self.server.fake
+        with fake._lock:
+            known = file_id in fake._uploads
+            if known:
+                fake._uploads[file_id]["data"] = data
+        reply = f"OK - {len(data)}".encode() if known else b"unknown upload"
+        self.send_response(200 if known else 404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(reply)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(reply)
         self.close_connection = True
 
     def _parse_body(self, body: bytes) -> dict[str, Any]:
@@ -202,6 +224,9 @@ class FakeSlack:
         self._storms: dict[str, tuple[float, float]] = {}  # method -> (until, Retry-After)
         self._ts_us = int(time.time() * 1_000_000)  # real-time ts, as Slack gives
         self._view_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        # Files uploaded the v2 way: getUploadURLExternal, a POST of the bytes, complete.
+        self._uploads: dict[str, dict[str, Any]] = {}
         self._socket_mode = socket_mode
         self._socket_url: str | None = None
         self._server: _Server | None = None
@@ -446,6 +471,44 @@ class FakeSlack:
             msg["thread_ts"] = p["thread_ts"]
         self._store(channel, msg)
         return {"ok": True, "channel": channel, "ts": msg["ts"], "message": _public(msg, True)}
+
+    def _m_files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("filename") or not str(p.get("length", "")).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._file_ids):08d}"
+        self._uploads[file_id] = {"filename": p["filename"], "length": int(p["length"])}
+        return {"ok": True, "upload_url": f"{self.root_url}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        files = p.get("files") or []
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        shared = []
+        for entry in files:
+            upload = self._uploads.get(str(entry.get("id")))
+            if upload is None or "data" not in upload:
+                return {"ok": False, "error": "file_not_found"}
+            shared.append(
+                {"id": entry["id"], "name": upload["filename"], "title": entry.get("title")}
+            )
+        channel = p.get("channel_id")
+        if channel:
+            msg = {
+                "type": "message",
+                "ts": self._next_ts(),
+                "text": p.get("initial_comment") or "",
+                "files": shared,
+                "user": BOT_USER_ID,
+            }
+            if p.get("thread_ts"):
+                msg["thread_ts"] = p["thread_ts"]
+            self._store(str(channel), msg)
+        return {"ok": True, "files": shared}
+
+    def upload(self, file_id: str) -> bytes:
+        """The bytes of a file uploaded the v2 way."""
+        with self._lock:
+            return bytes(self._uploads[file_id].get("data", b""))
 
     def _m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
         msg = self._find(p.get("channel"), p.get("ts"))
