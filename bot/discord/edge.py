@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import logging
 import re
 import uuid
@@ -29,11 +30,13 @@ import discord
 from discord import app_commands
 from discord.ext import tasks
 
+from bot.charts import digest_png
 from bot.chat_text import clip, printable
 from bot.discord import embeds
 from bot.discord.settings import DiscordSettings
 from bot.github.edge import GitHubEdge
 from bot.github.settings import GitHubSettings
+from core.digest import build_digest, parse_period
 from core.escalation import Escalator, escalation_target
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
@@ -502,6 +505,20 @@ class TriageBot(discord.Client):
             raise PostRefused(f"channel {self.settings.channel} cannot hold replies")
         return channel.get_partial_message(int(post.ref))
 
+    async def post_digest(self, since: str = "7d") -> int:
+        """Post the period's digest to the card channel, its chart attached (an empty
+        period is one line, without a chart). ValueError for a period that makes no sense."""
+        period = parse_period(since)
+        made = await self.blocking(build_digest, self.store, self.taxonomy, period)
+        channel = await self._card_channel()
+        text = embeds.digest_text(made)
+        files = []
+        if not made.empty:
+            png = await self.blocking(digest_png, made)
+            files.append(discord.File(io.BytesIO(png), filename="triage-digest.png"))
+        message = await channel.send(content=text, files=files)
+        return message.id
+
     async def send_escalation(self, card: CardView) -> int:
         # The item's owner, when it has one; else the on-call named for escalations.
         owner = card.owner.owner if card.owner is not None else None
@@ -793,6 +810,23 @@ class TriageBot(discord.Client):
             )
             text = await self.blocking(self.queue_text, interaction.guild_id, owners)
             await interaction.followup.send(text, ephemeral=True)
+
+        @group.command(name="digest", description="Post the period's digest, with its chart")
+        @app_commands.describe(since="The period: 1d, 7d, 12h, 2w (against the one before)")
+        async def digest(interaction: discord.Interaction[Any], since: str = "7d") -> None:
+            if not self.may_vote(interaction.user):
+                await self.refuse(interaction, REVIEWERS_ONLY)
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            try:
+                await self.post_digest(since)
+            except ValueError as exc:
+                await interaction.followup.send(f"Not posted: {exc}", ephemeral=True)
+                return
+            await interaction.followup.send(
+                f"Posted the digest of the last {since} to <#{self.settings.channel}>.",
+                ephemeral=True,
+            )
 
         @group.command(name="stats", description="Validations and accuracy over 7 and 30 days")
         async def stats(interaction: discord.Interaction[Any]) -> None:

@@ -24,6 +24,7 @@ import discord
 
 from bot.chat_text import clip, join_within, one_line, printable, web_url, width
 from core.actions import learned_from
+from core.digest import Digest, digest_lines
 from core.issues import IssueLink
 from core.issues import issue_reply as core_issue_reply
 from core.models import (
@@ -482,6 +483,12 @@ def issue_url(view: CardView) -> str | None:
     return next((web_url(link.url) for link in view.issues if link.url), None)
 
 
+def digest_text(digest: Digest) -> str:
+    """The digest's message (the chart goes with it as an attachment)."""
+    lines = digest_lines(digest, "**", lambda text: f"“{_text(one_line(text), 200)}”")
+    return _join_within(lines, CONTENT_LIMIT, "\n")
+
+
 def escalation_text(view: CardView, minutes: float, ping: tuple[str, int] | None) -> str:
     """The one reply a card nobody took gets; `ping` ("role"|"user", id) is mentioned."""
     mention = ""
@@ -563,8 +570,10 @@ def help_text(taxonomy: Taxonomy, channel_id: int) -> str:
         "**triage-bot** turns feedback into triage cards and learns from your corrections.\n"
         f"• `/triage submit text:…`: triage a piece of feedback now (its card goes to "
         f"<#{channel_id}>)\n"
-        "• `/triage queue`: what needs a human next (disputed, least confident, most severe)\n"
+        "• `/triage queue`: what needs a human next (disputed, least confident, most severe); "
+        "`mine:True`: only the items you own\n"
         "• `/triage stats`: validations and accuracy over 7 and 30 days\n"
+        "• `/triage digest since:7d`: post the period's digest, with its chart\n"
         "• `/triage help`: this message\n"
         "On a card: **Confirm**, **Correct** (edit the action), **Noise**, or pick the category "
         f"and severity in the menus; or react: {reactions_help(taxonomy)}. "

@@ -758,3 +758,20 @@ async def test_owners_named_and_pinged_by_rule_reassigned_from_the_menu_and_queu
         shown = reply_text(result)
         assert "checkout page crashes" in shown and "wrong currency" not in shown
         assert other != item_id
+
+
+async def test_triage_digest_posts_one_message_with_one_chart_for_reviewers_only(
+    world: World,
+) -> None:
+    await world.intake_item("The checkout page crashes with a 500 error")
+    refused = await world.mal.slash(world.intake, "triage digest")
+    assert reply_text(refused) == REVIEWERS_ONLY
+    # simcord's messages are dated 2026-01-01: a period long enough to reach back there.
+    result = await world.ann.slash(world.intake, "triage digest", since="50w")
+    assert "Posted the digest" in reply_text(result)
+    (posted,) = [m for m in world.cards.history() if m.attachments]
+    assert "**1** items" in posted.content
+    (chart,) = posted.attachments
+    assert chart.filename == "triage-digest.png"
+    bad = await world.ann.slash(world.intake, "triage digest", since="soon")
+    assert "Not posted" in reply_text(bad)
