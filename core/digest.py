@@ -14,13 +14,15 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.escalation import is_escalation_target
 from core.issues import is_issue_target
 from core.models import FeedbackItem, Label, Triage, utcnow
 from core.ports import Store
+from core.runtime import WEEKDAYS, DigestSettings
 from core.taxonomy import Taxonomy
 
 _PERIOD = re.compile(r"^(\d{1,4})([hdw])$")
@@ -236,3 +238,52 @@ def digest_lines(digest: Digest, bold: str, literal: Callable[[str], str]) -> li
         f"drift {_pct(digest.drift)}"
     )
     return lines
+
+
+GRACE = timedelta(hours=2)  # a slot missed by longer (the bot was down) is skipped
+
+
+class DigestSchedule:
+    """Which scheduled digest is due: the latest slot at or before now, if it is recent."""
+
+    def __init__(self, settings: DigestSettings) -> None:
+        self.settings = settings
+
+    @property
+    def period(self) -> str:
+        """What a scheduled digest covers: the day, or the week, before its slot."""
+        return "7d" if self.settings.every == "weekly" else "1d"
+
+    def latest_slot(self, now: datetime) -> datetime | None:
+        """The most recent scheduled time at or before `now` (UTC), None when off."""
+        if self.settings.every == "off":
+            return None
+        zone = ZoneInfo(self.settings.timezone)
+        local = now.astimezone(zone)
+        hour, minute = (int(part) for part in self.settings.at.split(":"))
+        slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if self.settings.every == "weekly":
+            target = WEEKDAYS.index(self.settings.weekday)
+            slot -= timedelta(days=(slot.weekday() - target) % 7)
+            if slot > local:
+                slot -= timedelta(days=7)
+        elif slot > local:
+            slot -= timedelta(days=1)
+        return slot.astimezone(UTC)
+
+    def due(self, now: datetime | None = None) -> datetime | None:
+        """The slot to post now, if one is within the grace period."""
+        now = now or utcnow()
+        slot = self.latest_slot(now)
+        return slot if slot is not None and now - slot <= GRACE else None
+
+
+def claim_due(
+    store: Store, schedule: DigestSchedule, target: str, now: datetime | None = None
+) -> str | None:
+    """The period of the digest this worker should post now for `target`, or None. The
+    slot is marked seen in the store first, so of several workers one posts it, once."""
+    slot = schedule.due(now)
+    if slot is None or not store.mark_event_seen(f"digest:{target}:{slot.isoformat()}"):
+        return None
+    return schedule.period

@@ -154,6 +154,31 @@ class RoutingSettings(_Strict):
     min_assignments: int = Field(default=3, ge=1)
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class DigestSettings(_Strict):
+    """When a running bot posts the digest to its card channel on its own."""
+
+    every: Literal["off", "daily", "weekly"] = "off"
+    at: str = Field(default="09:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # local time
+    timezone: str = "UTC"
+    weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]  # for `weekly`
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {name!r} (an IANA name, like Europe/Paris)"
+            ) from exc
+        return name
+
+
 class RuntimeSettings(_Strict):
     triage: TriageSettings = TriageSettings()
     learning: LearningSettings = LearningSettings()
@@ -165,6 +190,7 @@ class RuntimeSettings(_Strict):
     owners: list[OwnerSpec] = []
     routes: list[RouteSpec] = []
     routing: RoutingSettings = RoutingSettings()
+    digest: DigestSettings = DigestSettings()
 
     @model_validator(mode="after")
     def _routes_name_owners(self) -> RuntimeSettings:

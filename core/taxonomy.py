@@ -149,6 +149,7 @@ RUNTIME_SECTIONS = (
     "owners",
     "routes",
     "routing",
+    "digest",
 )
 
 

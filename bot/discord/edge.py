@@ -36,7 +36,7 @@ from bot.discord import embeds
 from bot.discord.settings import DiscordSettings
 from bot.github.edge import GitHubEdge
 from bot.github.settings import GitHubSettings
-from core.digest import build_digest, parse_period
+from core.digest import DigestSchedule, build_digest, claim_due, parse_period
 from core.escalation import Escalator, escalation_target
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
@@ -328,6 +328,7 @@ class TriageBot(discord.Client):
             else None
         )
         self.escalator = Escalator(service, self.target)
+        self.digests = DigestSchedule(service.runtime.digest)
         self.escalations = Outbox(
             service,
             DiscordEscalationPoster(self),
@@ -459,6 +460,12 @@ class TriageBot(discord.Client):
             await asyncio.to_thread(self.escalate)
         except Exception:
             log.exception("could not escalate")
+        try:
+            period = await self.blocking(claim_due, self.store, self.digests, self.target)
+            if period is not None:
+                await self.post_digest(period)
+        except Exception:
+            log.exception("could not post the scheduled digest")
 
     async def _card_channel(self) -> discord.abc.Messageable:
         channel = self.get_channel(self.settings.channel)

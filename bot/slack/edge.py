@@ -35,7 +35,7 @@ from bot.github.settings import GitHubSettings
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
-from core.digest import build_digest, parse_period
+from core.digest import DigestSchedule, build_digest, claim_due, parse_period
 from core.escalation import Escalator, escalation_target
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
@@ -279,6 +279,14 @@ class SlackEdge:
             router=self.router,
         )
         self.outbox.upkeep_tasks.append(self.escalate)
+        self.digests = DigestSchedule(service.runtime.digest)
+        self.outbox.upkeep_tasks.append(self.scheduled_digest)
+
+    def scheduled_digest(self, now: datetime | None = None) -> None:
+        """Post the digest `[digest]` schedules, once, from whichever worker claims it."""
+        period = claim_due(self.store, self.digests, self.target, now)
+        if period is not None:
+            self.post_digest(period)
 
     def escalate(self) -> int:
         """Queue the replies of cards nobody took, and send what is due (the outbox

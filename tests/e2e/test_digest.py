@@ -116,3 +116,53 @@ def test_periods() -> None:
     for bad in ("0d", "7", "d", "7y", "9999w"):
         with pytest.raises(ValueError):
             parse_period(bad)
+
+
+def test_the_schedule_picks_the_latest_slot_in_the_team_time_zone_and_posts_it_once(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from core.digest import DigestSchedule, claim_due
+    from core.runtime import DigestSettings
+
+    daily = DigestSchedule(DigestSettings(every="daily", at="09:00", timezone="Europe/Paris"))
+    # 09:00 in Paris is 08:00 UTC in winter.
+    now = datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
+    assert daily.latest_slot(now) == datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    assert daily.latest_slot(datetime(2026, 12, 2, 7, 0, tzinfo=UTC)) == datetime(
+        2026, 12, 1, 8, 0, tzinfo=UTC
+    )
+    assert daily.due(datetime(2026, 12, 2, 11, 0, tzinfo=UTC)) is None  # missed by 3 h
+    weekly = DigestSchedule(DigestSettings(every="weekly", at="09:00", weekday="monday"))
+    # 2026-12-02 is a Wednesday: the last slot was Monday 2026-11-30 09:00 UTC.
+    assert weekly.latest_slot(now) == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert weekly.period == "7d" and daily.period == "1d"
+    assert DigestSchedule(DigestSettings()).due(now) is None  # off by default
+    store = SQLiteStore(tmp_path / "schedule.db")
+    assert claim_due(store, daily, "slack:C1", now) == "1d"
+    assert claim_due(store, daily, "slack:C1", now) is None  # posted once
+    assert claim_due(store, daily, "discord:1", now) == "1d"  # each channel its own
+    store.close()
+
+
+def test_a_schedule_that_makes_no_sense_is_refused_at_start_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    from core.runtime import load_runtime_settings
+    from core.taxonomy import DEFAULT_CONFIG, ConfigError
+
+    for bad, key in (
+        ('timezone = "Mars/Olympus"', "digest.timezone"),
+        ('at = "25:00"', "digest.at"),
+        ('every = "hourly"', "digest.every"),
+    ):
+        text = DEFAULT_CONFIG.read_text().replace('timezone = "UTC"', bad, 1)
+        if not bad.startswith("timezone"):
+            text = DEFAULT_CONFIG.read_text().replace(
+                'at = "09:00"' if bad.startswith("at") else 'every = "off"', bad, 1
+            )
+        path = tmp_path / "team.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_runtime_settings(path)

@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -1014,3 +1015,17 @@ def test_triage_digest_posts_one_message_with_one_chart_for_reviewers_only(stack
     assert stack.command("digest soon", user="UANN", name="bad")[0] == 200
     assert stack.fake.wait_for(lambda: bool(stack.fake.responses("bad")))
     assert "Not posted" in stack.fake.responses("bad")[-1]["text"]
+
+
+def test_a_scheduled_digest_is_posted_once_by_the_running_bot(stack: Stack) -> None:
+    from core.digest import DigestSchedule
+    from core.runtime import DigestSettings
+
+    webhook_item(stack, "The checkout page crashes with a 500 error")
+    stack.wait_posts(1)
+    stack.edge.digests = DigestSchedule(DigestSettings(every="daily", at="09:00"))
+    slot = stack.edge.digests.latest_slot(datetime.now(UTC))
+    assert slot is not None
+    stack.edge.scheduled_digest(now=slot + timedelta(minutes=5))
+    stack.edge.scheduled_digest(now=slot + timedelta(minutes=35))  # the same slot: not again
+    assert len(stack.fake.calls("files.completeUploadExternal")) == 1
