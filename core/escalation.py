@@ -1,5 +1,7 @@
 """Escalation: a card nobody took is brought to someone's attention, once.
 
+A card found taken is not looked at again (a vote retracted later does not make it due).
+
 A card of a severity in `[escalation] severities` whose item has no vote and no GitHub issue
 `after_minutes` after the card was posted gets one reply in its thread. The reply is one
 more outbox post (target `<card target>/escalation`), queued by `Escalator.queue_due` from
@@ -40,6 +42,10 @@ class Escalator:
         self.card_target = card_target
         self.target = escalation_target(card_target)
         self.settings = settings or service.runtime.escalation
+        # Cards looked at once and found taken (a vote, an issue, a reply already queued) or
+        # of a severity that does not escalate: not looked at again, so a round costs the
+        # new cards only, however many the channel holds.
+        self._settled: set[str] = set()
         known = service.taxonomy.severity_names
         for name in self.settings.severities:
             if name not in known:
@@ -61,15 +67,17 @@ class Escalator:
         wanted = set(self.settings.severities)
         due = []
         for card in self.store.posts(target=self.card_target):
-            if not self._waiting(card, cutoff, now - LOOKBACK):
+            if card.item_id in self._settled or not self._waiting(card, cutoff, now - LOOKBACK):
                 continue
             label = self.store.get_label(card.item_id)
             triage = self.store.latest_triage(card.item_id)
             severity = label.severity if label else (triage.severity if triage else None)
-            if severity not in wanted or self.store.current_votes(card.item_id):
-                continue
             others = self.store.posts(item_id=card.item_id)
-            if any(is_issue_target(p.target) or p.target == self.target for p in others):
+            taken = bool(self.store.current_votes(card.item_id)) or any(
+                is_issue_target(p.target) or p.target == self.target for p in others
+            )
+            if severity not in wanted or taken:
+                self._settled.add(card.item_id)
                 continue
             due.append(card.item_id)
         return due
@@ -82,4 +90,6 @@ class Escalator:
 
     def queue_due(self, now: datetime | None = None) -> int:
         """Queue the reply of every due card; returns how many were queued."""
-        return sum(int(self.store.enqueue_post(item_id, self.target)) for item_id in self.due(now))
+        due = self.due(now)
+        self._settled.update(due)
+        return sum(int(self.store.enqueue_post(item_id, self.target)) for item_id in due)
