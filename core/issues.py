@@ -317,29 +317,24 @@ class IssueDesk:
             rewritten = (action or "").strip()
             if rewritten and " ".join(rewritten.split()) == " ".join(default.action.split()):
                 rewritten = ""
+            # The click's vote: a rewritten action is a correction of it (the card's category
+            # and severity kept), else a confirmation unless someone corrected the card.
+            vote = None
             if queued and rewritten:
-                self.votes.cast(
-                    Ballot(
-                        item_id=item.id,
-                        reviewer=reviewer,
-                        kind=ValidationKind.CORRECT,
-                        platform=platform,
-                        category=category,
-                        severity=severity,
-                        action=rewritten,
-                        roles=roles,
-                    )
+                vote = Ballot(
+                    item.id,
+                    reviewer,
+                    ValidationKind.CORRECT,
+                    platform,
+                    category,
+                    severity,
+                    rewritten,
+                    roles=roles,
                 )
             elif queued and not corrected:
-                self.votes.cast(
-                    Ballot(
-                        item_id=item.id,
-                        reviewer=reviewer,
-                        kind=ValidationKind.CONFIRM,
-                        platform=platform,
-                        roles=roles,
-                    )
-                )
+                vote = Ballot(item.id, reviewer, ValidationKind.CONFIRM, platform, roles=roles)
+            if vote is not None:
+                self.votes.cast(vote)
         post = self.store.get_post(item.id, self.target)
         assert post is not None
         if queued:
