@@ -150,7 +150,7 @@ def test_manifest_asks_for_what_the_app_uses() -> None:
     assert settings["interactivity"]["is_enabled"]
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/triage"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert {"chat:write", "commands", "channels:history", "reactions:read"} <= scopes
+    assert {"chat:write", "commands", "channels:history", "reactions:read", "files:write"} <= scopes
     urls = {
         settings["event_subscriptions"]["request_url"],
         settings["interactivity"]["request_url"],
