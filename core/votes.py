@@ -161,6 +161,8 @@ class VoteDesk:
         self.rule = rule
         self.learner = learner
         self.card_changed = card_changed  # queues the card's rewrite (the outbox)
+        # Told of every stored vote, inside its transaction (a dispute's thread reply).
+        self.on_stored: list[Callable[[VoteOutcome], object]] = []
 
     def may_vote(self, user: str, roles: Iterable[str] = ()) -> bool:
         return self.rule.allows(user, roles)
@@ -188,6 +190,8 @@ class VoteDesk:
         )
         if outcome.stored:
             self.card_changed(ballot.item_id)
+            for hook in self.on_stored:
+                hook(outcome)
             self.learner.kick()
         return outcome
 

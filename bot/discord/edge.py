@@ -45,6 +45,7 @@ from core.models import CardView, ValidationKind
 from core.outbox import Outbox
 from core.owners import Router
 from core.ports import PostFailed, PostRefused
+from core.replies import DisputeNotices, dispute_target
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.taxonomy import Taxonomy
 from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY, Ballot, Learner, ReviewerRule, VoteDesk
@@ -254,26 +255,46 @@ def owner_ping(card: CardView) -> discord.AllowedMentions:
     )
 
 
-class DiscordEscalationPoster:
-    """Replies once to a card nobody took (the escalation outbox's poster); the reply
-    mentions only who TRIAGE_DISCORD_ESCALATE_TO names."""
+Say = Callable[[CardView], tuple[str, discord.AllowedMentions]]
 
-    def __init__(self, bot: TriageBot) -> None:
+
+class DiscordReplyPoster:
+    """Replies once to a card (an escalation, a dispute): the poster of an outbox whose
+    target is the card's plus a suffix. `say` gives the reply's text, which starts with its
+    own `mark`, and the one mention it may ping."""
+
+    def __init__(self, bot: TriageBot, target: str, mark: str, say: Say) -> None:
         self.bot = bot
-        self.target = escalation_target(bot.target)
+        self.target = target
+        self.mark = mark
+        self.say = say
 
     def _on_loop(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.bot.loop).result(CALL_TIMEOUT)
 
     def post(self, card: CardView, *, minimal: bool = False) -> str:
-        return str(self._on_loop(self.bot.send_escalation(card)))
+        text, allowed = self.say(card)
+        return str(self._on_loop(self.bot.send_reply(card, text, allowed)))
 
     def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
-        """An escalation is said once; it is never rewritten."""
+        """A reply is said once; it is never rewritten."""
 
     def find(self, card: CardView) -> str | None:
-        found: str | None = self._on_loop(self.bot.find_escalation(card))
+        found: str | None = self._on_loop(self.bot.find_reply(card, self.mark))
         return found
+
+
+def allow_only(ping: tuple[str, int] | None) -> discord.AllowedMentions:
+    """The one role or user a message may ping (nobody without one)."""
+    if ping is None:
+        return discord.AllowedMentions.none()
+    who = [discord.Object(ping[1])]
+    return discord.AllowedMentions(
+        everyone=False,
+        roles=who if ping[0] == "role" else False,
+        users=who if ping[0] == "user" else False,
+        replied_user=False,
+    )
 
 
 class TriageBot(discord.Client):
@@ -331,11 +352,27 @@ class TriageBot(discord.Client):
         self.digests = DigestSchedule(service.runtime.digest)
         self.escalations = Outbox(
             service,
-            DiscordEscalationPoster(self),
+            DiscordReplyPoster(
+                self, escalation_target(self.target), embeds.ESCALATION_MARK, self.escalation
+            ),
             worker_id=f"{self.outbox.worker_id}-escalation",
             lease_seconds=settings.claim_lease,
             router=self.router,
         )
+        self.dispute_replies = Outbox(
+            service,
+            DiscordReplyPoster(
+                self,
+                dispute_target(self.target),
+                embeds.DISPUTE_MARK,
+                lambda card: (embeds.dispute_reply(card), discord.AllowedMentions.none()),
+            ),
+            worker_id=f"{self.outbox.worker_id}-dispute",
+            lease_seconds=settings.claim_lease,
+        )
+        # Dispute replies are sent by the sweep (within SWEEP_SECONDS), off the vote's path.
+        self.disputes = DisputeNotices(self.store, self.target)
+        self.votes.on_stored.append(self.disputes.note)
 
     def escalate(self) -> int:
         """Queue the replies of cards nobody took, and send what is due (blocking: the
@@ -458,8 +495,9 @@ class TriageBot(discord.Client):
             log.exception("could not prune or apply what was forgotten")
         try:
             await asyncio.to_thread(self.escalate)
+            await asyncio.to_thread(self.dispute_replies.drain)
         except Exception:
-            log.exception("could not escalate")
+            log.exception("could not escalate or reply to a dispute")
         try:
             period = await self.blocking(claim_due, self.store, self.digests, self.target)
             if period is not None:
@@ -526,39 +564,33 @@ class TriageBot(discord.Client):
         message = await channel.send(content=text, files=files)
         return message.id
 
-    async def send_escalation(self, card: CardView) -> int:
-        # The item's owner, when it has one; else the on-call named for escalations.
+    def escalation(self, card: CardView) -> tuple[str, discord.AllowedMentions]:
+        """Pings the item's owner when it has one; else the on-call named for escalations."""
         owner = card.owner.owner if card.owner is not None else None
         ping = self.settings.escalate_to
         if owner is not None and owner.discord:
             kind, _, snowflake = owner.discord.partition(":")
             ping = (kind, int(snowflake))
-        allowed = discord.AllowedMentions.none()
-        if ping is not None:
-            who = [discord.Object(ping[1])]
-            allowed = discord.AllowedMentions(
-                everyone=False,
-                roles=who if ping[0] == "role" else False,
-                users=who if ping[0] == "user" else False,
-                replied_user=False,
-            )
+        return embeds.escalation_text(card, self.escalator.minutes, ping), allow_only(ping)
+
+    async def send_reply(self, card: CardView, text: str, allowed: discord.AllowedMentions) -> int:
         message = await self._card_message(card.item.id)
-        text = embeds.escalation_text(card, self.escalator.minutes, ping)
         try:
             sent = await message.reply(text, allowed_mentions=allowed, mention_author=False)
         except discord.HTTPException as exc:
             raise _refusal(exc) from exc
         return sent.id
 
-    async def find_escalation(self, card: CardView) -> str | None:
-        """The bot's reply to this card, if an earlier attempt sent it."""
+    async def find_reply(self, card: CardView, mark: str) -> str | None:
+        """The bot's reply of this kind (its text starts with `mark`) to this card, if an
+        earlier attempt sent it."""
         message = await self._card_message(card.item.id)
         channel = await self._card_channel()
         try:
             async for reply in channel.history(limit=RECONCILE_LIMIT, after=message):
                 mine = self.user is not None and reply.author.id == self.user.id
                 ref = reply.reference.message_id if reply.reference else None
-                if mine and ref == message.id:
+                if mine and ref == message.id and reply.content.startswith(mark):
                     return str(reply.id)
         except discord.HTTPException as exc:
             raise PostFailed(f"history: {exc.status}") from exc

@@ -37,6 +37,7 @@ from core.models import (
     item_facts,
 )
 from core.owners import OwnerChoice
+from core.replies import dispute_text as core_dispute_text
 from core.runtime import OwnerSpec
 from core.service import Stats, stats_lines
 from core.taxonomy import CategorySpec, SeveritySpec, Taxonomy
@@ -489,6 +490,16 @@ def digest_text(digest: Digest) -> str:
     return _join_within(lines, CONTENT_LIMIT, "\n")
 
 
+ESCALATION_MARK = "\U0001f6a8"  # 🚨: how the bot tells its replies to a card apart
+DISPUTE_MARK = "\U0001f4ac"  # 💬
+
+
+def dispute_reply(view: CardView) -> str:
+    """The one reply a disputed card gets; reviewers shown as mentions that ping nobody."""
+    text = core_dispute_text(view.votes, view.label, who, "**")
+    return _clip(f"{DISPUTE_MARK} {text}", CONTENT_LIMIT)
+
+
 def escalation_text(view: CardView, minutes: float, ping: tuple[str, int] | None) -> str:
     """The one reply a card nobody took gets; `ping` ("role"|"user", id) is mentioned."""
     mention = ""
@@ -496,7 +507,7 @@ def escalation_text(view: CardView, minutes: float, ping: tuple[str, int] | None
         mention = f"<@&{ping[1]}> " if ping[0] == "role" else f"<@{ping[1]}> "
     category, severity = view.current
     return _clip(
-        f"{emoji('rotating_light')} {mention}this **{_text(severity, NAME_CHARS)}** "
+        f"{ESCALATION_MARK} {mention}this **{_text(severity, NAME_CHARS)}** "
         f"{_text(category, NAME_CHARS)} item has had no vote and no issue for {minutes:g} "
         "minutes: please take a look.",
         CONTENT_LIMIT,

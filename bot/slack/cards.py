@@ -35,6 +35,7 @@ from core.models import (
     item_facts,
 )
 from core.owners import OwnerChoice
+from core.replies import dispute_text as core_dispute_text
 from core.service import Stats, stats_lines
 from core.taxonomy import Taxonomy
 from core.votes import ReactionVote
@@ -167,10 +168,18 @@ def item_id_for(value: str, card_item: str | None) -> str:
 
 
 ESCALATION_EVENT_TYPE = "triage_escalation"
+DISPUTE_EVENT_TYPE = "triage_dispute"
 
 
-def escalation_metadata(item_id: str) -> dict[str, Any]:
-    return {"event_type": ESCALATION_EVENT_TYPE, "event_payload": {"item_id": item_id}}
+def reply_metadata(event_type: str, item_id: str) -> dict[str, Any]:
+    """A thread reply's metadata: what it is, and of which item (found again by it)."""
+    return {"event_type": event_type, "event_payload": {"item_id": item_id}}
+
+
+def dispute_reply(view: CardView) -> str:
+    """The one reply a disputed card gets in its thread."""
+    text = core_dispute_text(view.votes, view.label, who, "*")
+    return _clip(":speech_balloon: " + text, SECTION_LIMIT)
 
 
 def escalation_text(view: CardView, minutes: float, ping: str | None) -> str:

@@ -44,6 +44,7 @@ from core.models import CardView, ValidationKind
 from core.outbox import Outbox, start_thread
 from core.owners import Router
 from core.ports import PostFailed, PostRefused
+from core.replies import DisputeNotices, dispute_target
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.store import STORE_UNAVAILABLE
 from core.taxonomy import Taxonomy
@@ -173,17 +174,26 @@ class SlackPoster:
         self._last_post = time.monotonic()
 
 
-class SlackEscalationPoster:
-    """Replies once in the thread of a card nobody took (the escalation outbox's poster)."""
+class SlackReplyPoster:
+    """Replies once in a card's thread (an escalation, a dispute): the poster of an outbox
+    whose target is the card's plus a suffix. `text` says what the reply says; the reply's
+    metadata (`event_type`, the item id) finds it again after a crash."""
 
-    def __init__(self, cards_poster: SlackPoster, store: Any, minutes: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        cards_poster: SlackPoster,
+        store: Any,
+        target: str,
+        event_type: str,
+        text: Callable[[CardView], str],
+    ) -> None:
         self.cards = cards_poster
         self.client = cards_poster.client
         self.channel = cards_poster.settings.channel
-        self.ping = cards_poster.settings.escalate_to
         self.store = store
-        self.minutes = minutes
-        self.target = escalation_target(cards_poster.target)
+        self.target = target
+        self.event_type = event_type
+        self.text = text
 
     def _card_ts(self, item_id: str) -> str:
         card = self.store.get_post(item_id, self.cards.target)
@@ -196,20 +206,15 @@ class SlackEscalationPoster:
             self.client.chat_postMessage,
             channel=self.channel,
             thread_ts=self._card_ts(card.item.id),
-            # The item's owner, when it has one; else the on-call named for escalations.
-            text=cards.escalation_text(card, self.minutes(), self._ping(card)),
-            metadata=cards.escalation_metadata(card.item.id),
+            text=self.text(card),
+            metadata=cards.reply_metadata(self.event_type, card.item.id),
             unfurl_links=False,
             unfurl_media=False,
         )
         return str(response["ts"])
 
-    def _ping(self, card: CardView) -> str | None:
-        owner = card.owner.owner if card.owner is not None else None
-        return owner.slack if owner is not None and owner.slack else self.ping
-
     def update(self, ref: str, card: CardView, *, minimal: bool = False) -> None:
-        """An escalation is said once; it is never rewritten."""
+        """A reply is said once; it is never rewritten."""
 
     def find(self, card: CardView) -> str | None:
         replies = self.cards._call(
@@ -222,10 +227,7 @@ class SlackEscalationPoster:
         for message in replies.get("messages", []):
             meta = message.get("metadata") or {}
             payload = meta.get("event_payload") or {}
-            if (
-                meta.get("event_type") == cards.ESCALATION_EVENT_TYPE
-                and payload.get("item_id") == card.item.id
-            ):
+            if meta.get("event_type") == self.event_type and payload.get("item_id") == card.item.id:
                 return str(message["ts"])
         return None
 
@@ -265,6 +267,7 @@ class SlackEdge:
         )
         self.after_ack = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-after-ack")
         self._outbox_thread: tuple[threading.Thread, threading.Event] | None = None
+        self._reply_thread: tuple[threading.Thread, threading.Event] | None = None
         self.github = (
             GitHubEdge(service, self.votes, github, card_url=self.card_url, router=self.router)
             if github is not None
@@ -273,11 +276,31 @@ class SlackEdge:
         self.escalator = Escalator(service, self.target)
         self.escalations = Outbox(
             service,
-            SlackEscalationPoster(self.poster, self.store, lambda: self.escalator.minutes),
+            SlackReplyPoster(
+                self.poster,
+                self.store,
+                escalation_target(self.target),
+                cards.ESCALATION_EVENT_TYPE,
+                self._escalation_text,
+            ),
             worker_id=f"{self.outbox.worker_id}-escalation",
             lease_seconds=settings.claim_lease,
             router=self.router,
         )
+        self.dispute_replies = Outbox(
+            service,
+            SlackReplyPoster(
+                self.poster,
+                self.store,
+                dispute_target(self.target),
+                cards.DISPUTE_EVENT_TYPE,
+                cards.dispute_reply,
+            ),
+            worker_id=f"{self.outbox.worker_id}-dispute",
+            lease_seconds=settings.claim_lease,
+        )
+        self.disputes = DisputeNotices(self.store, self.target, self.dispute_replies.wake)
+        self.votes.on_stored.append(self.disputes.note)
         self.outbox.upkeep_tasks.append(self.escalate)
         self.digests = DigestSchedule(service.runtime.digest)
         self.outbox.upkeep_tasks.append(self.scheduled_digest)
@@ -287,6 +310,12 @@ class SlackEdge:
         period = claim_due(self.store, self.digests, self.target, now)
         if period is not None:
             self.post_digest(period)
+
+    def _escalation_text(self, card: CardView) -> str:
+        """Pings the item's owner when it has one; else the on-call named for escalations."""
+        owner = card.owner.owner if card.owner is not None else None
+        ping = owner.slack if owner is not None and owner.slack else self.settings.escalate_to
+        return cards.escalation_text(card, self.escalator.minutes, ping)
 
     def escalate(self) -> int:
         """Queue the replies of cards nobody took, and send what is due (the outbox
@@ -303,12 +332,18 @@ class SlackEdge:
     def start(self) -> None:
         self.outbox.recover()
         self._outbox_thread = start_thread(self.outbox, "slack-outbox")
+        self._reply_thread = start_thread(self.dispute_replies, "slack-disputes")
         if self.github is not None:
             self.github.start()
 
     def stop(self) -> None:
         if self.github is not None:
             self.github.stop()
+        if self._reply_thread is not None:
+            thread, stop = self._reply_thread
+            stop.set()
+            self.dispute_replies.wake()
+            thread.join(timeout=10)
         if self._outbox_thread is not None:
             thread, stop = self._outbox_thread
             stop.set()

@@ -168,6 +168,8 @@ async def make_world(
         yield world
     finally:
         await env.shutdown()
+        if world.bot.github is not None:  # simcord detaches the bot without closing it
+            world.bot.github.stop()
         world.store.close()
         env.raise_errors()
 
@@ -699,6 +701,8 @@ async def test_a_card_nobody_took_gets_one_reply_that_pings_only_who_is_named(
         ]
         assert len(replies) == 1
         assert f"<@&{oncall.id}>" in replies[0].content and "30 minutes" in replies[0].content
+        stored = world.env.backend.messages[world.cards.id][replies[0].id]
+        assert list(stored.ping_role_ids) == [oncall.id] and not stored.ping_user_ids
         assert await asyncio.to_thread(escalate) == 0  # said once
         assert not [
             m for m in world.cards.history() if m.reference and m.reference.message_id != card.id
@@ -775,3 +779,20 @@ async def test_triage_digest_posts_one_message_with_one_chart_for_reviewers_only
     assert chart.filename == "triage-digest.png"
     bad = await world.ann.slash(world.intake, "triage digest", since="soon")
     assert "Not posted" in reply_text(bad)
+
+
+async def test_a_dispute_gets_one_reply_to_the_card_that_pings_nobody(world: World) -> None:
+    item_id = await world.intake_item("The login button does nothing on Safari")
+    await world.ann.click(world.card(item_id), custom_id=f"triage:confirm:{item_id}")
+    await world.bob.click(world.card(item_id), custom_id=f"triage:noise:{item_id}")
+    assert await asyncio.to_thread(world.bot.dispute_replies.drain) == 1
+    card = world.card(item_id)
+    (reply,) = [
+        m for m in world.cards.history() if m.reference and m.reference.message_id == card.id
+    ]
+    assert reply.content.startswith("\U0001f4ac Reviewers disagree")
+    assert f"<@{world.ann.id}>" in reply.content and f"<@{world.bob.id}>" in reply.content
+    stored = world.env.backend.messages[world.cards.id][reply.id]
+    assert stored.ping_user_ids == [] and stored.ping_role_ids == []  # shown, not pinged
+    await world.ann.click(world.card(item_id), custom_id=f"triage:noise:{item_id}")
+    assert await asyncio.to_thread(world.bot.dispute_replies.drain) == 0

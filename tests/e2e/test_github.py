@@ -9,7 +9,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -342,7 +342,7 @@ def test_a_card_nobody_took_is_escalated_once_in_its_thread(stack: Both) -> None
     edge = s.slack.edge
     every = s.slack.service.taxonomy.severity_names
     edge.escalator = Escalator(s.slack.service, edge.target, EscalationSettings(severities=every))
-    edge.escalations.poster.ping = "S0ONCALL"  # as TRIAGE_SLACK_ESCALATE_TO=S0ONCALL
+    edge.settings = replace(edge.settings, escalate_to="S0ONCALL")  # TRIAGE_SLACK_ESCALATE_TO
     waiting = webhook_item(s.slack, "The checkout page crashes with a 500 error")
     voted = webhook_item(s.slack, "The search box ignores accents")
     taken = webhook_item(s.slack, "Images on the blog do not load")
@@ -452,7 +452,7 @@ def test_owners_by_rule_then_by_reassignment_named_pinged_once_and_assigned_on_g
             edge = slack.edge
             every = taxonomy.severity_names
             edge.escalator = Escalator(service, edge.target, EscalationSettings(severities=every))
-            edge.escalations.poster.ping = "S0ONCALL"
+            edge.settings = replace(edge.settings, escalate_to="S0ONCALL")
             edge.escalator.queue_due(utcnow() + timedelta(minutes=31))
             edge.escalations.drain()
             card = store.get_post(others, f"slack:{CHANNEL}")

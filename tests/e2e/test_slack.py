@@ -1029,3 +1029,24 @@ def test_a_scheduled_digest_is_posted_once_by_the_running_bot(stack: Stack) -> N
     stack.edge.scheduled_digest(now=slot + timedelta(minutes=5))
     stack.edge.scheduled_digest(now=slot + timedelta(minutes=35))  # the same slot: not again
     assert len(stack.fake.calls("files.completeUploadExternal")) == 1
+
+
+def test_a_dispute_gets_one_reply_in_the_cards_thread_and_the_card_stays_one_message(
+    stack: Stack,
+) -> None:
+    item_id = webhook_item(stack)
+    stack.wait_posts(1)
+    assert button(stack, "triage_confirm", item_id, user="UANN")[0] == 200
+    assert button(stack, "triage_noise", item_id, user="UBOB")[0] == 200
+    card = stack.store.get_post(item_id, f"slack:{CHANNEL}")
+    assert card is not None
+    assert stack.fake.wait_for(lambda: any(m.get("thread_ts") == card.ref for m in stack.posts()))
+    (reply,) = [m for m in stack.posts() if m.get("thread_ts") == card.ref]
+    assert "Reviewers disagree" in reply["text"]
+    assert "<@UANN>" in reply["text"] and "<@UBOB>" in reply["text"]
+    assert reply["metadata"]["event_type"] == "triage_dispute"
+    # Another vote on the disputed card: no second reply, and still one top-level card.
+    assert button(stack, "triage_confirm", item_id, user="UBOB")[0] == 200
+    time.sleep(0.5)
+    assert len([m for m in stack.posts() if m.get("thread_ts") == card.ref]) == 1
+    assert len([m for m in stack.posts() if not m.get("thread_ts")]) == 1
