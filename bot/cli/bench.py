@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +19,27 @@ import typer
 
 from bot.cli.errors import FAILED, CliError, reported_errors
 from bot.cli.shared import BackendOption, emit, err
+
+
+@contextmanager
+def phase_bars() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per phase of a benchmark that runs the bot in processes of its own;
+    SIGTERM unwinds like Ctrl-C, so those processes are stopped."""
+    import signal
+
+    from rich.progress import Progress
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with Progress(console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield progress
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -95,23 +118,11 @@ def bench_load(
 ) -> None:
     """The bot (HTTP mode, its own process) under a burst against a fake Slack: accepted/s,
     ack latency, and checks that every item is stored and posted once, every vote recorded."""
-    import signal
-
-    from rich.progress import Progress
 
     run_load = _load_harness()
     if concurrency < 1:
         raise CliError("--concurrency must be at least 1")
-    # SIGTERM unwinds like Ctrl-C, so the bot and store processes started here are stopped.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    with Progress(console=err, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
+    with phase_bars() as progress:
         figures = run_load(
             items,
             votes,
@@ -157,9 +168,6 @@ def bench_github(
     """The bot (HTTP mode, its own process) against fake Slack and GitHub: per Create issue,
     the submission's ack and the time until the card links the issue; checks exactly one
     issue per card and every card linked."""
-    import signal
-
-    from rich.progress import Progress
 
     run_github: Callable[..., dict[str, Any]] = _from_checkout(
         "benchmarks.github", "github"
@@ -170,16 +178,7 @@ def bench_github(
         raise CliError("--concurrency must be at least 1")
     if fault not in (None, "ratelimit"):
         raise CliError("--fault must be ratelimit")
-    # SIGTERM unwinds like Ctrl-C, so the bot process started here is stopped.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    with Progress(console=err, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
+    with phase_bars() as progress:
         figures = run_github(clicks, concurrency=concurrency, fault=fault, progress=progress)
     if not as_json and sys.stderr.isatty():
         from rich.table import Table

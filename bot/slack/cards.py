@@ -508,6 +508,20 @@ def _options(names: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+def action_input(preset: str) -> dict[str, Any]:
+    """A modal's action field, preset to the suggested action."""
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "multiline": True,
+        "max_length": INPUT_LIMIT,
+    }
+    text = clip(printable(preset), INPUT_LIMIT)
+    if text:  # an empty initial_value is no value: Slack wants none then
+        element["initial_value"] = text
+    return element
+
+
 def correct_modal(
     item_id: str, triage: Triage, taxonomy: Taxonomy, channel: str, ts: str
 ) -> dict[str, Any]:
@@ -530,15 +544,7 @@ def correct_modal(
             "element": element,
         }
 
-    action: dict[str, Any] = {
-        "type": "plain_text_input",
-        "action_id": "value",
-        "multiline": True,
-        "max_length": INPUT_LIMIT,
-    }
-    preset = clip(printable(triage.action), INPUT_LIMIT)
-    if preset:  # an empty initial_value is no value: Slack wants none then
-        action["initial_value"] = preset
+    action = action_input(triage.action)
     return {
         "type": "modal",
         "callback_id": CORRECT_VIEW,
@@ -583,15 +589,7 @@ def issue_modal(
     labels: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 500}
     if draft.labels:
         labels["initial_value"] = clip(", ".join(draft.labels), 500)
-    action: dict[str, Any] = {
-        "type": "plain_text_input",
-        "action_id": "value",
-        "multiline": True,
-        "max_length": INPUT_LIMIT,
-    }
-    preset_action = clip(printable(draft.action), INPUT_LIMIT)
-    if preset_action:
-        action["initial_value"] = preset_action
+    action = action_input(draft.action)
     return {
         "type": "modal",
         "callback_id": ISSUE_VIEW,
