@@ -333,7 +333,7 @@ def test_a_poll_reads_back_what_no_webhook_said(stack: Both) -> None:
     assert s.slack.fake.wait_for(lambda: "closed as duplicate" in s.card_text(item_id))
     (reward,) = [r for r in s.slack.store.rewards(item_id) if r.source == OUTCOME_SOURCE]
     assert reward.value < 0
-    assert github.poller.poll_once() >= 0  # nothing new: nothing changes
+    github.poller.poll_once()  # nothing new: the outcome below is not counted twice
     assert len([r for r in s.slack.store.rewards(item_id) if r.source == OUTCOME_SOURCE]) == 1
 
 
