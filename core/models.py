@@ -156,6 +156,34 @@ class Assignment(_Model):
     created_at: UTCDateTime = Field(default_factory=utcnow)
 
 
+class DuplicateLink(_Model):
+    """An item grouped under an earlier, similar one (its canonical): it gets no card of its
+    own but a reply in the canonical card's thread, and the canonical's label stands for
+    the group. Set by the duplicate detector when the item is posted (`by` is
+    `DETECTOR`), or by a reviewer's "Duplicate of..."; a "Not a duplicate" removes it."""
+
+    item_id: str
+    canonical_id: str
+    similarity: float = Field(ge=-1.0, le=1.0)
+    by: str
+    platform: str = "cli"
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+
+
+class DuplicateVote(_Model):
+    """A reviewer's merge ("Duplicate of...": `same`) or split ("Not a duplicate") of two
+    items, with their similarity then: what the duplicate threshold learns from."""
+
+    id: str = Field(default_factory=lambda: f"dup_{uuid.uuid4().hex[:20]}")
+    item_id: str
+    other_id: str
+    same: bool
+    similarity: float = Field(ge=-1.0, le=1.0)
+    reviewer: str
+    platform: str = "cli"
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+
+
 class RewardData(_Model):
     """Agent Lightning's RewardData shape: what an RL trainer receives."""
 
