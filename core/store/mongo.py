@@ -29,6 +29,8 @@ from pymongo.errors import DuplicateKeyError
 from core.models import (
     Assignment,
     AuditEvent,
+    DuplicateLink,
+    DuplicateVote,
     FeedbackItem,
     Label,
     ModelRecord,
@@ -95,6 +97,8 @@ class MongoStore:
         self._labels: Collection[Doc] = self._db["labels"]
         self._rewards: Collection[Doc] = self._db["rewards"]
         self._assignments: Collection[Doc] = self._db["assignments"]  # _id = item id
+        self._duplicates: Collection[Doc] = self._db["duplicates"]  # _id = item id
+        self._duplicate_votes: Collection[Doc] = self._db["duplicate_votes"]  # _id = vote id
         self._counters: Collection[Doc] = self._db["counters"]  # the `_seq` counter
         self._posts: Collection[Doc] = self._db["posts"]
         self._seen: Collection[Doc] = self._db["seen_events"]
@@ -122,6 +126,12 @@ class MongoStore:
         self._votes.create_index([("item_id", ASCENDING), ("reviewer", ASCENDING)], unique=True)
         self._votes.create_index([("item_id", ASCENDING), ("_key", ASCENDING)])
         self._labels.create_index([("_seq", ASCENDING)])
+        # duplicates: a canonical's members oldest first; votes by either item (forgetting).
+        self._duplicates.create_index([("_seq", ASCENDING)])
+        self._duplicates.create_index([("canonical_id", ASCENDING), ("_seq", ASCENDING)])
+        self._duplicate_votes.create_index([("_seq", ASCENDING)])
+        self._duplicate_votes.create_index([("item_id", ASCENDING)])
+        self._duplicate_votes.create_index([("other_id", ASCENDING)])
         # One reward per (item, model version, source): a vote's and a GitHub outcome's.
         # Stores made before rewards had a source in their key drop the older index.
         if "item_id_1_model_version_1" in self._rewards.index_information():
@@ -296,6 +306,38 @@ class MongoStore:
     def iter_assignments(self) -> Iterator[Assignment]:
         for doc in list(self._assignments.find().sort("_seq", ASCENDING)):
             yield _load(Assignment, doc)
+
+    # -- duplicates ----------------------------------------------------------------------
+    def put_duplicate(self, link: DuplicateLink) -> None:
+        doc = {**link.model_dump(mode="json"), "_seq": self._next_seq()}
+        self._upsert(self._duplicates, {"_id": link.item_id}, doc)
+
+    def get_duplicate(self, item_id: str) -> DuplicateLink | None:
+        doc = self._duplicates.find_one({"_id": item_id})
+        return _load(DuplicateLink, doc) if doc else None
+
+    def delete_duplicate(self, item_id: str) -> bool:
+        return self._duplicates.delete_one({"_id": item_id}).deleted_count == 1
+
+    def duplicates_of(self, canonical_id: str) -> list[DuplicateLink]:
+        docs = self._duplicates.find({"canonical_id": canonical_id}).sort("_seq", ASCENDING)
+        return [_load(DuplicateLink, doc) for doc in docs]
+
+    def iter_duplicates(self) -> Iterator[DuplicateLink]:
+        for doc in list(self._duplicates.find().sort("_seq", ASCENDING)):
+            yield _load(DuplicateLink, doc)
+
+    def add_duplicate_vote(self, vote: DuplicateVote) -> bool:
+        doc = {**vote.model_dump(mode="json"), "_id": vote.id, "_seq": self._next_seq()}
+        try:
+            self._duplicate_votes.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def duplicate_votes(self) -> list[DuplicateVote]:
+        docs = self._duplicate_votes.find().sort("_seq", ASCENDING)
+        return [_load(DuplicateVote, doc) for doc in docs]
 
     def put_reward(self, reward: Reward) -> None:
         doc = {**reward.model_dump(mode="json"), "_seq": self._next_seq()}
@@ -609,18 +651,23 @@ class MongoStore:
 
     # -- forgetting and retention --------------------------------------------------------
     def _delete_derived(self, ids: list[str], counts: dict[str, int]) -> None:
-        for kind, collection in (
-            ("triages", self._triages),
-            ("votes", self._events),
-            ("labels", self._labels),
-            ("assignments", self._assignments),
-            ("rewards", self._rewards),
-            ("posts", self._posts),
+        """A record goes when any of its keys names a forgotten item: a duplicate link when
+        its item or its canonical does (the members stand alone again), a vote either item."""
+        named = {"$in": ids}
+        for kind, collection, keys in (
+            ("triages", self._triages, ("item_id",)),
+            ("votes", self._events, ("item_id",)),
+            ("labels", self._labels, ("_id",)),
+            ("assignments", self._assignments, ("_id",)),
+            ("duplicates", self._duplicates, ("_id", "canonical_id")),
+            ("duplicate_votes", self._duplicate_votes, ("item_id", "other_id")),
+            ("rewards", self._rewards, ("item_id",)),
+            ("posts", self._posts, ("item_id",)),
         ):
-            key = "_id" if collection is self._labels else "item_id"
-            if collection is self._assignments:
-                key = "_id"
-            deleted = collection.delete_many({key: {"$in": ids}}).deleted_count
+            query: Doc = (
+                {"$or": [{key: named} for key in keys]} if len(keys) > 1 else {keys[0]: named}
+            )
+            deleted = collection.delete_many(query).deleted_count
             counts[kind] = counts.get(kind, 0) + deleted
         self._votes.delete_many({"item_id": {"$in": ids}})
 

@@ -18,6 +18,8 @@ from typing import Any
 from core.models import (
     Assignment,
     AuditEvent,
+    DuplicateLink,
+    DuplicateVote,
     FeedbackItem,
     Label,
     ModelRecord,
@@ -64,6 +66,20 @@ CREATE TABLE IF NOT EXISTS assignments (
     item_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS duplicates (
+    item_id TEXT PRIMARY KEY,
+    canonical_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS duplicates_canonical ON duplicates(canonical_id);
+CREATE TABLE IF NOT EXISTS duplicate_votes (
+    id TEXT PRIMARY KEY,
+    item_id TEXT NOT NULL,
+    other_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS duplicate_votes_item ON duplicate_votes(item_id);
+CREATE INDEX IF NOT EXISTS duplicate_votes_other ON duplicate_votes(other_id);
 CREATE TABLE IF NOT EXISTS posts (
     item_id TEXT NOT NULL,
     target TEXT NOT NULL,
@@ -117,14 +133,18 @@ CREATE INDEX IF NOT EXISTS posts_finished ON posts(status, updated_at);
 """
 
 
-# What an item's id keys, besides the item: (what the audit counts, table, id column).
-_DERIVED = (
-    ("triages", "triages", "item_id"),
-    ("votes", "events", "item_id"),
-    ("labels", "labels", "item_id"),
-    ("assignments", "assignments", "item_id"),
-    ("rewards", "rewards", "item_id"),
-    ("posts", "posts", "item_id"),
+# What an item's id keys, besides the item: (what the audit counts, table, id columns). A
+# row goes when any of its columns names a forgotten item: a duplicate link when either its
+# item or its canonical does (the members stand alone again), a vote when either item does.
+_DERIVED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("triages", "triages", ("item_id",)),
+    ("votes", "events", ("item_id",)),
+    ("labels", "labels", ("item_id",)),
+    ("assignments", "assignments", ("item_id",)),
+    ("duplicates", "duplicates", ("item_id", "canonical_id")),
+    ("duplicate_votes", "duplicate_votes", ("item_id", "other_id")),
+    ("rewards", "rewards", ("item_id",)),
+    ("posts", "posts", ("item_id",)),
 )
 
 _POST_UPGRADES = (
@@ -382,6 +402,56 @@ class SQLiteStore:
             rows = self._db.execute("SELECT doc FROM assignments ORDER BY rowid").fetchall()
         for (doc,) in rows:
             yield Assignment.model_validate_json(doc)
+
+    # -- duplicates ----------------------------------------------------------------------
+    # INSERT OR REPLACE moves a replaced link to the end of rowid order, as Mongo's fresh
+    # `_seq` does: "oldest first" means oldest put.
+    def put_duplicate(self, link: DuplicateLink) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO duplicates(item_id, canonical_id, doc) VALUES (?, ?, ?)",
+                (link.item_id, link.canonical_id, link.model_dump_json()),
+            )
+
+    def get_duplicate(self, item_id: str) -> DuplicateLink | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM duplicates WHERE item_id = ?", (item_id,)
+            ).fetchone()
+        return DuplicateLink.model_validate_json(row[0]) if row else None
+
+    def delete_duplicate(self, item_id: str) -> bool:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM duplicates WHERE item_id = ?", (item_id,))
+            return cur.rowcount == 1
+
+    def duplicates_of(self, canonical_id: str) -> list[DuplicateLink]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc FROM duplicates WHERE canonical_id = ? ORDER BY rowid",
+                (canonical_id,),
+            ).fetchall()
+        return [DuplicateLink.model_validate_json(doc) for (doc,) in rows]
+
+    def iter_duplicates(self) -> Iterator[DuplicateLink]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM duplicates ORDER BY rowid").fetchall()
+        for (doc,) in rows:
+            yield DuplicateLink.model_validate_json(doc)
+
+    def add_duplicate_vote(self, vote: DuplicateVote) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO duplicate_votes(id, item_id, other_id, doc) "
+                "VALUES (?, ?, ?, ?)",
+                (vote.id, vote.item_id, vote.other_id, vote.model_dump_json()),
+            )
+            return cur.rowcount == 1
+
+    def duplicate_votes(self) -> list[DuplicateVote]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM duplicate_votes ORDER BY rowid").fetchall()
+        return [DuplicateVote.model_validate_json(doc) for (doc,) in rows]
 
     def put_reward(self, reward: Reward) -> None:
         with self._lock:
@@ -692,9 +762,10 @@ class SQLiteStore:
                     (item_id,),
                 )
             ]
-            for kind, table, column in _DERIVED:
+            for kind, table, columns in _DERIVED:
+                where = " OR ".join(f"{column} = ?" for column in columns)
                 deleted = self._db.executemany(
-                    f"DELETE FROM {table} WHERE {column} = ?", rows
+                    f"DELETE FROM {table} WHERE {where}", [row * len(columns) for row in rows]
                 ).rowcount
                 counts[kind] = counts.get(kind, 0) + max(deleted, 0)
             self._db.executemany("DELETE FROM votes WHERE item_id = ?", rows)

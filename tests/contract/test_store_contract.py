@@ -16,6 +16,8 @@ from typing import Protocol
 import pytest
 
 from core.models import (
+    DuplicateLink,
+    DuplicateVote,
     FeedbackItem,
     FieldConfidence,
     Label,
@@ -987,6 +989,8 @@ def test_forget_items_deletes_everything_derived_and_keeps_an_audit_event_withou
         "labels": 1,
         "rewards": 1,
         "assignments": 0,
+        "duplicates": 0,
+        "duplicate_votes": 0,
         "posts": 1,
     }
     assert event.cards == [f"{SLACK} 1700000000.000100"]
@@ -1153,3 +1157,87 @@ def test_an_items_owner_assignment_is_replaced_listed_and_forgotten(store: Store
     assert event.counts["assignments"] == 1
     assert store.get_assignment("itm_1") is None
     assert [a.item_id for a in store.iter_assignments()] == ["itm_2"]
+
+
+def link(
+    item_id: str, canonical_id: str, *, similarity: float = 0.9, **kw: object
+) -> DuplicateLink:
+    return DuplicateLink.model_validate(
+        {"item_id": item_id, "canonical_id": canonical_id, "similarity": similarity, "by": "UANN"}
+        | kw
+    )
+
+
+def dup_vote(vote_id: str, item_id: str, other_id: str, *, same: bool = True) -> DuplicateVote:
+    return DuplicateVote(
+        id=vote_id, item_id=item_id, other_id=other_id, same=same, similarity=0.8, reviewer="UANN"
+    )
+
+
+def test_a_duplicate_link_is_replaced_listed_oldest_first_and_deleted(store: Store) -> None:
+    assert store.get_duplicate("itm_2") is None and list(store.iter_duplicates()) == []
+    assert store.duplicates_of("itm_1") == []
+    assert store.delete_duplicate("itm_2") is False  # none to delete
+    store.put_duplicate(link("itm_2", "itm_1", similarity=0.91, created_at=at(1)))
+    store.put_duplicate(link("itm_3", "itm_9"))
+    store.put_duplicate(link("itm_4", "itm_1"))
+    # Replaced: itm_3 moves from itm_9's group to itm_1's, and to the end of the order.
+    store.put_duplicate(link("itm_3", "itm_1", similarity=-0.5, by="UBOB", platform="slack"))
+    got = store.get_duplicate("itm_3")
+    assert got is not None
+    assert (got.canonical_id, got.similarity, got.by, got.platform) == (
+        "itm_1",
+        -0.5,
+        "UBOB",
+        "slack",
+    )
+    first = store.get_duplicate("itm_2")
+    assert first is not None and first.created_at == at(1) and first.similarity == 0.91
+    assert [d.item_id for d in store.duplicates_of("itm_1")] == ["itm_2", "itm_4", "itm_3"]
+    assert store.duplicates_of("itm_9") == []
+    assert [d.item_id for d in store.iter_duplicates()] == ["itm_2", "itm_4", "itm_3"]
+    assert store.delete_duplicate("itm_4") is True
+    assert store.delete_duplicate("itm_4") is False
+    assert store.get_duplicate("itm_4") is None
+    assert [d.item_id for d in store.duplicates_of("itm_1")] == ["itm_2", "itm_3"]
+    assert [d.item_id for d in store.iter_duplicates()] == ["itm_2", "itm_3"]
+
+
+def test_a_duplicate_vote_is_kept_once_and_listed_oldest_first(store: Store) -> None:
+    assert store.duplicate_votes() == []
+    merge = dup_vote("dup_b", "itm_2", "itm_1")
+    split = dup_vote("dup_a", "itm_3", "itm_1", same=False)
+    assert store.add_duplicate_vote(merge) is True
+    assert store.add_duplicate_vote(split) is True
+    assert store.add_duplicate_vote(merge) is False  # redelivered: kept once
+    assert store.add_duplicate_vote(merge.model_copy(update={"same": False})) is False
+    assert store.duplicate_votes() == [merge, split]  # arrival order, not id order
+    third = dup_vote("dup_c", "itm_2", "itm_1", same=False)
+    assert store.add_duplicate_vote(third) is True
+    assert [v.id for v in store.duplicate_votes()] == ["dup_b", "dup_a", "dup_c"]
+
+
+def test_forgetting_an_item_drops_its_link_the_links_to_it_and_the_votes_naming_it(
+    store: Store,
+) -> None:
+    from core.models import AuditEvent
+
+    for item_id in ("itm_1", "itm_2", "itm_3", "itm_4", "itm_5"):
+        store.add_item(item(item_id))
+    store.put_duplicate(link("itm_2", "itm_1"))  # members of itm_1, which is forgotten
+    store.put_duplicate(link("itm_3", "itm_1"))
+    store.put_duplicate(link("itm_4", "itm_5"))  # itm_4 is forgotten: its own link goes
+    store.put_duplicate(link("itm_6", "itm_5"))  # untouched
+    store.add_duplicate_vote(dup_vote("dup_1", "itm_2", "itm_1"))  # names itm_1 as the other
+    store.add_duplicate_vote(dup_vote("dup_2", "itm_4", "itm_5"))  # names itm_4 as the item
+    store.add_duplicate_vote(dup_vote("dup_3", "itm_6", "itm_5", same=False))  # untouched
+    event = store.forget_items(AuditEvent(action="forget", item_ids=["itm_1", "itm_4"]))
+    assert event.counts["duplicates"] == 3 and event.counts["duplicate_votes"] == 2
+    assert store.duplicates_of("itm_1") == []
+    assert store.get_duplicate("itm_2") is None and store.get_duplicate("itm_3") is None
+    assert store.get_duplicate("itm_4") is None
+    assert [(d.item_id, d.canonical_id) for d in store.iter_duplicates()] == [("itm_6", "itm_5")]
+    assert [v.id for v in store.duplicate_votes()] == ["dup_3"]
+    assert store.get_item("itm_2") is not None  # the members stay, standing alone
+    again = store.forget_items(AuditEvent(action="forget", item_ids=["itm_1", "itm_4"]))
+    assert again.counts["duplicates"] == 0 and again.counts["duplicate_votes"] == 0
