@@ -317,6 +317,16 @@ class CardView:
     # menu offers (empty: no menu).
     owner: Any = None
     owners: list[str] = field(default_factory=list)
+    # Duplicates (`core.duplicates`): the items grouped under this one, oldest first; or,
+    # for a grouped item, its canonical and the ref of the canonical's card on this target
+    # (the thread its reply goes in; None: it has a card of its own). `candidates` is what
+    # "Duplicate of..." offers (the most similar other open cards, with their scores);
+    # `grouping` is False when duplicates are turned off (no menu, no button).
+    group: list[FeedbackItem] = field(default_factory=list)
+    duplicate_of: FeedbackItem | None = None
+    thread_ref: str | None = None
+    candidates: list[tuple[FeedbackItem, float]] = field(default_factory=list)
+    grouping: bool = False
 
     @property
     def current(self) -> tuple[str, str]:

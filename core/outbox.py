@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from core.issues import is_issue_target, issue_link
 from core.models import CardView, FeedbackItem, PostRecord, Triage
@@ -32,6 +33,7 @@ log = logging.getLogger("triage_bot.outbox")
 
 MODEL_REFRESH_SECONDS = 30.0  # how soon a model promoted elsewhere is served
 MISSING_ITEM = "missing-item"  # the ref of a post whose item vanished from the store
+_WAIT = object()  # `_thread_for`: not now
 
 
 class Outbox:
@@ -49,6 +51,7 @@ class Outbox:
         issue_repo: str | None = None,
         on_result: Callable[[str], object] | None = None,
         router: Router | None = None,
+        groups: bool = False,
     ) -> None:
         self.service = service
         self.store = service.store
@@ -60,6 +63,9 @@ class Outbox:
         self.clock = clock
         self.issue_repo = issue_repo  # cards offer "Create issue" in this GitHub repository
         self.router = router if router is not None and router.enabled else None
+        # A card channel's outbox groups duplicates (`core.duplicates`): a new item like an
+        # open card is posted as a reply in that card's thread, not as a card of its own.
+        self.duplicates = service.duplicates if groups else None
         # Told each item whose new post went out, was dead-lettered or will be retried (the
         # GitHub worker rewrites the item's chat cards to show it).
         self.on_result = on_result
@@ -76,10 +82,12 @@ class Outbox:
         if found is None:
             return None
         (triage,) = self.service.triage_items([found])
-        return self._view(found, triage)
+        post = self.store.get_post(found.id, self.target)
+        return self._view(found, triage, post.detail.get("thread") if post else None)
 
-    def _view(self, item: FeedbackItem, triage: Triage) -> CardView:
-        return CardView(
+    def _view(self, item: FeedbackItem, triage: Triage, thread_ref: str | None = None) -> CardView:
+        """The card as it stands; `thread_ref`: the thread its message is in (a reply)."""
+        view = CardView(
             item=item,
             triage=triage,
             votes=self.store.current_votes(item.id),
@@ -93,7 +101,20 @@ class Outbox:
             issue_repo=self.issue_repo,
             owner=self.router.choose(item, triage.category) if self.router else None,
             owners=sorted(self.router.owners) if self.router else [],
+            thread_ref=thread_ref,
         )
+        desk = self.duplicates
+        if desk is not None:
+            view.grouping = True
+            link = self.store.get_duplicate(item.id)
+            if link is not None:
+                view.duplicate_of = self.store.get_item(link.canonical_id)
+            else:
+                links = self.store.duplicates_of(item.id)
+                members = [self.store.get_item(m.item_id) for m in links]
+                view.group = [m for m in members if m is not None]
+                view.candidates = desk.candidates(item)
+        return view
 
     # -- queueing ------------------------------------------------------------------------
     def wake(self) -> None:
@@ -162,8 +183,32 @@ class Outbox:
                     attempted=False,
                 )
                 continue
-            self._deliver(post, self._view(item, triages[item.id]))
+            if post.ref is None and self.duplicates is not None:
+                thread = self._thread_for(post, item)
+                if thread is _WAIT:
+                    continue
+                assert thread is None or isinstance(thread, str)
+                self._deliver(post, self._view(item, triages[item.id], thread))
+                continue
+            self._deliver(post, self._view(item, triages[item.id], post.detail.get("thread")))
         return len(posts)
+
+    def _thread_for(self, post: PostRecord, item: FeedbackItem) -> str | None | object:
+        """Where a new item's message goes: the thread of its group's card (a duplicate),
+        None (a card of its own), or _WAIT (its group's card is not posted yet: the post
+        is given back for a moment, not counted as an attempt)."""
+        assert self.duplicates is not None
+        link = self.duplicates.check(item)
+        if link is None:
+            return None
+        parent = self.store.get_post(link.canonical_id, self.target)
+        if parent is None or parent.status == "dead":
+            return None  # no card of its group here: a card of its own, marked as a duplicate
+        if parent.ref is None or parent.ref == MISSING_ITEM:
+            self._retry(post, 1.0, "waiting for its group's card", attempted=False)
+            return _WAIT
+        # Its group's card may itself be a reply (grouped later): reply in that thread.
+        return str(parent.detail.get("thread") or parent.ref)
 
     def drain(self) -> int:
         """Post and rewrite until nothing is due (or a 429 pauses this worker)."""
@@ -176,7 +221,10 @@ class Outbox:
         item_id = post.item_id
         try:
             if post.ref is not None:
-                self._rewrite(post, view)
+                if post.detail.get("thread") and view.duplicate_of is None:
+                    self._split_off(post, view)
+                else:
+                    self._rewrite(post, view)
                 return
             found = None
             if post.attempts > 1:  # an earlier attempt may have reached the platform
@@ -206,6 +254,9 @@ class Outbox:
             self._tell(item_id)
             return
         if self.store.mark_posted(item_id, self.target, ref, self.worker_id):
+            if view.thread_ref is not None and view.duplicate_of is not None:
+                self.store.set_post_detail(item_id, self.target, {"thread": view.thread_ref})
+                self.request_update(view.duplicate_of.id)  # its card counts one more report
             self._tell(item_id)
             return
         if self.store.get_item(item_id) is None:
@@ -244,6 +295,25 @@ class Outbox:
             except PostRefused as again:  # the old card stays; nothing more to try
                 log.error("outbox: card of %s left as it was: %s", post.item_id, again)
         self.store.mark_posted(post.item_id, self.target, post.ref, self.worker_id)
+
+    def _split_off(self, post: PostRecord, view: CardView) -> None:
+        """A reply whose item left its group ("Not a duplicate"): the item gets a card of
+        its own, and the old reply says where it went."""
+        assert post.ref is not None
+        old_ref, old_thread = post.ref, str(post.detail["thread"])
+        try:
+            ref = self.poster.post(replace(view, thread_ref=None))
+        except PostRefused:
+            ref = self.poster.post(replace(view, thread_ref=None), minimal=True)
+        self.store.mark_posted(post.item_id, self.target, ref, self.worker_id)
+        self.store.set_post_detail(
+            post.item_id, self.target, {"thread": None, "split_from": old_ref}
+        )
+        try:
+            # In its old thread and in no group: the renderers say it was split off.
+            self.poster.update(old_ref, replace(view, thread_ref=old_thread))
+        except (PostFailed, PostRefused) as exc:  # the new card is out; the note is a nicety
+            log.warning("outbox: could not mark the old reply of %s: %s", post.item_id, exc)
 
     def _failed(self, post: PostRecord, exc: PostFailed) -> None:
         if exc.retry_after:

@@ -15,10 +15,10 @@ import numpy as np
 
 from core.models import (
     Assignment,
-    DuplicateLink,
-    DuplicateVote,
     AuditEvent,
     CardView,
+    DuplicateLink,
+    DuplicateVote,
     FeedbackItem,
     Label,
     ModelRecord,

@@ -179,6 +179,21 @@ class DigestSettings(_Strict):
         return name
 
 
+class DuplicateSettings(_Strict):
+    """Duplicates grouped at posting (`core.duplicates`): a new item as similar as
+    `threshold` to an open card of the last `window_days` gets no card of its own but a
+    reply in that card's thread. Reviewers' merges and splits move the threshold once
+    there are `learn_after` of them."""
+
+    enabled: bool = True
+    window_days: float = Field(default=7.0, gt=0.0, le=365.0)
+    threshold: float = Field(default=0.75, gt=0.0, lt=1.0)
+    embedding_weight: float = Field(default=0.8, ge=0.0, le=1.0)  # the rest: n-gram overlap
+    learn_after: int = Field(default=3, ge=1, le=10000)
+    candidates: int = Field(default=5, ge=1, le=25)  # what "Duplicate of..." offers
+    max_open: int = Field(default=20000, ge=10, le=1_000_000)  # newest kept in memory
+
+
 class RuntimeSettings(_Strict):
     triage: TriageSettings = TriageSettings()
     learning: LearningSettings = LearningSettings()
@@ -191,6 +206,7 @@ class RuntimeSettings(_Strict):
     routes: list[RouteSpec] = []
     routing: RoutingSettings = RoutingSettings()
     digest: DigestSettings = DigestSettings()
+    duplicates: DuplicateSettings = DuplicateSettings()
 
     @model_validator(mode="after")
     def _routes_name_owners(self) -> RuntimeSettings:

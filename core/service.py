@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from core.actions import LEARNED_EVIDENCE, LEARNED_SIMILARITY, adapt_action
+from core.duplicates import DuplicateDesk
 from core.governance import clean_text, redact
 from core.intake import MAX_TEXT_BYTES, Submission, to_item
 from core.lifecycle import PruneReport, prune
@@ -193,6 +194,18 @@ class TriageService:
         self._counted: Counter[str] = Counter()
         self._weights_lock = threading.Lock()
         self._similar = SimilarIndex(engine.embed, lambda: engine.encoder_generation)
+        # Duplicates grouped at posting (`[duplicates]`); None when the team turned it off.
+        self.duplicates = (
+            DuplicateDesk(
+                store,
+                self.runtime.duplicates,
+                engine.embed,
+                lambda: engine.encoder_generation,
+                self.runtime.learning.lexical_buckets,
+            )
+            if self.runtime.duplicates.enabled
+            else None
+        )
         # Forgetting: the newest audit event this process has applied (`sync_forgotten`),
         # and when its next retention run is due (`prune_if_due`).
         self._audit_seen = store.last_audit_seq()
@@ -556,6 +569,8 @@ class TriageService:
         self.prune_if_due()
         self.sync_forgotten()
         self.refresh_reviewer_records()
+        if self.duplicates is not None:
+            self.duplicates.sync_if_due()
 
     def sync_forgotten(self) -> LearnReport | None:
         """Apply here what any process on the store deleted (`triage-bot forget`, a
@@ -586,6 +601,8 @@ class TriageService:
                 self._fresh.clear()
                 self._learn_due = False
             self._similar.forget(gone)
+            if self.duplicates is not None:
+                self.duplicates.forget(gone)
             for item_id in gone:
                 self._retally(item_id, None, [])
             self.engine.forget(gone)
@@ -724,40 +741,58 @@ class TriageService:
         )
 
     def export_labels(self) -> Iterator[dict[str, Any]]:
-        """Validated items as the trainer consumes them (redacted text, final labels, reward)."""
+        """Validated items as the trainer consumes them (redacted text, final labels, reward).
+
+        A group's label is its canonical's: each member follows its canonical as a row of
+        its own with that label, `duplicate_of` naming the canonical (and no reward: the
+        model was scored once, on the canonical); the canonical's `group` lists them."""
         for label in self.store.iter_labels():
             item = self.store.get_item(label.item_id)
-            if item is None:
+            if item is None or self.store.get_duplicate(item.id) is not None:
                 continue
-            triage = self.store.latest_triage(label.item_id)
-            reward = None
-            if triage is not None:
-                reward = score(triage, label, self.taxonomy)
-            yield {
-                "id": item.id,
-                "text": item.redacted_text,
-                "source": item.source,
-                "form_type": item.form_type,
-                "page": item.page,
-                "category": label.category,
-                "severity": label.severity,
-                "action": label.action,
-                "reviewers": label.reviewers,
-                "agreement": label.agreement,
-                "reward": reward.as_reward_data().model_dump() if reward else None,
-                "model_version": triage.model_version if triage else None,
-                "predicted": (
-                    {"category": triage.category, "severity": triage.severity} if triage else None
-                ),
-                # What happened to the item's GitHub issue, as rewards (closed as completed,
-                # not planned, duplicate; reopened withdraws): a trainer may weigh them in.
-                # Who a reviewer assigned it to (the Assign menu), if anyone.
-                "owner": assigned.owner
-                if (assigned := self.store.get_assignment(item.id)) is not None
-                else None,
-                "outcomes": [
-                    r.as_reward_data().model_dump() | {"model_version": r.model_version}
-                    for r in self.store.rewards(item.id)
-                    if r.source == OUTCOME_SOURCE
-                ],
-            }
+            row = self._export_row(item, label)
+            yield row
+            for member_id in row["group"]:
+                member = self.store.get_item(member_id)
+                if member is not None:
+                    yield self._export_row(member, label, duplicate_of=item.id)
+
+    def _export_row(
+        self, item: FeedbackItem, label: Label, duplicate_of: str | None = None
+    ) -> dict[str, Any]:
+        triage = self.store.latest_triage(item.id)
+        reward = None
+        if triage is not None and duplicate_of is None:
+            reward = score(triage, label, self.taxonomy)
+        return {
+            "id": item.id,
+            "text": item.redacted_text,
+            "source": item.source,
+            "form_type": item.form_type,
+            "page": item.page,
+            "category": label.category,
+            "severity": label.severity,
+            "action": label.action,
+            "reviewers": label.reviewers,
+            "agreement": label.agreement,
+            "reward": reward.as_reward_data().model_dump() if reward else None,
+            "model_version": triage.model_version if triage else None,
+            "predicted": (
+                {"category": triage.category, "severity": triage.severity} if triage else None
+            ),
+            # What happened to the item's GitHub issue, as rewards (closed as completed,
+            # not planned, duplicate; reopened withdraws): a trainer may weigh them in.
+            # Who a reviewer assigned it to (the Assign menu), if anyone.
+            "owner": assigned.owner
+            if (assigned := self.store.get_assignment(item.id)) is not None
+            else None,
+            "outcomes": [
+                r.as_reward_data().model_dump() | {"model_version": r.model_version}
+                for r in self.store.rewards(item.id)
+                if r.source == OUTCOME_SOURCE
+            ],
+            "duplicate_of": duplicate_of,
+            "group": []
+            if duplicate_of is not None
+            else [link.item_id for link in self.store.duplicates_of(item.id)],
+        }

@@ -150,6 +150,7 @@ RUNTIME_SECTIONS = (
     "routes",
     "routing",
     "digest",
+    "duplicates",
 )
 
 
