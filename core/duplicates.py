@@ -122,7 +122,8 @@ class OpenCards:
             if n == self._matrix.shape[0]:
                 size = max(64, 2 * n)
                 matrix = np.zeros((size, vector.shape[0]), dtype=np.float32)
-                matrix[:n] = self._matrix[:n]
+                if n:
+                    matrix[:n] = self._matrix[:n]
                 received_at = np.zeros(size, dtype=np.float64)
                 received_at[:n] = self._received[:n]
                 alive = np.zeros(size, dtype=bool)

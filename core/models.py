@@ -324,6 +324,7 @@ class CardView:
     # `grouping` is False when duplicates are turned off (no menu, no button).
     group: list[FeedbackItem] = field(default_factory=list)
     duplicate_of: FeedbackItem | None = None
+    duplicate_score: float | None = None
     thread_ref: str | None = None
     candidates: list[tuple[FeedbackItem, float]] = field(default_factory=list)
     grouping: bool = False

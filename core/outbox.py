@@ -109,6 +109,7 @@ class Outbox:
             link = self.store.get_duplicate(item.id)
             if link is not None:
                 view.duplicate_of = self.store.get_item(link.canonical_id)
+                view.duplicate_score = link.similarity
             else:
                 links = self.store.duplicates_of(item.id)
                 members = [self.store.get_item(m.item_id) for m in links]

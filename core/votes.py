@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.models import Validation, ValidationKind
@@ -167,11 +167,18 @@ class VoteDesk:
     def may_vote(self, user: str, roles: Iterable[str] = ()) -> bool:
         return self.rule.allows(user, roles)
 
+    def group_of(self, item_id: str) -> str:
+        """The item a vote counts for: a grouped duplicate's canonical (the group shares
+        one label), else the item itself."""
+        desk = self.service.duplicates
+        return desk.canonical_of(item_id) if desk is not None else item_id
+
     def cast(self, ballot: Ballot) -> VoteOutcome:
         """Check, store, queue the card rewrite, learn later. Raises NotAllowedError,
         UnknownItemError or ValueError (a vote the rules refuse), nothing stored then."""
         if not self.may_vote(ballot.reviewer, ballot.roles):
             raise NotAllowedError(NOT_A_REVIEWER)
+        ballot = replace(ballot, item_id=self.group_of(ballot.item_id))
         with self.service.store.transaction():  # the vote and its card rewrite: one commit
             return self._cast(ballot)
 
@@ -219,7 +226,7 @@ class VoteDesk:
             raise NotAllowedError(NOT_A_REVIEWER)
         kind, category, severity = meaning.kind, meaning.category, meaning.severity
         if removed:
-            votes = self.service.store.current_votes(item_id)
+            votes = self.service.store.current_votes(self.group_of(item_id))
             mine = next((v for v in votes if v.reviewer == reviewer), None)
             if not meaning.supports(mine):
                 return None

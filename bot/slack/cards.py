@@ -48,6 +48,8 @@ NOISE_ACTION = "triage_noise"
 CORRECT_VIEW = "triage_correct_view"
 ISSUE_ACTION = "triage_issue"
 ASSIGN_ACTION = "triage_assign"
+DUPLICATE_ACTION = "triage_duplicate_of"  # the "Duplicate of..." menu on a card
+SPLIT_ACTION = "triage_not_duplicate"  # "Not a duplicate" on a grouped item's reply
 ISSUE_VIEW = "triage_issue_view"
 SUBMIT_VIEW = "triage_submit_view"
 
@@ -291,6 +293,89 @@ def assign_menu(owners: list[str], current: str | None) -> dict[str, Any]:
     return menu
 
 
+def duplicate_menu(candidates: list[tuple[FeedbackItem, float]]) -> dict[str, Any]:
+    """ "Duplicate of...": the most similar open cards; the card's ts names the item."""
+    options = [
+        {
+            "text": {
+                "type": "plain_text",
+                "text": clip(f"{score:.0%} · {one_line(other.redacted_text)}", OPTION_TEXT_LIMIT),
+            },
+            "value": item_value(other.id, OPTION_VALUE_LIMIT),
+        }
+        for other, score in candidates[:OPTIONS_LIMIT]
+    ]
+    return {
+        "type": "static_select",
+        "action_id": DUPLICATE_ACTION,
+        "placeholder": {"type": "plain_text", "text": "Duplicate of…"},
+        "options": options,
+    }
+
+
+def group_line(view: CardView) -> str | None:
+    """A group's card: how many reports it stands for, and the latest one's page and time."""
+    if not view.group:
+        return None
+    latest = view.group[-1]
+    when = int(latest.received_at.timestamp())
+    page = f" on {_code(latest.page, FACT_CHARS)}" if latest.page else ""
+    return _clip(
+        f":repeat: *{1 + len(view.group)} reports* of this · latest from "
+        f"{_text(latest.source, FACT_CHARS)}{page} "
+        f"<!date^{when}^{{date_short_pretty}} {{time}}|{latest.received_at:%Y-%m-%d %H:%M} UTC>"
+        " · each in the thread",
+        CONTEXT_LIMIT,
+    )
+
+
+def duplicate_blocks(view: CardView) -> list[dict[str, Any]]:
+    """A grouped item: a reply in its group card's thread (or, when it had a card before it
+    was merged, that card collapsed), with "Not a duplicate" to split it off."""
+    item, canonical = view.item, view.duplicate_of
+    assert canonical is not None
+    score = f" ({view.duplicate_score:.0%} similar)" if view.duplicate_score is not None else ""
+    if view.thread_ref is not None:
+        head = f":repeat: *Another report of this*{score}"
+    else:
+        head = (
+            f":repeat: *Duplicate of* “{_text(one_line(canonical.redacted_text), 120)}” "
+            f"{_code(canonical.id, 100)}{score}: votes go to that card"
+        )
+    return [
+        {"type": "section", "text": mrkdwn(f"{head}\n{_quote(item.redacted_text, 1200)}")},
+        {"type": "context", "elements": [mrkdwn(_facts(item, source_link(item)))]},
+        {
+            "type": "actions",
+            "block_id": "triage_duplicate",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": SPLIT_ACTION,
+                    "text": {"type": "plain_text", "text": "Not a duplicate"},
+                    "value": item_value(item.id),
+                }
+            ],
+        },
+        {"type": "context", "elements": [mrkdwn(_code(item.id, 300))]},
+    ]
+
+
+def split_blocks(view: CardView) -> list[dict[str, Any]]:
+    """The old reply of an item a reviewer split off its group."""
+    excerpt = _text(one_line(view.item.redacted_text), MINIMAL_TEXT_CHARS)
+    return [
+        {
+            "type": "section",
+            "text": mrkdwn(
+                f":arrow_heading_up: *Not a duplicate*: this report has a card of its own "
+                f"now.\n> {excerpt}"
+            ),
+        },
+        {"type": "context", "elements": [mrkdwn(_code(view.item.id, 300))]},
+    ]
+
+
 def owner_line(choice: OwnerChoice) -> str:
     """Who owns the item; the mention pings them when the card is first posted (Slack
     notifies nobody of a mention added by an edit)."""
@@ -309,6 +394,7 @@ def action_buttons(
     issue_button: bool = False,
     owners: list[str] | None = None,
     owner: str | None = None,
+    candidates: list[tuple[FeedbackItem, float]] | None = None,
 ) -> dict[str, Any]:
     """Confirm, Correct and Noise (and Create issue); each carries the item id, so no
     state is needed."""
@@ -347,6 +433,7 @@ def action_buttons(
             },
             *(issue if issue_button else []),
             *([assign_menu(owners, owner)] if owners else []),
+            *([duplicate_menu(candidates)] if candidates else []),
         ],
     }
 
@@ -394,6 +481,8 @@ def card_blocks(
     issue_button: bool = False,
     owner: OwnerChoice | None = None,
     owners: list[str] | None = None,
+    group: str | None = None,
+    candidates: list[tuple[FeedbackItem, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """The card: severity first, then category, confidence, text, action, similar, buttons."""
     source = learned_from(triage.evidence)
@@ -408,6 +497,11 @@ def card_blocks(
         {"type": "section", "text": mrkdwn(_clip(headline, SECTION_LIMIT))},
         {"type": "section", "text": mrkdwn(_quote(item.redacted_text))},
         {"type": "context", "elements": [mrkdwn(_facts(item, source_link))]},
+        *(
+            [{"type": "context", "block_id": "triage_group", "elements": [mrkdwn(group)]}]
+            if group
+            else []
+        ),
         {
             "type": "section",
             "text": mrkdwn(
@@ -429,7 +523,9 @@ def card_blocks(
             {"type": "context", "block_id": "triage_owner", "elements": [mrkdwn(owner_line(owner))]}
         )
     blocks.append(
-        action_buttons(item.id, issue_button, owners, owner.owner.name if owner else None)
+        action_buttons(
+            item.id, issue_button, owners, owner.owner.name if owner else None, candidates
+        )
     )
     issue_text = issue_line(issues or [])
     if issue_text:
@@ -453,6 +549,11 @@ def card_blocks(
 def card_payload(view: CardView, taxonomy: Taxonomy, *, minimal: bool = False) -> dict[str, Any]:
     """`chat.postMessage` / `chat.update` arguments for a card (without channel and ts)."""
     item, triage = view.item, view.triage
+    if view.duplicate_of is not None:
+        text = _text(f"Another report: {one_line(item.redacted_text)}", NOTIFICATION_CHARS)
+        return {"text": text, "blocks": duplicate_blocks(view)}
+    if view.thread_ref is not None:  # in a thread, in no group: split off
+        return {"text": "Not a duplicate: a card of its own now", "blocks": split_blocks(view)}
     if minimal:
         blocks = minimal_blocks(view, taxonomy)
     else:
@@ -468,6 +569,8 @@ def card_payload(view: CardView, taxonomy: Taxonomy, *, minimal: bool = False) -
             issue_button=offers_issue(view),
             owner=view.owner,
             owners=view.owners,
+            group=group_line(view),
+            candidates=view.candidates,
         )
     return {"text": card_text(item, triage), "blocks": blocks}
 

@@ -36,6 +36,7 @@ from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
 from core.digest import DigestSchedule, build_digest, claim_due, parse_period
+from core.duplicates import DuplicateDesk
 from core.escalation import Escalator, escalation_target
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
@@ -115,10 +116,13 @@ class SlackPoster:
         self._last_post = 0.0
 
     def post(self, card: CardView, *, minimal: bool = False) -> str:
+        """A card in the channel, or a grouped duplicate's reply in its group card's thread."""
         self._pace()
+        thread = {"thread_ts": card.thread_ref} if card.thread_ref else {}
         response = self._call(
             self.client.chat_postMessage,
             channel=self.settings.channel,
+            **thread,
             metadata=cards.card_metadata(card.item.id),
             unfurl_links=False,
             unfurl_media=False,
@@ -135,7 +139,20 @@ class SlackPoster:
         )
 
     def find(self, card: CardView) -> str | None:
-        """The ts of a card for this item already in the channel, found by its metadata."""
+        """The ts of a card (or a duplicate's reply) for this item already in the channel
+        (or the thread), found by its metadata."""
+        if card.thread_ref:
+            replies = self._call(
+                self.client.conversations_replies,
+                channel=self.settings.channel,
+                ts=card.thread_ref,
+                include_all_metadata=True,
+                limit=1000,
+            )
+            for message in replies.get("messages", []):
+                if cards.card_item_id(message) == card.item.id:
+                    return str(message["ts"])
+            return None
         oldest = (card.item.received_at - timedelta(minutes=5)).timestamp()
         cursor = None
         for _ in range(RECONCILE_PAGES):
@@ -258,6 +275,7 @@ class SlackEdge:
             lease_seconds=settings.claim_lease,
             issue_repo=github.repo if github else None,
             router=self.router,
+            groups=True,
         )
         self.intake = Intake(self.store, service.runtime.triage.max_text_bytes)
         self.intake.on_accept(self.outbox.wake)
@@ -381,6 +399,8 @@ class SlackEdge:
         app.view(cards.SUBMIT_VIEW)(self.on_submit_view)
         app.action(cards.ISSUE_ACTION)(self.on_issue)
         app.action(cards.ASSIGN_ACTION)(self.on_assign)
+        app.action(cards.DUPLICATE_ACTION)(self.on_duplicate_of)
+        app.action(cards.SPLIT_ACTION)(self.on_not_duplicate)
         app.view(cards.ISSUE_VIEW)(self.on_issue_submitted)
         app.command("/triage")(self.on_command)
 
@@ -591,6 +611,47 @@ class SlackEdge:
 
         if self._stored_then_ack(ack, body, assign, "Could not assign that"):
             self.outbox.request_update(assigned[0])
+
+    def on_duplicate_of(self, ack: Any, body: dict[str, Any]) -> None:
+        """ "Duplicate of...": the card joins the picked card's group (a stored merge vote),
+        and both cards are rewritten."""
+        picked = str((body["actions"][0].get("selected_option") or {}).get("value") or "")
+        self._regroup(
+            ack,
+            body,
+            lambda desk, item_id, user: desk.merge(
+                item_id, self._item_of(picked, None), user, "slack"
+            ),
+        )
+
+    def on_not_duplicate(self, ack: Any, body: dict[str, Any]) -> None:
+        """ "Not a duplicate": the item leaves its group for a card of its own (a stored
+        split vote)."""
+        self._regroup(ack, body, lambda desk, item_id, user: desk.split(item_id, user, "slack"))
+
+    def _regroup(
+        self,
+        ack: Any,
+        body: dict[str, Any],
+        decide: Callable[[DuplicateDesk, str, str], list[str]],
+    ) -> None:
+        user = body["user"]["id"]
+        changed: list[str] = []
+
+        def store() -> None:
+            desk = self.service.duplicates
+            if desk is None:
+                raise ValueError("duplicates are turned off ([duplicates] enabled)")
+            if not self.votes.may_vote(user):
+                raise NotAllowedError(NOT_A_REVIEWER)
+            post = self.store.find_post(self.target, str(self._card_ts(body) or ""))
+            if post is None:
+                raise UnknownItemError("that card is not one of this bot's")
+            changed.extend(decide(desk, post.item_id, user))
+
+        if self._stored_then_ack(ack, body, store, "Could not regroup that"):
+            for item_id in dict.fromkeys(changed):
+                self.outbox.request_update(item_id)
 
     def on_issue(self, ack: Any, body: dict[str, Any]) -> None:
         """Create issue: the modal with the default title and labels (after the ack)."""

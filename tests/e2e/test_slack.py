@@ -1050,3 +1050,167 @@ def test_a_dispute_gets_one_reply_in_the_cards_thread_and_the_card_stays_one_mes
     time.sleep(0.5)
     assert len([m for m in stack.posts() if m.get("thread_ts") == card.ref]) == 1
     assert len([m for m in stack.posts() if not m.get("thread_ts")]) == 1
+
+
+REPORTS = [
+    "The checkout page crashes with a 500 error when I click Pay",
+    "checkout page crashes with a 500 error when I click pay (again)",
+    "Checkout crashes: 500 error after clicking Pay",
+    "the checkout page crashed with error 500 when i pressed pay",
+    "Checkout page gives a 500 error when I click Pay!!",
+]
+
+
+def report(i: int) -> str:
+    """Twenty visitors reporting the same broken page, each in their own words."""
+    return f"{REPORTS[i % len(REPORTS)]} (order {1000 + i})"
+
+
+def menu_pick(stack: Stack, item_id: str, action: str, picked: str, user: str = "UANN"):
+    card = card_of(stack, item_id)
+    return stack.interact(
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "trigger_id": "trig-menu",
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "container": {"type": "message", "channel_id": CHANNEL, "message_ts": card["ts"]},
+            "channel": {"id": CHANNEL},
+            "message": {"ts": card["ts"]},
+            "actions": [
+                {
+                    "action_id": action,
+                    "block_id": "triage_actions",
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": "x"},
+                        "value": picked,
+                    },
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+    )
+
+
+def test_twenty_reports_of_one_problem_make_one_card_and_nineteen_thread_replies(
+    stack: Stack,
+) -> None:
+    ids = []
+    for i in range(20):
+        ids.append(webhook_item(stack, report(i)))
+        if i == 0:  # the first card is out before the others arrive
+            stack.wait_posts(1)
+    other = webhook_item(stack, "Please add a dark mode to the dashboard")
+    canonical = stack.store.get_post(ids[0], f"slack:{CHANNEL}")
+    assert canonical is not None and canonical.ref
+
+    def settled() -> bool:
+        replies = [m for m in stack.posts() if m.get("thread_ts") == canonical.ref]
+        card = card_of(stack, ids[0])
+        return len(replies) == 19 and "20 reports" in json.dumps(card["blocks"])
+
+    assert stack.fake.wait_for(settled, timeout=30), [m.get("text") for m in stack.posts()]
+    top = [m for m in stack.posts() if not m.get("thread_ts")]
+    assert sorted(cards.card_item_id(m) for m in top) == sorted([ids[0], other])
+    # Every report stays an item of its own, grouped under the first.
+    assert sorted(link.item_id for link in stack.store.duplicates_of(ids[0])) == sorted(ids[1:])
+    assert stack.store.duplicates_of(other) == []
+    reply = next(m for m in stack.posts() if cards.card_item_id(m) == ids[5])
+    assert reply["thread_ts"] == canonical.ref and "Not a duplicate" in json.dumps(reply)
+    # A vote on a reply counts for the group's card.
+    status, _ = stack.interact(
+        {
+            "type": "block_actions",
+            "user": {"id": "UANN"},
+            "team": {"id": "T1"},
+            "container": {"type": "message", "channel_id": CHANNEL, "message_ts": reply["ts"]},
+            "actions": [{"action_id": "triage_confirm", "value": ids[5], "type": "button"}],
+        }
+    )
+    assert status == 200
+    label = stack.store.get_label(ids[0])
+    assert label is not None and stack.store.get_label(ids[5]) is None
+    assert {row["id"]: row["duplicate_of"] for row in stack.service.export_labels()} == {
+        ids[0]: None,
+        **{i: ids[0] for i in ids[1:]},
+    }
+
+
+def test_not_a_duplicate_splits_and_duplicate_of_merges_both_stored_as_votes(
+    stack: Stack,
+) -> None:
+    first = webhook_item(stack, report(0))
+    stack.wait_posts(1)
+    second = webhook_item(stack, report(1))
+    other = webhook_item(stack, "Please add a dark mode to the dashboard")
+    canonical = stack.store.get_post(first, f"slack:{CHANNEL}")
+    assert canonical is not None
+    assert stack.fake.wait_for(
+        lambda: (
+            stack.store.get_post(second, f"slack:{CHANNEL}").status == "posted"
+            and stack.store.get_post(other, f"slack:{CHANNEL}").status == "posted"
+        )
+    )
+    reply = card_of(stack, second)
+    assert reply["thread_ts"] == canonical.ref
+    # An outsider's split is refused and changes nothing.
+    stack.interact(
+        {
+            "type": "block_actions",
+            "user": {"id": "UEVE"},
+            "team": {"id": "T1"},
+            "container": {"type": "message", "channel_id": CHANNEL, "message_ts": reply["ts"]},
+            "actions": [{"action_id": cards.SPLIT_ACTION, "value": second, "type": "button"}],
+        }
+    )
+    assert stack.store.get_duplicate(second) is not None
+    assert stack.fake.wait_for(lambda: stack.fake.calls("chat.postEphemeral"))
+    # A reviewer's split: its own top-level card, the old reply says so, a vote is stored.
+    status, _ = stack.interact(
+        {
+            "type": "block_actions",
+            "user": {"id": "UANN"},
+            "team": {"id": "T1"},
+            "container": {"type": "message", "channel_id": CHANNEL, "message_ts": reply["ts"]},
+            "actions": [{"action_id": cards.SPLIT_ACTION, "value": second, "type": "button"}],
+        }
+    )
+    assert status == 200 and stack.store.get_duplicate(second) is None
+
+    def split_off() -> bool:
+        post = stack.store.get_post(second, f"slack:{CHANNEL}")
+        return post is not None and post.ref != reply["ts"] and not post.stale
+
+    assert stack.fake.wait_for(split_off)
+    new_card = card_of(stack, second)
+    assert "thread_ts" not in new_card and "Confirm" in json.dumps(new_card["blocks"])
+    assert stack.fake.wait_for(
+        lambda: (
+            "Not a duplicate"
+            in json.dumps(next(m for m in stack.posts() if m["ts"] == reply["ts"]))
+        )
+    )
+    (split,) = stack.store.duplicate_votes()
+    assert (split.item_id, split.other_id, split.same, split.reviewer) == (
+        second,
+        first,
+        False,
+        "UANN",
+    )
+    # "Duplicate of..." offers the most similar open cards; picking one merges.
+    menu = next(
+        e
+        for b in card_of(stack, second)["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e.get("action_id") == cards.DUPLICATE_ACTION
+    )
+    assert menu["options"][0]["value"] == first
+    assert menu_pick(stack, second, cards.DUPLICATE_ACTION, first)[0] == 200
+    link = stack.store.get_duplicate(second)
+    assert link is not None and (link.canonical_id, link.by) == (first, "UANN")
+    assert [v.same for v in stack.store.duplicate_votes()] == [False, True]
+    assert stack.fake.wait_for(lambda: "Duplicate of" in json.dumps(card_of(stack, second)))
+    assert stack.fake.wait_for(lambda: "2 reports" in json.dumps(card_of(stack, first)))
