@@ -29,6 +29,7 @@ from bot.slack.server import build_slack, create_asgi
 from bot.slack.settings import SlackSettings
 from bot.webhook import sign
 from core.intake import Submission, to_item
+from core.runtime import DuplicateSettings, RuntimeSettings
 from core.service import TriageService
 from core.settings import LLMSettings, Settings
 from core.store.sqlite import SQLiteStore
@@ -166,9 +167,12 @@ def settings_for(fake: FakeSlack) -> SlackSettings:
     )
 
 
-def make_service(store: SQLiteStore) -> TriageService:
+def make_service(store: SQLiteStore, *, duplicates: bool = True) -> TriageService:
+    """The service as `serve` builds it; `duplicates=False` gives every item its own card
+    (what a team with `[duplicates] enabled = false` sees)."""
     taxonomy = load_taxonomy()
-    engine = TriageEngine(taxonomy, default_encoder())
+    runtime = RuntimeSettings(duplicates=DuplicateSettings(enabled=duplicates))
+    engine = TriageEngine(taxonomy, default_encoder(), runtime=runtime)
     return TriageService(store, engine, taxonomy, reviewers=REVIEWERS)
 
 
@@ -208,6 +212,17 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     store = SQLiteStore(tmp_path / "slack.db")
     try:
         with running(store, make_service(store)) as made:
+            yield made
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def ungrouped(tmp_path: Path) -> Iterator[Stack]:
+    """A stack with duplicates turned off: look-alikes get cards of their own."""
+    store = SQLiteStore(tmp_path / "slack.db")
+    try:
+        with running(store, make_service(store, duplicates=False)) as made:
             yield made
     finally:
         store.close()
@@ -850,7 +865,10 @@ def test_hostile_and_oversized_forms_post_literal_cards_within_block_kit(stack: 
     status, body = stack.feedback(oversized)
     assert status == 202, body
     big = body["id"]
-    behind = [webhook_item(stack, f"The search box on page {i} finds nothing") for i in range(2)]
+    behind = [
+        webhook_item(stack, text)
+        for text in ("The search box finds nothing", "Exporting a report as CSV times out")
+    ]
     stack.wait_posts(4)
 
     for item_id in [hostile, big, *behind]:
@@ -943,7 +961,8 @@ def test_ids_that_ride_as_digests_vote_through_the_card_they_are_on(stack: Stack
         assert label is not None and label.severity == "low"
 
 
-def test_a_reviewers_edited_action_reaches_the_next_similar_card(stack: Stack) -> None:
+def test_a_reviewers_edited_action_reaches_the_next_similar_card(ungrouped: Stack) -> None:
+    stack = ungrouped
     first = webhook_item(stack, "The checkout page crashes with a 500 error on submit")
     stack.wait_posts(1)
     triage = stack.store.latest_triage(first)
