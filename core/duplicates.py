@@ -160,7 +160,7 @@ class OpenCards:
     def nearest(
         self, vector: np.ndarray, k: int, *, after: float, before: float | None = None
     ) -> list[tuple[str, float]]:
-        """The k open cards received in (after, before) closest to `vector`, by cosine."""
+        """The k open cards received in (after, before] closest to `vector`, by cosine."""
         with self._lock:
             n = len(self._ids)
             if n == 0:
@@ -168,7 +168,7 @@ class OpenCards:
             matrix, received, ids = self._matrix[:n], self._received[:n], self._ids[:n]
             wanted = self._alive[:n] & (received > after)
         if before is not None:
-            wanted &= received < before
+            wanted &= received <= before
         count = int(wanted.sum())
         if count == 0:
             return []
@@ -313,10 +313,11 @@ class DuplicateDesk:
         if vector is None:
             (vector,) = self._embed([item])
         w = self.settings.embedding_weight
+        # The window is the item's own: what came in the `window_days` before it.
         found = self._open.nearest(
             vector,
             k + 1,
-            after=self._window_start().timestamp(),
+            after=self._window_start(item.received_at).timestamp(),
             before=item.received_at.timestamp() if earlier_only else None,
         )
         out = []
@@ -360,8 +361,7 @@ class DuplicateDesk:
                 )
                 self.store.put_duplicate(link)
                 return link
-            if item.received_at >= self._window_start():
-                self._open.add(item.id, item.received_at.timestamp(), vector)
+            self._open.add(item.id, item.received_at.timestamp(), vector)
             return None
 
     def candidates(self, item: FeedbackItem) -> list[tuple[FeedbackItem, float]]:
@@ -434,9 +434,8 @@ class DuplicateDesk:
                 )
             )
             self.store.delete_duplicate(item_id)
-        if item.received_at >= self._window_start():
-            (vector,) = self._embed([item])
-            self._open.add(item.id, item.received_at.timestamp(), vector)
+        (vector,) = self._embed([item])
+        self._open.add(item.id, item.received_at.timestamp(), vector)
         self._set_votes([*self._votes, (_clip(score), False)])
         return [item_id, link.canonical_id]
 

@@ -85,6 +85,7 @@ class CardButton(
         "correct": ("Correct", discord.ButtonStyle.secondary, "pencil2"),
         "noise": ("Noise", discord.ButtonStyle.danger, "wastebasket"),
         "issue": ("Create issue", discord.ButtonStyle.secondary, "link"),
+        "split": ("Not a duplicate", discord.ButtonStyle.secondary, "x"),
     }
 
     def __init__(self, action: str, item_id: str) -> None:
@@ -129,12 +130,12 @@ class CardSelect(
         super().__init__(
             discord.ui.Select(
                 custom_id=embeds.custom_id(field, item_id),
-                placeholder=f"Set the {field}…",
+                placeholder="Duplicate of…" if field == "duplicate" else f"Set the {field}…",
                 options=options or [discord.SelectOption(label=field)],
                 min_values=1,
                 max_values=1,
             ),
-            row={"category": 1, "severity": 2}.get(field, 3),
+            row={"category": 1, "severity": 2, "duplicate": 4}.get(field, 3),
         )
         self.field = field
         self.item_id = item_id
@@ -185,6 +186,11 @@ def components(card: CardView, taxonomy: Taxonomy) -> discord.ui.View:
     to the issue) and the two menus, all keyed by item id."""
     item_id, (category, severity) = card.item.id, card.current
     view = discord.ui.View(timeout=None)
+    if card.duplicate_of is not None:  # a grouped item: votes go to its group's card
+        view.add_item(CardButton("split", item_id))
+        return view
+    if card.thread_ref is not None:  # split off: its own card has the components
+        return view
     for action in ("confirm", "correct", "noise"):
         view.add_item(CardButton(action, item_id))
     url = embeds.issue_url(card)
@@ -205,6 +211,9 @@ def components(card: CardView, taxonomy: Taxonomy) -> discord.ui.View:
     if card.owners:
         current = card.owner.owner.name if card.owner is not None else None
         view.add_item(CardSelect("owner", item_id, embeds.owner_options(card.owners, current)))
+    candidates = embeds.duplicate_options(card.candidates)
+    if candidates:
+        view.add_item(CardSelect("duplicate", item_id, candidates))
     return view
 
 
@@ -328,6 +337,7 @@ class TriageBot(discord.Client):
             lease_seconds=settings.claim_lease,
             issue_repo=github.repo if github else None,
             router=self.router,
+            groups=True,
         )
         self.outbox.on_wake(self.wake_from_any_thread)
         self.intake = Intake(self.store, service.runtime.triage.max_text_bytes)
@@ -513,15 +523,50 @@ class TriageBot(discord.Client):
             raise PostFailed(f"channel {self.settings.channel} cannot hold messages")
         return channel
 
-    async def send_card(self, card: CardView, *, minimal: bool = False) -> int:
-        content, embed = embeds.card_payload(card, self.taxonomy, minimal=minimal)
+    async def _thread(self, card_ref: str) -> discord.Thread:
+        """The thread of the card `card_ref` (its id is the card's), started if it has none."""
+        if not card_ref.isdigit():
+            raise PostRefused(f"not a Discord message id: {card_ref!r}")
+        found = self.get_channel(int(card_ref))
+        if isinstance(found, discord.Thread):
+            return found
+        try:
+            fetched = await self.fetch_channel(int(card_ref))
+            if isinstance(fetched, discord.Thread):
+                return fetched
+        except discord.NotFound:
+            pass
+        except discord.HTTPException as exc:
+            raise _refusal(exc) from exc
         channel = await self._card_channel()
+        if not isinstance(channel, discord.TextChannel):
+            raise PostRefused(f"channel {self.settings.channel} cannot hold threads")
+        try:
+            return await channel.get_partial_message(int(card_ref)).create_thread(
+                name="Reports of this", auto_archive_duration=10080
+            )
+        except discord.HTTPException as exc:
+            raise _refusal(exc) from exc
+
+    async def _channel_of(self, card: CardView) -> discord.abc.Messageable:
+        """Where a card's message lives: the card channel, or its group card's thread."""
+        if card.thread_ref:
+            return await self._thread(card.thread_ref)
+        return await self._card_channel()
+
+    async def send_card(self, card: CardView, *, minimal: bool = False) -> int:
+        """A card in the channel, or a grouped duplicate's message in its group card's
+        thread (which pings nobody)."""
+        content, embed = embeds.card_payload(card, self.taxonomy, minimal=minimal)
+        channel = await self._channel_of(card)
         try:
             message = await channel.send(
                 content=content,
                 embed=embed,
                 view=components(card, self.taxonomy),
-                allowed_mentions=owner_ping(card),
+                allowed_mentions=discord.AllowedMentions.none()
+                if card.thread_ref
+                else owner_ping(card),
             )
         except discord.HTTPException as exc:
             raise _refusal(exc) from exc
@@ -531,7 +576,7 @@ class TriageBot(discord.Client):
         if not ref.isdigit():
             raise PostRefused(f"not a Discord message id: {ref!r}")
         content, embed = embeds.card_payload(card, self.taxonomy, minimal=minimal)
-        channel = await self._card_channel()
+        channel = await self._channel_of(card)
         if not isinstance(channel, discord.TextChannel | discord.Thread):
             raise PostRefused(f"channel {self.settings.channel} has no editable messages")
         try:
@@ -603,7 +648,7 @@ class TriageBot(discord.Client):
         nothing older than the item itself (less clock skew) can be its card.
         """
         oldest = card.item.received_at - timedelta(minutes=5)
-        channel = await self._card_channel()
+        channel = await self._channel_of(card)
         try:
             async for message in channel.history(limit=RECONCILE_LIMIT):
                 if message.created_at < oldest:
@@ -683,6 +728,9 @@ class TriageBot(discord.Client):
         if action == "issue":
             await self.on_issue(interaction, item_id)
             return
+        if action == "split":
+            await self.on_regroup(interaction, item_id, None)
+            return
         kind = ValidationKind.CONFIRM if action == "confirm" else ValidationKind.NOISE
         await self._vote_from(interaction, item_id, kind)
 
@@ -734,10 +782,44 @@ class TriageBot(discord.Client):
             text = embeds.issue_reply(link, created=queued)
             await interaction.followup.send(text, ephemeral=True)
 
+    def _in_card_thread(self, channel_id: int) -> bool:
+        """A thread started from a card (a group's reports are in it)."""
+        channel = self.get_channel(channel_id)
+        return isinstance(channel, discord.Thread) and channel.parent_id == self.settings.channel
+
+    async def on_regroup(
+        self, interaction: discord.Interaction[Any], item_id: str, into: str | None
+    ) -> None:
+        """ "Duplicate of..." (`into`: the picked card's item) or "Not a duplicate" (None):
+        a stored merge or split vote, then the cards that changed are rewritten."""
+        desk = self.service.duplicates
+        if not self.may_vote(interaction.user):
+            await self.refuse(interaction)
+            return
+        if desk is None:
+            await interaction.response.send_message("Duplicates are turned off.", ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        user = str(interaction.user.id)
+        try:
+            if into is None:
+                changed = await self.blocking(desk.split, item_id, user, "discord")
+            else:
+                changed = await self.blocking(desk.merge, item_id, into, user, "discord")
+        except (UnknownItemError, ValueError) as exc:
+            await interaction.followup.send(f"Could not regroup that: {exc}", ephemeral=True)
+            return
+        for changed_id in dict.fromkeys(changed):
+            await self.blocking(self.outbox.request_update, changed_id)
+        done = "Split off: it gets a card of its own." if into is None else "Grouped."
+        await interaction.followup.send(done, ephemeral=True)
+
     async def on_card_select(
         self, interaction: discord.Interaction[Any], field: str, item_id: str, value: str
     ) -> None:
-        if field == "owner":
+        if field == "duplicate":
+            await self.on_regroup(interaction, item_id, value)
+        elif field == "owner":
             await self.on_assign(interaction, item_id, value)
         elif field == "category" and value == self.taxonomy.noise_category:
             await self._vote_from(interaction, item_id, ValidationKind.NOISE)
@@ -755,9 +837,11 @@ class TriageBot(discord.Client):
 
     async def _reaction(self, payload: discord.RawReactionActionEvent, *, removed: bool) -> None:
         """A reaction on a card is a vote; removing the one a vote rests on retracts it."""
-        if payload.channel_id != self.settings.channel:
-            return
         if self.user is not None and payload.user_id == self.user.id:
+            return
+        if payload.channel_id != self.settings.channel and not self._in_card_thread(
+            payload.channel_id
+        ):
             return
         post = await self.blocking(self.store.find_post, self.target, str(payload.message_id))
         if post is None:

@@ -45,8 +45,8 @@ from core.votes import ReactionVote
 from core.votes import reaction_vote as core_reaction_vote
 
 PREFIX = "triage"
-BUTTON_ACTIONS = ("confirm", "correct", "noise", "issue")
-SELECT_ACTIONS = ("category", "severity", "owner")
+BUTTON_ACTIONS = ("confirm", "correct", "noise", "issue", "split")
+SELECT_ACTIONS = ("category", "severity", "owner", "duplicate")
 MODAL_ACTION = "modal"
 FOOTER = re.compile(r"^item (?P<item_id>\S+)")
 DIGEST_MARK = "#"
@@ -101,6 +101,7 @@ UNICODE_EMOJI: dict[str, str] = {
     "x": "\u274c",
     "pencil2": "\u270f\ufe0f",
     "raising_hand": "\U0001f64b",
+    "repeat": "\U0001f501",
     "link": "\U0001f517",
 }
 _SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff]")
@@ -362,6 +363,7 @@ def card_embed(
     source_link: str | None = None,
     issues: list[IssueLink] | None = None,
     owner: OwnerChoice | None = None,
+    group: str | None = None,
 ) -> discord.Embed:
     """The card: severity colour and title first, the text, then fields and the tally.
     The description (the item's text) gets what the rest leaves of the 6,000."""
@@ -402,6 +404,8 @@ def card_embed(
             inline=False,
         )
     embed.add_field(name="Source", value=_value(_source(item, source_link)), inline=False)
+    if group:
+        embed.add_field(name="Reports", value=_value(group), inline=False)
     embed.add_field(name="Votes", value=_value(tally_text(votes or [], label)), inline=False)
     if owner is not None:
         embed.add_field(name="Owner", value=_value(owner_field(owner)), inline=False)
@@ -423,6 +427,10 @@ def card_payload(
 ) -> tuple[str, discord.Embed]:
     """The message content and embed of a card (or of the minimal fallback card)."""
     item, triage = view.item, view.triage
+    if view.duplicate_of is not None:
+        return _text(f"Another report: {one_line(item.redacted_text)}", 300), duplicate_embed(view)
+    if view.thread_ref is not None:  # in a thread, in no group: split off
+        return "Not a duplicate: a card of its own now", split_embed(view)
     if minimal:
         return card_text(item, triage), minimal_embed(view, taxonomy)
     embed = card_embed(
@@ -435,10 +443,65 @@ def card_payload(
         source_link=source_link(item),
         issues=view.issues,
         owner=view.owner,
+        group=group_field(view),
     )
     mention = owner_mention(view.owner.owner) if view.owner is not None else None
     text = card_text(item, triage)
     return (f"{mention} {text}" if mention else text), embed
+
+
+def group_field(view: CardView) -> str | None:
+    """A group's card: how many reports it stands for, the latest one's page and time."""
+    if not view.group:
+        return None
+    latest = view.group[-1]
+    page = f" on {_code(latest.page, FACT_CHARS)}" if latest.page else ""
+    return _clip(
+        f"{emoji('repeat')} **{1 + len(view.group)} reports** of this · latest from "
+        f"{_text(latest.source, FACT_CHARS)}{page} <t:{int(latest.received_at.timestamp())}:R>"
+        " · each in the thread",
+        FIELD_VALUE_LIMIT,
+    )
+
+
+def duplicate_embed(view: CardView) -> discord.Embed:
+    """A grouped item: a message in its group card's thread (or, when it had a card before
+    it was merged, that card collapsed), with "Not a duplicate" to split it off."""
+    item, canonical = view.item, view.duplicate_of
+    assert canonical is not None
+    score = f" ({view.duplicate_score:.0%} similar)" if view.duplicate_score is not None else ""
+    if view.thread_ref is not None:
+        title = f"Another report of this{score}"
+    else:
+        title = f"Duplicate of {canonical.id}{score}: votes go to that card"
+    embed = discord.Embed(title=_plain(title, TITLE_LIMIT), timestamp=item.received_at)
+    embed.description = _quote(item.redacted_text, 1200)
+    embed.add_field(name="Source", value=_value(_source(item, source_link(item))), inline=False)
+    if view.thread_ref is None:
+        excerpt = _text(one_line(canonical.redacted_text), SIMILAR_TEXT_CHARS)
+        embed.add_field(name="Grouped under", value=_value(f"“{excerpt}”"), inline=False)
+    embed.set_footer(text=_plain(f"item {item.id} · duplicate", FOOTER_CHARS))
+    return embed
+
+
+def split_embed(view: CardView) -> discord.Embed:
+    """The old message of an item a reviewer split off its group."""
+    embed = discord.Embed(title="Not a duplicate: this report has a card of its own now")
+    embed.description = _quote(one_line(view.item.redacted_text), 300)
+    embed.set_footer(text=_plain(f"item {view.item.id} · split off", FOOTER_CHARS))
+    return embed
+
+
+def duplicate_options(candidates: list[tuple[FeedbackItem, float]]) -> list[discord.SelectOption]:
+    """ "Duplicate of...": the most similar open cards (those whose id rides as it is)."""
+    return [
+        discord.SelectOption(
+            label=_plain(f"{score:.0%} · {one_line(other.redacted_text)}", OPTION_LIMIT),
+            value=other.id,
+        )
+        for other, score in candidates[:OPTIONS_LIMIT]
+        if item_key(other.id) == other.id
+    ]
 
 
 def owner_mention(owner: OwnerSpec) -> str | None:

@@ -29,7 +29,13 @@ from core.escalation import Escalator
 from core.intake import Intake, Submission, to_item
 from core.models import ValidationKind, utcnow
 from core.ports import Encoder
-from core.runtime import EscalationSettings, OwnerSpec, RouteSpec, RuntimeSettings
+from core.runtime import (
+    DuplicateSettings,
+    EscalationSettings,
+    OwnerSpec,
+    RouteSpec,
+    RuntimeSettings,
+)
 from core.service import TriageService
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import load_taxonomy
@@ -709,7 +715,18 @@ async def test_a_card_nobody_took_gets_one_reply_that_pings_only_who_is_named(
         ]
 
 
-async def test_a_reviewers_edited_action_reaches_the_next_similar_card(world: World) -> None:
+async def test_a_reviewers_edited_action_reaches_the_next_similar_card(
+    tmp_path: Path, encoder: Encoder
+) -> None:
+    # Duplicates off: the look-alike gets a card of its own (on, it joins the first's group).
+    def ungrouped(guild: GuildHandle, bob: MemberActor) -> RuntimeSettings:
+        return RuntimeSettings(duplicates=DuplicateSettings(enabled=False))
+
+    async with make_world(tmp_path, encoder, runtime=ungrouped) as world:
+        await edited_action_reaches_the_look_alike(world)
+
+
+async def edited_action_reaches_the_look_alike(world: World) -> None:
     first = await world.intake_item("The checkout page crashes with a 500 error on submit")
     shown = await world.ann.click(world.card(first), custom_id=f"triage:correct:{first}")
     edited = "Roll back the payments deploy, then page the payments on-call"
@@ -796,3 +813,99 @@ async def test_a_dispute_gets_one_reply_to_the_card_that_pings_nobody(world: Wor
     assert stored.ping_user_ids == [] and stored.ping_role_ids == []  # shown, not pinged
     await world.ann.click(world.card(item_id), custom_id=f"triage:noise:{item_id}")
     assert await asyncio.to_thread(world.bot.dispute_replies.drain) == 0
+
+
+REPORTS = [
+    "The checkout page crashes with a 500 error when I click Pay",
+    "checkout page crashes with a 500 error when I click pay (again)",
+    "Checkout crashes: 500 error after clicking Pay",
+    "the checkout page crashed with error 500 when i pressed pay",
+    "Checkout page gives a 500 error when I click Pay!!",
+]
+
+
+def report(i: int) -> str:
+    """Twenty visitors reporting the same broken page, each in their own words."""
+    return f"{REPORTS[i % len(REPORTS)]} (order {1000 + i})"
+
+
+def thread_of(world: World, item_id: str) -> ChannelHandle:
+    (thread,) = [t for t in world.cards.threads if t.id == world.card(item_id).id]
+    return thread
+
+
+def message_of(world: World, item_id: str) -> discord.Message:
+    """An item's message wherever it is: its card, or its reply in a group card's thread."""
+    post = world.store.get_post(item_id, world.target)
+    assert post is not None and post.ref
+    where = [world.cards, *world.cards.threads]
+    return next(m for c in where for m in c.history() if m.id == int(post.ref))
+
+
+async def test_twenty_reports_of_one_problem_make_one_card_and_nineteen_in_its_thread(
+    world: World,
+) -> None:
+    ids = [await world.intake_item(report(i)) for i in range(20)]
+    other = await world.intake_item("Please add a dark mode to the dashboard")
+    assert await eventually(lambda: "20 reports" in world.field(ids[0], "Reports"))
+    top = [embeds.card_item_id(m) for m in world.card_messages()]
+    assert sorted(top) == sorted([ids[0], other])
+    thread = thread_of(world, ids[0])
+    in_thread = [embeds.card_item_id(m) for m in thread.history() if m.embeds]
+    assert sorted(in_thread) == sorted(ids[1:])
+    assert sorted(link.item_id for link in world.store.duplicates_of(ids[0])) == sorted(ids[1:])
+    # A thread message pings nobody and offers "Not a duplicate" only.
+    reply = message_of(world, ids[3])
+    stored = world.env.backend.messages[thread.id][reply.id]
+    assert stored.ping_user_ids == [] and stored.ping_role_ids == []
+    custom = {c.custom_id for row in reply.components for c in row.children}  # type: ignore[attr-defined]
+    assert custom == {f"triage:split:{ids[3]}"}
+    # A reaction on a thread message is a vote for the group's card.
+    await world.ann.react(reply, "\u2705")
+    assert await eventually(lambda: world.store.get_label(ids[0]) is not None)
+    assert world.store.get_label(ids[3]) is None
+
+
+async def test_not_a_duplicate_splits_and_duplicate_of_merges_both_stored_as_votes(
+    world: World,
+) -> None:
+    first = await world.intake_item(report(0))
+    second = await world.intake_item(report(1))
+    other = await world.intake_item("Please add a dark mode to the dashboard")
+    reply = message_of(world, second)
+    assert reply.channel.id == world.card(first).id  # in the first card's thread
+    refused = await world.mal.click(reply, custom_id=f"triage:split:{second}")
+    assert "not on" in reply_text(refused) and world.store.get_duplicate(second) is not None
+    result = await world.ann.click(reply, custom_id=f"triage:split:{second}")
+    assert "card of its own" in reply_text(result)
+    assert world.store.get_duplicate(second) is None
+    assert await eventually(
+        lambda: any(embeds.card_item_id(m) == second for m in world.card_messages())
+    )
+    assert await eventually(
+        lambda: "card of its own" in (message_of_id(world, reply).embeds[0].title or "")
+    )
+    (split,) = world.store.duplicate_votes()
+    assert (split.item_id, split.other_id, split.same) == (second, first, False)
+    # "Duplicate of..." on its new card offers the first card; picking it merges.
+    card = world.card(second)
+    menu = next(
+        c
+        for row in card.components
+        for c in row.children  # type: ignore[attr-defined]
+        if c.custom_id == f"triage:duplicate:{second}"
+    )
+    assert menu.options[0].value == first
+    assert other not in [o.value for o in menu.options][:1]
+    result = await world.bob.select(card, [first], custom_id=f"triage:duplicate:{second}")
+    assert "Grouped" in reply_text(result)
+    link = world.store.get_duplicate(second)
+    assert link is not None and (link.canonical_id, link.by) == (first, str(world.bob.id))
+    assert [v.same for v in world.store.duplicate_votes()] == [False, True]
+    assert await eventually(lambda: "Duplicate of" in (world.card(second).embeds[0].title or ""))
+    assert await eventually(lambda: "2 reports" in world.field(first, "Reports"))
+
+
+def message_of_id(world: World, message: discord.Message) -> discord.Message:
+    where = [world.cards, *world.cards.threads]
+    return next(m for c in where for m in c.history() if m.id == message.id)
