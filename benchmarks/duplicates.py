@@ -23,7 +23,7 @@ wrong grouping, a merge for a missed duplicate), the threshold is learned from t
 Cost (`cost`): `DuplicateDesk.check` per new item with N open cards in the window (the
 encoder's cached embedding of the item, one matrix product over the window, the n-gram
 overlap of the nearest few), on a scratch SQLite store, p50/p99 over a stream of items of
-which a fifth repeat an open card.
+which a fifth repeat an open card and the rest are texts no open card was made from.
 """
 
 from __future__ import annotations
@@ -260,6 +260,7 @@ def cost(
     from core.store.sqlite import SQLiteStore
 
     pool = list(texts or _pool_texts())
+    fresh, pool = pool[-max(1, len(pool) // 5) :], pool[: -max(1, len(pool) // 5)]
     rng = random.Random(0)
     runtime = RuntimeSettings()
     with tempfile.TemporaryDirectory() as scratch:
@@ -295,8 +296,8 @@ def cost(
         for i in range(checks):
             if i % 5 == 0:
                 text = items[rng.randrange(open_cards)].redacted_text + " again, still broken"
-            else:
-                text = f"{pool[rng.randrange(len(pool))]} (new report {i})"
+            else:  # a report unlike any open card
+                text = f"{fresh[rng.randrange(len(fresh))]} (new report {i})"
             new.append(FeedbackItem(id=f"itm_new_{i}", text=text, redacted_text=text))
         encoder.encode([encoder_text(it, runtime) for it in new])  # the triage's embedding
         progress(f"checking {checks} new items against {desk.open_count} open cards")
@@ -321,8 +322,7 @@ def cost(
 
 
 def _pool_texts() -> list[str]:
-    if NLBSE.exists():
-        return [json.loads(line)["text"][:1500] for line in NLBSE.open(encoding="utf-8")]
-    from training.simulate import synthetic_texts  # without the shared data
-
-    return synthetic_texts(2000)
+    """Real issue texts for the window (the shared data), else the demo's feedback."""
+    path = NLBSE if NLBSE.exists() else REPO / "examples" / "feedback.jsonl"
+    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    return [str(row.get("text") or row.get("comment") or "")[:1500] for row in rows]

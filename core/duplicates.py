@@ -19,6 +19,7 @@ learns from the team as the category does.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -32,6 +33,8 @@ from core.features import lexical_counts
 from core.models import DuplicateLink, DuplicateVote, FeedbackItem, utcnow
 from core.ports import Store
 from core.runtime import DuplicateSettings
+
+log = logging.getLogger("triage_bot.duplicates")
 
 DETECTOR = "triage-bot"  # `DuplicateLink.by` of the links the detector sets
 SYNC_SECONDS = 300.0  # how often the open cards are read again (other processes' items)
@@ -209,8 +212,7 @@ class DuplicateDesk:
         self._votes: list[tuple[float, bool]] = []
         self._threshold = settings.threshold
         self._next_sync = 0.0
-        self._warm: list[FeedbackItem] = []
-        self._warmed = threading.Event()
+        self._syncing = False
         self.reload_votes()
 
     # -- the threshold ---------------------------------------------------------------
@@ -252,19 +254,34 @@ class DuplicateDesk:
                 self._open.add(item.id, item.received_at.timestamp(), vector)
         self._open.compact(start.timestamp())
         self._next_sync = self._clock() + SYNC_SECONDS
-        self._warmed.set()
         return len(items)
 
     def sync_if_due(self) -> None:
         """Upkeep: every SYNC_SECONDS (or after a new encoder), read the open cards again,
-        so items other processes posted are compared with too; the votes as well."""
-        if self._generation() != self._built_for:
-            self._open = OpenCards()
-            self._ngrams.clear()
-            self.warm_up()
-        elif self._clock() >= self._next_sync:
-            self.warm_up()
+        so items other processes posted are compared with too; the votes as well. The
+        read runs in a thread of its own (embedding 10,000 open cards takes minutes on a
+        CPU): the outbox goes on posting meanwhile, against what is loaded so far."""
         self.reload_votes()
+        stale = self._generation() != self._built_for
+        if not stale and self._clock() < self._next_sync:
+            return
+        with self._lock:
+            if self._syncing:
+                return
+            self._syncing = True
+            if stale:
+                self._open = OpenCards()
+                self._ngrams.clear()
+        threading.Thread(target=self._sync, name="duplicates-sync", daemon=True).start()
+
+    def _sync(self) -> None:
+        try:
+            self.warm_up()
+        except Exception:  # the store was down: the next upkeep tries again
+            log.exception("could not read the open cards for duplicate detection")
+            self._next_sync = self._clock() + 30.0
+        finally:
+            self._syncing = False
 
     def forget(self, item_ids: Iterable[str]) -> None:
         ids = list(item_ids)

@@ -44,6 +44,7 @@ bench_app.command("latency")(bench.bench_latency)
 bench_app.command("load")(bench.bench_load)
 bench_app.command("github")(bench.bench_github)
 bench_app.command("redaction")(bench.bench_redaction)
+bench_app.command("duplicates")(bench.bench_duplicates)
 app.add_typer(bench_app, name="bench")
 
 

@@ -1,5 +1,6 @@
 """Benchmarks: `bench latency` (the model), `bench load` (the bot under a burst), `bench
-github` (Create issue under load) and `bench redaction` (PII redaction on a labelled corpus),
+github` (Create issue under load), `bench redaction` (PII redaction on a labelled corpus)
+and `bench duplicates` (duplicate detection: quality on labelled pairs, cost per item),
 figures as JSON on stdout.
 
 Registered on the root app's `bench` group by `bot.cli`.
@@ -233,3 +234,77 @@ def bench_redaction(
         )
         err.print(table)
     emit(figures)
+
+
+@reported_errors()
+def bench_duplicates(
+    mozilla: Annotated[
+        Path | None,
+        typer.Option(
+            help="A clone of github.com/SigmaJahan/Towards-Understanding-the-Impacts-of-"
+            "Textual-Dissimilarity-on-Duplicate-Bug-Report-Detection: adds its Firefox and "
+            "Firefox-for-mobile duplicate pairs."
+        ),
+    ] = None,
+    open_cards: Annotated[
+        int, typer.Option(help="Open cards in the window for the cost figures (0: skip).")
+    ] = 10_000,
+    checks: Annotated[int, typer.Option(help="New items checked for the cost figures.")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON, no table.")] = False,
+) -> None:
+    """Duplicate detection: precision and recall on labelled duplicate pairs at the default
+    threshold and after N merge/split votes, and the cost of one check with N open cards."""
+    from bot.app import default_encoder
+
+    bench = _from_checkout("benchmarks.duplicates", "duplicates")
+    sets = []
+    if bench.NLBSE.exists():
+        sets.append(bench.load_nlbse())
+    if mozilla is not None:
+        try:
+            sets.append(bench.load_mozilla(mozilla))
+        except FileNotFoundError as exc:
+            raise CliError(str(exc)) from None
+    if not sets and open_cards <= 0:
+        raise CliError(f"no pair set: {bench.NLBSE} is absent and --mozilla was not given")
+    if open_cards < 0 or checks < 1:
+        raise CliError("--open-cards must be 0 or more and --checks at least 1")
+    encoder = default_encoder()
+    figures: dict[str, Any] = {}
+    with _status() as say:
+        if sets:
+            figures["quality"] = bench.quality(sets, encoder, progress=say)
+        if open_cards:
+            figures["cost"] = bench.cost(encoder, open_cards, checks, progress=say)
+    if not as_json and sys.stderr.isatty():
+        from rich.table import Table
+
+        for one in figures.get("quality", {}).get("sets", []):
+            table = Table(title=f"bench duplicates · {one['name']} · {one['reports']} reports")
+            for column in ("", "threshold", "precision", "recall", "F1"):
+                table.add_column(column)
+            at = one["at_default"]
+            table.add_row("default", str(figures["quality"]["threshold"]), *map(str, _prf(at)))
+            for row in one["after_votes"][1:]:
+                table.add_row(
+                    f"after {row['votes']} votes", str(row["threshold"]), *map(str, _prf(row))
+                )
+            err.print(table)
+        if "cost" in figures:
+            cost = figures["cost"]
+            err.print(
+                f"one check with {cost['open_cards']} open cards: p50 {cost['p50_ms']} ms, "
+                f"p99 {cost['p99_ms']} ms ({cost['checks']} checks, {cost['grouped']} grouped)"
+            )
+    emit(figures)
+
+
+def _prf(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return row["precision"], row["recall"], row["f1"]
+
+
+@contextmanager
+def _status() -> Iterator[Callable[[str], None]]:
+    """A spinner naming the phase, on stderr."""
+    with err.status("starting") as status:
+        yield lambda phase: status.update(phase)
