@@ -184,6 +184,19 @@ class DuplicateVote(_Model):
     created_at: UTCDateTime = Field(default_factory=utcnow)
 
 
+class ThemeName(_Model):
+    """A reviewer's name for a theme (`core.themes`), kept with the theme's centre (the
+    mean embedding of its items, which no text can be read back from): a theme of a later
+    period whose centre sits close to it takes the name, and two themes a reviewer merged
+    carry one name."""
+
+    id: str = Field(default_factory=lambda: f"thm_{uuid.uuid4().hex[:20]}")
+    name: str = Field(min_length=1, max_length=80)
+    centroid: list[float]
+    by: str
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+
+
 class RewardData(_Model):
     """Agent Lightning's RewardData shape: what an RL trainer receives."""
 

@@ -24,6 +24,7 @@ from core.models import (
     ModelRecord,
     PostRecord,
     Reward,
+    ThemeName,
     Triage,
     Validation,
 )
@@ -81,6 +82,9 @@ class Store(Protocol):
       for a known one), `duplicate_votes` lists them oldest first. Forgetting an item
       deletes its link, the links to it (its members stand alone again) and the votes
       that name it (counts "duplicates" and "duplicate_votes").
+    - Theme names: `put_theme_name` replaces a name by its id, `theme_names` lists them
+      oldest first, `delete_theme_name` is False when there was none. They hold no item
+      id (a centre is a mean embedding), so forgetting items leaves them.
     - `put_label` replaces the item's label (`delete_label` drops it when no vote is
       left); `put_reward` replaces the reward for (item, model_version, source): a vote's
       reward and a GitHub outcome's are kept side by side.
@@ -138,6 +142,10 @@ class Store(Protocol):
     def iter_duplicates(self) -> Iterator[DuplicateLink]: ...
     def add_duplicate_vote(self, vote: DuplicateVote) -> bool: ...
     def duplicate_votes(self) -> list[DuplicateVote]: ...
+
+    def put_theme_name(self, theme: ThemeName) -> None: ...
+    def theme_names(self) -> list[ThemeName]: ...
+    def delete_theme_name(self, theme_id: str) -> bool: ...
 
     def put_reward(self, reward: Reward) -> None: ...
     def rewards(self, item_id: str | None = None) -> list[Reward]: ...

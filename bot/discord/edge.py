@@ -619,23 +619,25 @@ class TriageBot(discord.Client):
         return embeds.escalation_text(card, self.escalator.minutes, ping), allow_only(ping)
 
     async def send_reply(self, card: CardView, text: str, allowed: discord.AllowedMentions) -> int:
+        """A reply in the card's thread (started if it has none): the channel keeps one
+        message per card, the detail is a click away."""
         message = await self._card_message(card.item.id)
+        thread = await self._thread(str(message.id))
         try:
-            sent = await message.reply(text, allowed_mentions=allowed, mention_author=False)
+            sent = await thread.send(text, allowed_mentions=allowed)
         except discord.HTTPException as exc:
             raise _refusal(exc) from exc
         return sent.id
 
     async def find_reply(self, card: CardView, mark: str) -> str | None:
-        """The bot's reply of this kind (its text starts with `mark`) to this card, if an
-        earlier attempt sent it."""
+        """The bot's reply of this kind (its text starts with `mark`) in this card's
+        thread, if an earlier attempt sent it."""
         message = await self._card_message(card.item.id)
-        channel = await self._card_channel()
+        thread = await self._thread(str(message.id))
         try:
-            async for reply in channel.history(limit=RECONCILE_LIMIT, after=message):
+            async for reply in thread.history(limit=RECONCILE_LIMIT):
                 mine = self.user is not None and reply.author.id == self.user.id
-                ref = reply.reference.message_id if reply.reference else None
-                if mine and ref == message.id and reply.content.startswith(mark):
+                if mine and reply.content.startswith(mark):
                     return str(reply.id)
         except discord.HTTPException as exc:
             raise PostFailed(f"history: {exc.status}") from exc

@@ -702,17 +702,14 @@ async def test_a_card_nobody_took_gets_one_reply_that_pings_only_who_is_named(
 
         assert await asyncio.to_thread(escalate) == 1
         card = world.card(waiting)
-        replies = [
-            m for m in world.cards.history() if m.reference and m.reference.message_id == card.id
-        ]
-        assert len(replies) == 1
-        assert f"<@&{oncall.id}>" in replies[0].content and "30 minutes" in replies[0].content
-        stored = world.env.backend.messages[world.cards.id][replies[0].id]
+        (thread,) = world.cards.threads  # the card's thread, started for the escalation
+        assert thread.id == card.id
+        replies = [m for m in thread.history() if "30 minutes" in m.content]
+        assert len(replies) == 1 and f"<@&{oncall.id}>" in replies[0].content
+        stored = world.env.backend.messages[thread.id][replies[0].id]
         assert list(stored.ping_role_ids) == [oncall.id] and not stored.ping_user_ids
         assert await asyncio.to_thread(escalate) == 0  # said once
-        assert not [
-            m for m in world.cards.history() if m.reference and m.reference.message_id != card.id
-        ]
+        assert len(world.card_messages()) == 2 and len(world.cards.threads) == 1
 
 
 async def test_a_reviewers_edited_action_reaches_the_next_similar_card(
@@ -804,12 +801,12 @@ async def test_a_dispute_gets_one_reply_to_the_card_that_pings_nobody(world: Wor
     await world.bob.click(world.card(item_id), custom_id=f"triage:noise:{item_id}")
     assert await asyncio.to_thread(world.bot.dispute_replies.drain) == 1
     card = world.card(item_id)
-    (reply,) = [
-        m for m in world.cards.history() if m.reference and m.reference.message_id == card.id
-    ]
+    (thread,) = world.cards.threads
+    assert thread.id == card.id  # in the card's thread
+    (reply,) = [m for m in thread.history() if m.content]
     assert reply.content.startswith("\U0001f4ac Reviewers disagree")
     assert f"<@{world.ann.id}>" in reply.content and f"<@{world.bob.id}>" in reply.content
-    stored = world.env.backend.messages[world.cards.id][reply.id]
+    stored = world.env.backend.messages[thread.id][reply.id]
     assert stored.ping_user_ids == [] and stored.ping_role_ids == []  # shown, not pinged
     await world.ann.click(world.card(item_id), custom_id=f"triage:noise:{item_id}")
     assert await asyncio.to_thread(world.bot.dispute_replies.drain) == 0
