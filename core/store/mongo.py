@@ -36,6 +36,7 @@ from core.models import (
     ModelRecord,
     PostRecord,
     Reward,
+    ThemeName,
     Triage,
     Validation,
     ValidationKind,
@@ -99,6 +100,7 @@ class MongoStore:
         self._assignments: Collection[Doc] = self._db["assignments"]  # _id = item id
         self._duplicates: Collection[Doc] = self._db["duplicates"]  # _id = item id
         self._duplicate_votes: Collection[Doc] = self._db["duplicate_votes"]  # _id = vote id
+        self._theme_names: Collection[Doc] = self._db["theme_names"]  # _id = theme id
         self._counters: Collection[Doc] = self._db["counters"]  # the `_seq` counter
         self._posts: Collection[Doc] = self._db["posts"]
         self._seen: Collection[Doc] = self._db["seen_events"]
@@ -132,6 +134,7 @@ class MongoStore:
         self._duplicate_votes.create_index([("_seq", ASCENDING)])
         self._duplicate_votes.create_index([("item_id", ASCENDING)])
         self._duplicate_votes.create_index([("other_id", ASCENDING)])
+        self._theme_names.create_index([("_seq", ASCENDING)])
         # One reward per (item, model version, source): a vote's and a GitHub outcome's.
         # Stores made before rewards had a source in their key drop the older index.
         if "item_id_1_model_version_1" in self._rewards.index_information():
@@ -338,6 +341,20 @@ class MongoStore:
     def duplicate_votes(self) -> list[DuplicateVote]:
         docs = self._duplicate_votes.find().sort("_seq", ASCENDING)
         return [_load(DuplicateVote, doc) for doc in docs]
+
+    # -- theme names ---------------------------------------------------------------------
+    # Not forgotten with items (a name keys none); a fresh `_seq` on every put, as SQLite's
+    # INSERT OR REPLACE moves a renamed theme to the end.
+    def put_theme_name(self, theme: ThemeName) -> None:
+        doc = {**theme.model_dump(mode="json"), "_seq": self._next_seq()}
+        self._upsert(self._theme_names, {"_id": theme.id}, doc)
+
+    def theme_names(self) -> list[ThemeName]:
+        docs = self._theme_names.find().sort("_seq", ASCENDING)
+        return [_load(ThemeName, doc) for doc in docs]
+
+    def delete_theme_name(self, theme_id: str) -> bool:
+        return self._theme_names.delete_one({"_id": theme_id}).deleted_count == 1
 
     def put_reward(self, reward: Reward) -> None:
         doc = {**reward.model_dump(mode="json"), "_seq": self._next_seq()}

@@ -25,6 +25,7 @@ from core.models import (
     ModelRecord,
     PostRecord,
     Reward,
+    ThemeName,
     Triage,
     Validation,
     ValidationKind,
@@ -80,6 +81,10 @@ CREATE TABLE IF NOT EXISTS duplicate_votes (
 );
 CREATE INDEX IF NOT EXISTS duplicate_votes_item ON duplicate_votes(item_id);
 CREATE INDEX IF NOT EXISTS duplicate_votes_other ON duplicate_votes(other_id);
+CREATE TABLE IF NOT EXISTS theme_names (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS posts (
     item_id TEXT NOT NULL,
     target TEXT NOT NULL,
@@ -452,6 +457,26 @@ class SQLiteStore:
         with self._lock:
             rows = self._db.execute("SELECT doc FROM duplicate_votes ORDER BY rowid").fetchall()
         return [DuplicateVote.model_validate_json(doc) for (doc,) in rows]
+
+    # -- theme names ---------------------------------------------------------------------
+    # Not in `_DERIVED`: a name keys no item. INSERT OR REPLACE moves a renamed theme to the
+    # end of rowid order, as Mongo's fresh `_seq` does (and as duplicate links do).
+    def put_theme_name(self, theme: ThemeName) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO theme_names(id, doc) VALUES (?, ?)",
+                (theme.id, theme.model_dump_json()),
+            )
+
+    def theme_names(self) -> list[ThemeName]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM theme_names ORDER BY rowid").fetchall()
+        return [ThemeName.model_validate_json(doc) for (doc,) in rows]
+
+    def delete_theme_name(self, theme_id: str) -> bool:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM theme_names WHERE id = ?", (theme_id,))
+            return cur.rowcount == 1
 
     def put_reward(self, reward: Reward) -> None:
         with self._lock:

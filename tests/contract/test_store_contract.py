@@ -23,6 +23,7 @@ from core.models import (
     Label,
     ModelRecord,
     Reward,
+    ThemeName,
     Triage,
     Validation,
     ValidationKind,
@@ -1241,3 +1242,28 @@ def test_forgetting_an_item_drops_its_link_the_links_to_it_and_the_votes_naming_
     assert store.get_item("itm_2") is not None  # the members stay, standing alone
     again = store.forget_items(AuditEvent(action="forget", item_ids=["itm_1", "itm_4"]))
     assert again.counts["duplicates"] == 0 and again.counts["duplicate_votes"] == 0
+
+
+def test_theme_names_are_replaced_listed_in_put_order_deleted_and_outlive_forgetting(
+    store: Store,
+) -> None:
+    from core.models import AuditEvent
+
+    assert store.theme_names() == [] and store.delete_theme_name("thm_a") is False
+    login = ThemeName(id="thm_a", name="Login fails", centroid=[0.1, -0.2, 0.3], by="UANN")
+    billing = ThemeName(id="thm_b", name="Billing", centroid=[0.5, 0.5, 0.0], by="UBOB")
+    store.put_theme_name(login)
+    store.put_theme_name(billing)
+    assert store.theme_names() == [login, billing]
+    # Renamed: replaced by id and, as a replaced duplicate link does, moved to the end.
+    renamed = login.model_copy(update={"name": "Sign-in loops", "by": "UBOB"})
+    store.put_theme_name(renamed)
+    assert store.theme_names() == [billing, renamed]
+    assert store.theme_names()[1].centroid == [0.1, -0.2, 0.3]
+    assert store.delete_theme_name("thm_b") is True
+    assert store.delete_theme_name("thm_b") is False
+    assert store.theme_names() == [renamed]
+    store.put_theme_name(billing)
+    store.add_item(item("itm_1"))
+    store.forget_items(AuditEvent(action="forget", item_ids=["itm_1", "thm_a"]))
+    assert store.theme_names() == [renamed, billing]  # a name keys no item: it stays
