@@ -4,7 +4,8 @@ Counts by category and severity (each with its change), what waits for a human (
 oldest critical item among it), escalations and GitHub issues, and the model's own health:
 its accuracy against this period's validations, how far reviewers agreed, the share of
 "needs a human" cards, and how far its predictions drifted from the period before. Read
-from the store only, so every process (the CLI, a bot's schedule) computes the same digest.
+from the store only, so every process (the CLI, a bot's schedule) computes the same digest;
+with the engine's encoder, the new and growing themes of the period too (`core.themes`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from core.models import FeedbackItem, Label, Triage, utcnow
 from core.ports import Store
 from core.runtime import WEEKDAYS, DigestSettings
 from core.taxonomy import Taxonomy
+from core.themes import Embed, Themes, build_themes, theme_lines
 
 _PERIOD = re.compile(r"^(\d{1,4})([hdw])$")
 _UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
@@ -68,6 +70,7 @@ class Digest:
     needs_human_share: float  # of this period's predictions (nan: none)
     drift: float  # total variation between the two periods' predicted categories (nan)
     notes: list[str] = field(default_factory=list)
+    themes: Themes | None = None  # with an encoder at hand (`core.themes`)
 
     @property
     def empty(self) -> bool:
@@ -105,6 +108,7 @@ class Digest:
                 "drift": number(self.drift),
             },
             "notes": self.notes,
+            "themes": self.themes.as_dict() if self.themes is not None else None,
         }
 
 
@@ -120,9 +124,14 @@ def _total_variation(a: Counter[str], b: Counter[str]) -> float:
 
 
 def build_digest(
-    store: Store, taxonomy: Taxonomy, period: timedelta, now: datetime | None = None
+    store: Store,
+    taxonomy: Taxonomy,
+    period: timedelta,
+    now: datetime | None = None,
+    embed: Embed | None = None,
 ) -> Digest:
-    """The digest of the `period` up to `now`, each count against the period before."""
+    """The digest of the `period` up to `now`, each count against the period before;
+    with `embed` (the engine's encoder), its themes too."""
     until = now or utcnow()
     since, before = until - period, until - 2 * period
     current: list[tuple[FeedbackItem, Triage | None]] = []
@@ -199,6 +208,8 @@ def build_digest(
     )
     if digest.empty:
         digest.notes.append("Nothing arrived and nothing was validated in this period.")
+    elif embed is not None:
+        digest.themes = build_themes(store, embed, period, until)
     return digest
 
 
@@ -237,6 +248,9 @@ def digest_lines(digest: Digest, bold: str, literal: Callable[[str], str]) -> li
         f"agree {_pct(digest.agreement)} · needs a human {_pct(digest.needs_human_share)} · "
         f"drift {_pct(digest.drift)}"
     )
+    moving = theme_lines(digest.themes, literal) if digest.themes is not None else []
+    if moving:
+        lines.append(f"{bold}New and growing themes{bold}: " + " · ".join(moving))
     return lines
 
 

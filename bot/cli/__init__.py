@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import bench, digest, items, model, privacy, serve
+from bot.cli import bench, digest, items, model, privacy, serve, themes
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +21,11 @@ app.command()(items.validate)
 app.command("import")(items.import_items)
 app.command()(items.stats)
 app.command()(digest.digest)
+themes_app = typer.Typer(help="What the period's feedback is about, and names for it.")
+themes_app.callback(invoke_without_command=True)(themes.themes)
+themes_app.command("rename")(themes.rename_theme)
+themes_app.command("merge")(themes.merge_themes)
+app.add_typer(themes_app, name="themes")
 app.command()(privacy.forget)
 app.command()(privacy.prune)
 app.command()(serve.demo)

@@ -12,8 +12,9 @@ from rich.console import Console
 
 from bot.charts import digest_png
 from bot.cli.errors import reported_errors
-from bot.cli.shared import StoreOption, emit, opened_store
+from bot.cli.shared import StoreOption, components, emit
 from core.digest import Digest, build_digest, parse_period
+from core.themes import theme_lines
 
 
 def _signed(delta: int) -> str:
@@ -58,6 +59,9 @@ def show(digest: Digest, console: Console) -> None:
             f"{oldest['text']}",
             markup=False,
         )
+    moving = theme_lines(digest.themes, lambda name: name) if digest.themes else []
+    if moving:
+        console.print("New and growing themes: " + " · ".join(moving), markup=False)
 
 
 @reported_errors()
@@ -81,8 +85,9 @@ def digest(
     from core.settings import Settings
 
     taxonomy = load_taxonomy(Settings.from_env().config_path)
-    with opened_store(store) as opened:
-        made = build_digest(opened, taxonomy, period)
+    with components(store, warm_start=False) as built:  # the themes need the encoder
+        built.service.refresh_model()
+        made = build_digest(built.store, taxonomy, period, embed=built.engine.embed)
     if png is not None and not made.empty:
         png.write_bytes(digest_png(made))
     if as_json or not sys.stdout.isatty():

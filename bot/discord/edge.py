@@ -599,7 +599,9 @@ class TriageBot(discord.Client):
         """Post the period's digest to the card channel, its chart attached (an empty
         period is one line, without a chart). ValueError for a period that makes no sense."""
         period = parse_period(since)
-        made = await self.blocking(build_digest, self.store, self.taxonomy, period)
+        made = await self.blocking(
+            build_digest, self.store, self.taxonomy, period, None, self.service.engine.embed
+        )
         channel = await self._card_channel()
         text = embeds.digest_text(made)
         files = []

@@ -849,7 +849,9 @@ class SlackEdge:
     def post_digest(self, since: str = "7d") -> str:
         """Post the period's digest to the triage channel, its chart as a PNG file (the
         v2 upload flow); an empty period is one line, without a chart. Returns the ts."""
-        made = build_digest(self.store, self.taxonomy, parse_period(since))
+        made = build_digest(
+            self.store, self.taxonomy, parse_period(since), embed=self.service.engine.embed
+        )
         text = cards.digest_text(made)
         if made.empty:
             response = self.client.chat_postMessage(channel=self.settings.channel, text=text)

@@ -1,0 +1,272 @@
+"""Themes: what a period's feedback is about, in a few named clusters, against the period
+before.
+
+The period's items are clustered on their sentence embeddings (average-linkage
+agglomerative clustering on cosine distance: no number of clusters to guess, and a theme
+is as tight as `SIMILARITY` says). A grouped duplicate counts for its canonical's theme,
+so twenty reports of one outage are one theme of twenty, not twenty themes. Each theme is
+named by its most distinctive words (class-based TF-IDF: words frequent in this theme
+and rare in the others), unless a reviewer named it: a `ThemeName` keeps the name with
+the theme's centre, and a theme of a later period whose centre lies near it takes the
+name. Two themes a reviewer merged carry one name, and are shown as one.
+
+The previous period's items are placed on this period's themes (the nearest centre, when
+near enough): a theme with none before is new, one with more now than then is growing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from core.models import FeedbackItem, ThemeName
+from core.ports import Store
+
+SIMILARITY = 0.5  # items of one theme are at least this alike on average (cosine)
+NAMED_SIMILARITY = 0.8  # a theme takes a reviewer's name when its centre is this near
+MIN_SIZE = 2  # fewer reports than this are no theme ("other")
+MAX_ITEMS = 4000  # the newest of a period that are clustered (the distances are n²)
+NAME_WORDS = 3
+EXAMPLES = 3
+_WORD = re.compile(r"[a-z][a-z'-]{2,}")
+_STOPWORDS = """about after again all also and any are because been before being but can cannot
+    could did does doing don't down each even every for from get gets getting got had has
+    have having her here him his how i'm into its it's just like made make many more most
+    much must not now off once only other our out over own please same she should some
+    still such than that the their them then there these they this those though through
+    too under until very was wasn't way were what when where which while who why will
+    with won't would you your yours i've can't doesn't isn't there's let's really thing
+    things one two new use used using want wants trying tried try work works working"""
+STOPWORDS = frozenset(_STOPWORDS.split())
+
+
+@dataclass
+class Theme:
+    key: str  # names the theme in `triage-bot themes rename/merge` (its most central item)
+    name: str
+    named_by: str | None  # the reviewer who named it; None: named by its words
+    count: int  # reports in the period (a group's duplicates included)
+    previous: int  # reports of the period before that lie on it
+    item_ids: list[str]
+    examples: list[FeedbackItem]
+    centroid: np.ndarray = field(repr=False)
+
+    @property
+    def trend(self) -> str:
+        if self.previous == 0:
+            return "new"
+        if self.count > self.previous:
+            return "growing"
+        return "shrinking" if self.count < self.previous else "steady"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "named_by": self.named_by,
+            "count": self.count,
+            "previous": self.previous,
+            "trend": self.trend,
+            "item_ids": self.item_ids,
+            "examples": [" ".join(item.redacted_text.split())[:200] for item in self.examples],
+        }
+
+
+@dataclass
+class Themes:
+    since: datetime
+    until: datetime
+    themes: list[Theme]
+    other: int  # reports in no theme (too few alike)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "themes": [t.as_dict() for t in self.themes],
+            "other": self.other,
+        }
+
+    def find(self, key: str) -> Theme:
+        for theme in self.themes:
+            if theme.key == key or theme.name.lower() == key.lower():
+                return theme
+        raise KeyError(f"no theme {key!r} in this period (`triage-bot themes` lists them)")
+
+
+Embed = Callable[[Sequence[FeedbackItem]], np.ndarray]
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+def _clusters(vectors: np.ndarray) -> np.ndarray:
+    """A cluster label per row (average linkage, cosine distance under 1 - SIMILARITY)."""
+    if len(vectors) == 1:
+        return np.zeros(1, dtype=int)
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(
+        n_clusters=None,
+        metric="cosine",
+        linkage="average",
+        distance_threshold=1.0 - SIMILARITY,
+    )
+    return np.asarray(model.fit_predict(vectors))
+
+
+def _names(docs: list[list[str]]) -> list[str]:
+    """Each cluster's most distinctive words and word pairs (class-based TF-IDF)."""
+    counts = [
+        Counter(words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)])
+        for words in docs
+    ]
+    df: Counter[str] = Counter()
+    for c in counts:
+        df.update(set(c))
+    names = []
+    for c in counts:
+        total = sum(c.values()) or 1
+        scored = sorted(c, key=lambda t: (-(c[t] / total) * math.log(1 + len(counts) / df[t]), t))
+        picked: list[str] = []
+        for term in scored:
+            if c[term] < 2 and len(picked) >= 1:
+                break  # a word said once is no theme's name (the first one aside)
+            if any(term in p or p in term for p in picked):
+                continue
+            picked.append(term)
+            if len(picked) == NAME_WORDS:
+                break
+        names.append(" · ".join(picked) or "(no words)")
+    return names
+
+
+def _key(item_id: str) -> str:
+    return "t" + hashlib.sha256(item_id.encode("utf-8")).hexdigest()[:6]
+
+
+def build_themes(
+    store: Store, embed: Embed, period: timedelta, now: datetime | None = None
+) -> Themes:
+    """The themes of the `period` up to `now`, with their counts in the period before."""
+    from core.models import utcnow
+
+    until = now or utcnow()
+    since, before = until - period, until - 2 * period
+    current: list[FeedbackItem] = []
+    previous: list[FeedbackItem] = []
+    for item in store.iter_items():
+        if since <= item.received_at < until:
+            current.append(item)
+        elif before <= item.received_at < since:
+            previous.append(item)
+    weight = Counter[str]()
+    canon: list[FeedbackItem] = []
+    by_id = {item.id: item for item in current}
+    for item in current:
+        link = store.get_duplicate(item.id)
+        if link is not None and link.canonical_id in by_id:
+            weight[link.canonical_id] += 1  # a duplicate counts for its canonical's theme
+        else:
+            canon.append(item)
+            weight[item.id] += 1
+    canon.sort(key=lambda item: item.received_at)
+    canon = canon[-MAX_ITEMS:]
+    if not canon:
+        return Themes(since, until, [], 0)
+    vectors = embed(canon)
+    labels = _clusters(vectors)
+    groups: dict[int, list[int]] = {}
+    for row, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(row)
+    named = store.theme_names()
+    named_vectors = np.array([t.centroid for t in named], dtype=np.float32) if named else None
+    themes: dict[str, Theme] = {}
+    other = 0
+    pending: list[tuple[list[int], np.ndarray]] = []
+    for rows in groups.values():
+        count = sum(weight[canon[r].id] for r in rows)
+        if count < MIN_SIZE:
+            other += count
+            continue
+        centre = vectors[rows].mean(axis=0)
+        centre /= np.linalg.norm(centre) or 1.0
+        pending.append((rows, centre))
+    names = _names(
+        [[w for r in rows for w in _words(canon[r].redacted_text)] for rows, _ in pending]
+    )
+    for (rows, centre), auto in zip(pending, names, strict=True):
+        name, by = auto, None
+        if named_vectors is not None:
+            sims = named_vectors @ centre
+            best = int(np.argmax(sims))
+            if sims[best] >= NAMED_SIMILARITY:
+                name, by = named[best].name, named[best].by
+        central = sorted(rows, key=lambda r: -float(vectors[r] @ centre))
+        ids = [canon[r].id for r in rows]
+        found = themes.get(name.lower()) if by is not None else None
+        if found is not None:  # a reviewer merged these: one theme
+            found.count += sum(weight[i] for i in ids)
+            found.item_ids += ids
+            found.examples = (found.examples + [canon[r] for r in central])[:EXAMPLES]
+            continue
+        themes[name.lower() if by is not None else f"auto:{len(themes)}"] = Theme(
+            key=_key(canon[central[0]].id),
+            name=name,
+            named_by=by,
+            count=sum(weight[i] for i in ids),
+            previous=0,
+            item_ids=ids,
+            examples=[canon[r] for r in central[:EXAMPLES]],
+            centroid=centre,
+        )
+    out = sorted(themes.values(), key=lambda t: (-t.count, t.name))
+    if out and previous:
+        centres = np.array([t.centroid for t in out], dtype=np.float32)
+        for vector in embed(previous[-MAX_ITEMS:]):
+            sims = centres @ vector
+            best = int(np.argmax(sims))
+            if sims[best] >= SIMILARITY:
+                out[best].previous += 1
+    return Themes(since, until, out, other)
+
+
+def rename(store: Store, theme: Theme, name: str, by: str) -> ThemeName:
+    """A reviewer's name for a theme: kept with its centre, so later periods keep it."""
+    name = " ".join(name.split())
+    if not name:
+        raise ValueError("a theme's name cannot be empty")
+    kept = ThemeName(name=name[:80], centroid=[float(x) for x in theme.centroid], by=by)
+    store.put_theme_name(kept)
+    return kept
+
+
+def merge(store: Store, themes: Sequence[Theme], by: str, name: str | None = None) -> str:
+    """Two or more themes a reviewer says are one: each centre keeps the same name (the
+    given one, else the first theme's)."""
+    if len(themes) < 2:
+        raise ValueError("merging takes two themes or more")
+    chosen = name or themes[0].name
+    for theme in themes:
+        rename(store, theme, chosen, by)
+    return chosen
+
+
+def theme_lines(themes: Themes, literal: Callable[[str], str], limit: int = 5) -> list[str]:
+    """New and growing themes, for the digest on any platform; `literal` shows a name
+    as written (a name is made of what people typed: the platform escapes it)."""
+    moving = [t for t in themes.themes if t.trend in ("new", "growing")][:limit]
+    return [
+        f"{literal(t.name)}: {t.count} report(s), "
+        + ("new" if t.trend == "new" else f"up from {t.previous}")
+        for t in moving
+    ]
