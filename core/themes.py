@@ -245,6 +245,10 @@ def rename(store: Store, theme: Theme, name: str, by: str) -> ThemeName:
     name = " ".join(name.split())
     if not name:
         raise ValueError("a theme's name cannot be empty")
+    for old in store.theme_names():  # the name it had before goes
+        near = float(np.dot(np.asarray(old.centroid, dtype=np.float32), theme.centroid))
+        if near >= NAMED_SIMILARITY:
+            store.delete_theme_name(old.id)
     kept = ThemeName(name=name[:80], centroid=[float(x) for x in theme.centroid], by=by)
     store.put_theme_name(kept)
     return kept

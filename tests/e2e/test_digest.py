@@ -166,3 +166,41 @@ def test_a_schedule_that_makes_no_sense_is_refused_at_start_naming_the_key(
         path.write_text(text)
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_runtime_settings(path)
+
+
+def test_themes_command_lists_renames_and_merges_by_key(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "themes.db")
+    now = utcnow()
+    texts = [
+        "Checkout fails, my card is declined though it works elsewhere",
+        "Card declined at checkout every time",
+        "Checkout payment declined, card is fine",
+        "Please add a dark mode to the dashboard",
+        "A dark theme for the dashboard, please",
+    ]
+    for i, text in enumerate(texts):
+        store.add_item(make_item(text, received_at=now - timedelta(hours=1 + i)))
+    url = f"sqlite:///{store.path}"
+    store.close()
+    runner = CliRunner()
+    listed = runner.invoke(app, ["themes", "--since", "7d", "--store", url, "--json"])
+    assert listed.exit_code == 0, listed.output
+    themes = json.loads(listed.stdout)["themes"]
+    assert [t["count"] for t in themes] == [3, 2] and all(t["trend"] == "new" for t in themes)
+    renamed = runner.invoke(
+        app, ["themes", "rename", themes[0]["key"], "Card payments", "--store", url]
+    )
+    assert renamed.exit_code == 0, renamed.output
+    again = json.loads(runner.invoke(app, ["themes", "--store", url, "--json"]).stdout)["themes"]
+    assert again[0]["name"] == "Card payments" and again[0]["named_by"]
+    merged = runner.invoke(
+        app,
+        ["themes", "merge", "Card payments", themes[1]["key"], "--name", "Shop", "--store", url],
+    )
+    assert merged.exit_code == 0, merged.output
+    (one,) = json.loads(runner.invoke(app, ["themes", "--store", url, "--json"]).stdout)["themes"]
+    assert (one["name"], one["count"]) == ("Shop", 5)
+    unknown = runner.invoke(app, ["themes", "rename", "t000000", "x", "--store", url])
+    assert unknown.exit_code != 0 and "no theme" in unknown.output
+    bad = runner.invoke(app, ["themes", "--since", "soon", "--store", url])
+    assert bad.exit_code == 2 and "expected a number" in bad.output
