@@ -54,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 NLBSE = REPO.parent / "shared" / "data" / "external" / "nlbse24_issues.dev.jsonl"
 DESCRIPTION_CHARS = 1500  # of a Bugzilla description (their logs run to megabytes)
 VOTE_COUNTS = (0, 5, 10, 20, 50)
+LONERS = 300  # distinct reports whose nearest neighbour is a negative pair
 
 
 @dataclass
@@ -153,13 +154,19 @@ def with_negatives(pairs: PairSet, scorer: Scorer) -> list[tuple[int, int, bool,
     for a in sorted(same):
         b = scorer.hardest_negative(a, same[a])
         out.append((a, b, False, "hardest negative", scorer.score(a, b)))
+    # Reports in no pair: their nearest other report must not be grouped with them either
+    # (what a team sees most: a distinct report that should get its own card).
+    loners = [i for i in range(len(pairs.texts)) if i not in same]
+    for a in random.Random(0).sample(loners, min(LONERS, len(loners))):
+        b = scorer.hardest_negative(a, {a})
+        out.append((a, b, False, "nearest to a distinct report", scorer.score(a, b)))
     return out
 
 
 def precision_recall(
-    rows: Sequence[tuple[int, int, bool, str, float]], threshold: float, stratum: str | None = None
+    rows: Sequence[tuple[int, int, bool, str, float]], threshold: float
 ) -> dict[str, float | int]:
-    positives = [r for r in rows if r[2] and (stratum is None or r[3] == stratum)]
+    positives = [r for r in rows if r[2]]
     negatives = [r for r in rows if not r[2]]
     tp = sum(1 for r in positives if r[4] >= threshold)
     fp = sum(1 for r in negatives if r[4] >= threshold)
@@ -228,18 +235,30 @@ def quality(
         progress(f"embedding {len(pair_set.texts)} reports of {pair_set.name}")
         scorer = Scorer(pair_set.texts, encoder, settings)
         rows = with_negatives(pair_set, scorer)
-        strata = sorted({r[3] for r in rows if r[2]})
+        strata = sorted({r[3] for r in rows})
         figures["sets"].append(
             {
                 "name": pair_set.name,
                 "reports": len(pair_set.texts),
                 "at_default": precision_recall(rows, settings.threshold),
-                "by_stratum": {s: precision_recall(rows, settings.threshold, s) for s in strata},
+                # Per kind of pair: the share grouped (recall of duplicates, false groupings
+                # of negatives).
+                "grouped_by_kind": {
+                    kind: _grouped([r for r in rows if r[3] == kind], settings.threshold)
+                    for kind in strata
+                },
                 "after_votes": after_votes(rows, settings),
                 "best_threshold": _best(rows),
             }
         )
     return figures
+
+
+def _grouped(rows: Sequence[tuple[int, int, bool, str, float]], threshold: float) -> dict[str, Any]:
+    return {
+        "pairs": len(rows),
+        "grouped": round(sum(1 for r in rows if r[4] >= threshold) / len(rows), 3),
+    }
 
 
 def _best(rows: Sequence[tuple[int, int, bool, str, float]]) -> dict[str, float | int]:

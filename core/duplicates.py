@@ -244,8 +244,9 @@ class DuplicateDesk:
             for item in self.store.iter_items()
             if item.received_at >= start and self.store.get_duplicate(item.id) is None
         ]
-        items.sort(key=lambda item: item.received_at)
-        items = items[-self.settings.max_open :]
+        # Newest first: a report's duplicates are most likely recent, so they count soonest.
+        items.sort(key=lambda item: item.received_at, reverse=True)
+        items = items[: self.settings.max_open]
         self._built_for = self._generation()
         for at in range(0, len(items), WARM_CHUNK):
             chunk = items[at : at + WARM_CHUNK]
