@@ -143,11 +143,13 @@ def build_digest(
             previous.append((item, store.latest_triage(item.id)))
 
     def shown(pairs: list[tuple[FeedbackItem, Triage | None]]) -> tuple[Counter[str], Counter[str]]:
-        """Category and severity as they stand: the label's, else the prediction's."""
+        """Category and severity as they stand: the label's (a grouped duplicate's is its
+        group's), else the prediction's."""
         cats: Counter[str] = Counter()
         sevs: Counter[str] = Counter()
         for item, triage in pairs:
-            label = store.get_label(item.id)
+            link = store.get_duplicate(item.id)
+            label = store.get_label(link.canonical_id if link is not None else item.id)
             if label is not None:
                 cats[label.category] += 1
                 sevs[label.severity] += 1
@@ -167,7 +169,9 @@ def build_digest(
     waiting = [
         (item, triage)
         for item, triage in current
-        if triage is not None and store.get_label(item.id) is None
+        if triage is not None
+        and store.get_label(item.id) is None
+        and store.get_duplicate(item.id) is None  # reviewed on its group's card
     ]
     most_severe = taxonomy.severity_names[0]
     critical = sorted(

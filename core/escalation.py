@@ -69,6 +69,8 @@ class Escalator:
         for card in self.store.posts(target=self.card_target):
             if card.item_id in self._settled or not self._waiting(card, cutoff, now - LOOKBACK):
                 continue
+            if self.store.get_duplicate(card.item_id) is not None:
+                continue  # a grouped report: its group's card is the one that escalates
             label = self.store.get_label(card.item_id)
             triage = self.store.latest_triage(card.item_id)
             severity = label.severity if label else (triage.severity if triage else None)

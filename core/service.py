@@ -668,8 +668,8 @@ class TriageService:
         scored: list[tuple[float, FeedbackItem, Triage, str]] = []
         for item in self.store.iter_items():
             triage = self.store.latest_triage(item.id)
-            if triage is None:
-                continue
+            if triage is None or self.store.get_duplicate(item.id) is not None:
+                continue  # a grouped duplicate is reviewed on its group's card
             label = self.store.get_label(item.id)
             if label is not None and not label.disagreement:
                 continue

@@ -136,3 +136,24 @@ def test_turned_off_there_is_no_desk_and_a_bad_window_is_refused(tmp_path: Path)
     bad.write_text(DEFAULT_CONFIG.read_text().replace("window_days = 7", "window_days = 0"))
     with pytest.raises(ConfigError, match="duplicates.window_days"):
         load_runtime_settings(bad)
+
+
+def test_a_grouped_report_waits_on_its_groups_card_not_in_the_queue_or_digest(
+    service: TriageService,
+) -> None:
+    from datetime import timedelta as td
+
+    from core.digest import build_digest
+
+    desk = service.duplicates
+    assert desk is not None
+    first, second = arrive(service, SAME[0], 2), arrive(service, SAME[1], 1)
+    for item in (first, second):
+        service.triage_items([item])
+        desk.check(item)
+    assert [item.id for item, _, _ in service.review_queue()] == [first.id]
+    made = build_digest(service.store, service.taxonomy, td(days=1))
+    assert made.items.now == 2 and made.awaiting_review == 1
+    service.vote(first.id, "ann", "correct", category="feature-request", severity="low")
+    made = build_digest(service.store, service.taxonomy, td(days=1))
+    assert made.by_category["feature-request"].now == 2  # the group's label counts for both

@@ -74,3 +74,15 @@ def test_off_and_unknown_severities() -> None:
     assert Escalator(service, CARDS, EscalationSettings(after_minutes=0)).due() == []
     with pytest.raises(ConfigError, match="blocker"):
         Escalator(service, CARDS, EscalationSettings(severities=["blocker"]))
+
+
+def test_a_grouped_duplicate_never_escalates_on_its_own(service: TriageService) -> None:
+    from core.models import DuplicateLink
+
+    escalator = Escalator(service, CARDS, EscalationSettings(after_minutes=30))
+    card(service, "canon", "critical")
+    card(service, "member", "critical")
+    service.store.put_duplicate(
+        DuplicateLink(item_id="member", canonical_id="canon", similarity=0.9, by="triage-bot")
+    )
+    assert escalator.due(utcnow() + timedelta(minutes=31)) == ["canon"]
