@@ -11,9 +11,10 @@ import typer
 from rich.console import Console
 
 from bot.charts import digest_png
-from bot.cli.errors import reported_errors
-from bot.cli.shared import StoreOption, components, emit
+from bot.cli.errors import FAILED, CliError, reported_errors
+from bot.cli.shared import StoreOption, components, emit, err
 from core.digest import Digest, build_digest, parse_period
+from core.ports import PostRefused
 from core.themes import theme_lines
 
 
@@ -64,6 +65,53 @@ def show(digest: Digest, console: Console) -> None:
         console.print("New and growing themes: " + " · ".join(moving), markup=False)
 
 
+def post_to(platform: str | None, made: Digest, since: str) -> str:
+    """Post the digest to the card channel of the platform the environment sets up, as the
+    running bot would (same settings, same message); returns where it went."""
+    import os
+
+    if platform is None:
+        configured = [p for p, var in PLATFORMS.items() if os.environ.get(var)]
+        if len(configured) != 1:
+            raise CliError(
+                "--post: set --to slack or --to discord "
+                + ("(both are configured)" if configured else "(neither token is set)")
+            )
+        platform = configured[0]
+    if platform == "slack":
+        from slack_sdk.errors import SlackApiError
+
+        from bot.slack.edge import make_client, post_digest
+        from bot.slack.settings import SlackSettings
+
+        slack = SlackSettings.from_env()
+        try:
+            ref = post_digest(make_client(slack), slack.channel, made, since)
+        except SlackApiError as exc:
+            raise CliError(
+                f"Slack refused the digest: {exc.response.get('error')}", FAILED
+            ) from None
+        return f"slack:{slack.channel} ({ref})"
+    if platform == "discord":
+        import asyncio
+
+        import discord as discord_py
+
+        from bot.discord.edge import post_digest_once
+        from bot.discord.settings import DiscordSettings
+
+        discord = DiscordSettings.from_env()
+        try:
+            ref = asyncio.run(post_digest_once(discord, made))
+        except (discord_py.DiscordException, PostRefused) as exc:
+            raise CliError(f"Discord refused the digest: {exc}", FAILED) from None
+        return f"discord:{discord.channel} ({ref})"
+    raise CliError(f"--to must be slack or discord, got {platform!r}")
+
+
+PLATFORMS = {"slack": "SLACK_BOT_TOKEN", "discord": "DISCORD_TOKEN"}
+
+
 @reported_errors()
 def digest(
     since: Annotated[
@@ -73,6 +121,16 @@ def digest(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
     png: Annotated[
         Path | None, typer.Option("--png", help="Also draw the counts as a PNG chart here.")
+    ] = None,
+    post: Annotated[
+        bool,
+        typer.Option(
+            "--post", help="Also post it, with its chart, to the card channel (as the bot does)."
+        ),
+    ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="slack or discord (default: the one whose token is set)."),
     ] = None,
 ) -> None:
     """The period at a glance: counts and their change, what waits, the model's health."""
@@ -90,6 +148,9 @@ def digest(
         made = build_digest(built.store, taxonomy, period, embed=built.engine.embed)
     if png is not None and not made.empty:
         png.write_bytes(digest_png(made))
+    if post:
+        posted = post_to(to, made, since)
+        err.print(f"posted to {posted}", highlight=False)
     if as_json or not sys.stdout.isatty():
         emit(made.as_dict() | ({"png": str(png)} if png is not None and not made.empty else {}))
         return

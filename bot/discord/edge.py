@@ -36,7 +36,7 @@ from bot.discord import embeds
 from bot.discord.settings import DiscordSettings
 from bot.github.edge import GitHubEdge
 from bot.github.settings import GitHubSettings
-from core.digest import DigestSchedule, build_digest, claim_due, parse_period
+from core.digest import Digest, DigestSchedule, build_digest, claim_due, parse_period
 from core.escalation import Escalator, escalation_target
 from core.governance import InputError
 from core.intake import Accepted, Intake, Submission
@@ -291,6 +291,33 @@ class DiscordReplyPoster:
     def find(self, card: CardView) -> str | None:
         found: str | None = self._on_loop(self.bot.find_reply(card, self.mark))
         return found
+
+
+async def send_digest(channel: discord.abc.Messageable, made: Digest, png: bytes | None) -> int:
+    """A digest in a channel, its chart attached (an empty period: one line, no chart).
+    The running bot and `triage-bot digest --post` both send through here."""
+    files = [discord.File(io.BytesIO(png), filename="triage-digest.png")] if png else []
+    message = await channel.send(
+        content=embeds.digest_text(made),
+        files=files,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+    return message.id
+
+
+async def post_digest_once(settings: DiscordSettings, made: Digest) -> int:
+    """Log in over REST only (no gateway), send the digest to the card channel, log out:
+    what `triage-bot digest --post` does on Discord."""
+    client = discord.Client(intents=discord.Intents.none())
+    try:
+        await client.login(settings.token)
+        channel = await client.fetch_channel(settings.channel)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise PostRefused(f"channel {settings.channel} cannot hold messages")
+        png = None if made.empty else await asyncio.to_thread(digest_png, made)
+        return await send_digest(channel, made, png)
+    finally:
+        await client.close()
 
 
 def allow_only(ping: tuple[str, int] | None) -> discord.AllowedMentions:
@@ -603,13 +630,8 @@ class TriageBot(discord.Client):
             build_digest, self.store, self.taxonomy, period, None, self.service.engine.embed
         )
         channel = await self._card_channel()
-        text = embeds.digest_text(made)
-        files = []
-        if not made.empty:
-            png = await self.blocking(digest_png, made)
-            files.append(discord.File(io.BytesIO(png), filename="triage-digest.png"))
-        message = await channel.send(content=text, files=files)
-        return message.id
+        png = None if made.empty else await self.blocking(digest_png, made)
+        return await send_digest(channel, made, png)
 
     def escalation(self, card: CardView) -> tuple[str, discord.AllowedMentions]:
         """Pings the item's owner when it has one; else the on-call named for escalations."""

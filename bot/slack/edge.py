@@ -35,7 +35,7 @@ from bot.github.settings import GitHubSettings
 from bot.slack import cards
 from bot.slack.settings import SlackSettings
 from bot.webhook import FormFeedback
-from core.digest import DigestSchedule, build_digest, claim_due, parse_period
+from core.digest import Digest, DigestSchedule, build_digest, claim_due, parse_period
 from core.duplicates import DuplicateDesk
 from core.escalation import Escalator, escalation_target
 from core.governance import InputError
@@ -189,6 +189,24 @@ class SlackPoster:
         if wait > 0:
             time.sleep(wait)
         self._last_post = time.monotonic()
+
+
+def post_digest(client: WebClient, channel: str, made: Digest, since: str) -> str:
+    """A digest in a channel, its chart as a PNG file (the v2 upload flow); an empty period
+    is one line, without a chart. Returns the message ts or the file id. The running bot's
+    `/triage digest` and schedule, and `triage-bot digest --post`, all post through here."""
+    text = cards.digest_text(made)
+    if made.empty:
+        response = client.chat_postMessage(channel=channel, text=text)
+        return str(response["ts"])
+    response = client.files_upload_v2(
+        channel=channel,
+        file=digest_png(made),
+        filename="triage-digest.png",
+        title=f"Triage digest, last {since}",
+        initial_comment=text,
+    )
+    return str((response.get("file") or {}).get("id", ""))
 
 
 class SlackReplyPoster:
@@ -852,18 +870,7 @@ class SlackEdge:
         made = build_digest(
             self.store, self.taxonomy, parse_period(since), embed=self.service.engine.embed
         )
-        text = cards.digest_text(made)
-        if made.empty:
-            response = self.client.chat_postMessage(channel=self.settings.channel, text=text)
-            return str(response["ts"])
-        response = self.client.files_upload_v2(
-            channel=self.settings.channel,
-            file=digest_png(made),
-            filename="triage-digest.png",
-            title=f"Triage digest, last {since}",
-            initial_comment=text,
-        )
-        return str((response.get("file") or {}).get("id", ""))
+        return post_digest(self.client, self.settings.channel, made, since)
 
     def _stats_text(self) -> str:
         now = datetime.now(UTC)

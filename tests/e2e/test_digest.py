@@ -204,3 +204,65 @@ def test_themes_command_lists_renames_and_merges_by_key(tmp_path: Path) -> None:
     assert unknown.exit_code != 0 and "no theme" in unknown.output
     bad = runner.invoke(app, ["themes", "--since", "soon", "--store", url])
     assert bad.exit_code == 2 and "expected a number" in bad.output
+
+
+def test_digest_post_sends_one_message_with_its_chart_to_slack(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.slack_api import FakeSlack
+
+    url = f"sqlite:///{store.path}"
+    store.close()
+    with FakeSlack() as fake:
+        for name, value in {
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": "s",
+            "TRIAGE_SLACK_CHANNEL": "CTRIAGE",
+            "SLACK_API_URL": fake.base_url,
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+        result = CliRunner().invoke(app, ["digest", "--store", url, "--json", "--post"])
+        assert result.exit_code == 0, result.output
+        assert "posted to slack:CTRIAGE" in result.stderr
+        (done,) = fake.calls("files.completeUploadExternal")
+        assert done.params["channel_id"] == "CTRIAGE"
+        (posted,) = [m for m in fake.messages("CTRIAGE") if m.get("files")]
+        assert "*3* items" in posted["text"]
+        assert fake.upload(posted["files"][0]["id"])[:8] == b"\x89PNG\r\n\x1a\n"
+        monkeypatch.setenv("DISCORD_TOKEN", "t")
+        both = CliRunner().invoke(app, ["digest", "--store", url, "--post"])
+        assert both.exit_code == 2 and "both are configured" in both.output
+
+
+def test_digest_post_sends_one_message_with_its_chart_to_discord(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    from tests.fakes.discord import FakeDiscord
+
+    url = f"sqlite:///{store.path}"
+    store.close()
+    fake = FakeDiscord(channels={833333333333333333: "triage"})
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(fake.start(), loop).result(10)
+    try:
+        fake.patch(monkeypatch)
+        monkeypatch.setenv("DISCORD_TOKEN", "test-token")
+        monkeypatch.setenv("TRIAGE_DISCORD_CHANNEL", "833333333333333333")
+        monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+        result = CliRunner().invoke(app, ["digest", "--store", url, "--json", "--post"])
+        assert result.exit_code == 0, result.output
+        assert "posted to discord:833333333333333333" in result.stderr
+        (sent,) = [c for c in fake.calls if c.method == "POST" and c.path.endswith("/messages")]
+        assert "**3** items" in sent.body["content"]
+        assert sent.body["allowed_mentions"]["parse"] == []
+        ((name, png),) = sent.files
+        assert name == "triage-digest.png" and png[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)

@@ -19,7 +19,7 @@ from typing import Any
 import discord
 import pytest
 import yarl
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 DISCORD_EPOCH_MS = 1420070400000
 
@@ -34,6 +34,7 @@ class Call:
     method: str
     path: str
     body: Any
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, bytes)
 
 
 @dataclass
@@ -138,22 +139,7 @@ class FakeDiscord:
             {**everyone, "id": str(rid), "name": name, "position": 1}
             for rid, name in self.roles.items()
         ]
-        channels: list[dict[str, Any]] = [
-            {
-                "id": str(cid),
-                "type": 0,
-                "guild_id": str(self.guild_id),
-                "name": name,
-                "position": i,
-                "permission_overwrites": [],
-                "nsfw": False,
-                "parent_id": None,
-                "topic": None,
-                "last_message_id": None,
-                "rate_limit_per_user": 0,
-            }
-            for i, (cid, name) in enumerate(self.channels.items())
-        ]
+        channels = [self.channel_payload(cid) for cid in self.channels]
         return {
             "id": str(self.guild_id),
             "name": "Acme",
@@ -180,6 +166,21 @@ class FakeDiscord:
             "system_channel_flags": 0,
             "nsfw_level": 0,
             "joined_at": "2026-01-01T00:00:00+00:00",
+        }
+
+    def channel_payload(self, channel_id: int) -> dict[str, Any]:
+        return {
+            "id": str(channel_id),
+            "type": 0,
+            "guild_id": str(self.guild_id),
+            "name": self.channels[channel_id],
+            "position": list(self.channels).index(channel_id),
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "topic": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
         }
 
     def message(
@@ -251,10 +252,19 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["path"]
         body: Any = None
-        if request.can_read_body:
+        files: list[tuple[str, bytes]] = []
+        if request.content_type.startswith("multipart/"):  # a message with attachments
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                assert isinstance(part, BodyPartReader)
+                if part.name == "payload_json":
+                    body = json.loads(await part.read())
+                else:
+                    files.append((part.filename or "", bytes(await part.read())))
+        elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw else None
-        self.calls.append(Call(request.method, path, body))
+        self.calls.append(Call(request.method, path, body, files))
         reply = self._answer(request.method, path, body, request.query)
         await self._note()
         if reply is None:
@@ -295,6 +305,11 @@ class FakeDiscord:
                 }
                 for cmd in body
             ]
+        if (method, parts[0], len(parts)) == ("GET", "channels", 2):
+            channel_id = int(parts[1])
+            if channel_id not in self.channels:
+                return 404, {"message": "Unknown Channel", "code": 10003}
+            return 200, self.channel_payload(channel_id)
         if parts[0] == "channels" and len(parts) >= 3 and parts[2] == "messages":
             channel_id = int(parts[1])
             inbox = self.messages.setdefault(channel_id, [])
