@@ -458,10 +458,20 @@ def group_field(view: CardView) -> str | None:
     page = f" on {_code(latest.page, FACT_CHARS)}" if latest.page else ""
     return _clip(
         f"{emoji('repeat')} **{1 + len(view.group)} reports** of this · latest from "
-        f"{_text(latest.source, FACT_CHARS)}{page} <t:{int(latest.received_at.timestamp())}:R>"
+        f"{reporter(latest)}{page} <t:{int(latest.received_at.timestamp())}:R>"
         " · each in the thread",
         FIELD_VALUE_LIMIT,
     )
+
+
+def reporter(item: FeedbackItem) -> str:
+    """Who sent an item: a Discord member as a mention (shown, never pinged: no edit or
+    send of a card allows it), else where it came from."""
+    for submitter in item.metadata.get("submitters") or []:
+        kind, _, who = str(submitter).partition(":")
+        if kind == "discord" and who.isdigit() and len(who) <= 21:
+            return f"<@{who}>"
+    return _text(item.source, FACT_CHARS)
 
 
 def duplicate_embed(view: CardView) -> discord.Embed:

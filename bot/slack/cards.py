@@ -322,11 +322,21 @@ def group_line(view: CardView) -> str | None:
     page = f" on {_code(latest.page, FACT_CHARS)}" if latest.page else ""
     return _clip(
         f":repeat: *{1 + len(view.group)} reports* of this · latest from "
-        f"{_text(latest.source, FACT_CHARS)}{page} "
+        f"{reporter(latest)}{page} "
         f"<!date^{when}^{{date_short_pretty}} {{time}}|{latest.received_at:%Y-%m-%d %H:%M} UTC>"
         " · each in the thread",
         CONTEXT_LIMIT,
     )
+
+
+def reporter(item: FeedbackItem) -> str:
+    """Who sent an item: a Slack user as a mention (the count line only ever appears in an
+    edit, which notifies nobody), else where it came from."""
+    for submitter in item.metadata.get("submitters") or []:
+        kind, _, who = str(submitter).partition(":")
+        if kind == "slack" and SLACK_USER.fullmatch(who):
+            return f"<@{who}>"
+    return _text(item.source, FACT_CHARS)
 
 
 def duplicate_blocks(view: CardView) -> list[dict[str, Any]]:

@@ -845,6 +845,7 @@ async def test_twenty_reports_of_one_problem_make_one_card_and_nineteen_in_its_t
     ids = [await world.intake_item(report(i)) for i in range(20)]
     other = await world.intake_item("Please add a dark mode to the dashboard")
     assert await eventually(lambda: "20 reports" in world.field(ids[0], "Reports"))
+    assert f"latest from <@{world.ann.id}>" in world.field(ids[0], "Reports")  # shown, no ping
     top = [embeds.card_item_id(m) for m in world.card_messages()]
     assert sorted(top) == sorted([ids[0], other])
     thread = thread_of(world, ids[0])

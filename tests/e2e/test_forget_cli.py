@@ -157,6 +157,8 @@ def test_forget_by_submitter_item_and_date_then_export_stats_and_train_lack_it(
         "labels": 2,
         "rewards": 2,
         "assignments": 0,
+        "duplicates": 0,
+        "duplicate_votes": 0,
         "posts": 1,
         "items": 2,
     }
