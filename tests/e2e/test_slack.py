@@ -1131,7 +1131,7 @@ def test_twenty_reports_of_one_problem_make_one_card_and_nineteen_thread_replies
         return len(replies) == 19 and "20 reports" in json.dumps(card["blocks"])
 
     assert stack.fake.wait_for(settled, timeout=30), [m.get("text") for m in stack.posts()]
-    group = json.dumps(card_of(stack, ids[0])["blocks"])
+    group = json.dumps(card_of(stack, ids[0])["blocks"], ensure_ascii=False)
     assert "20 reports* of this · latest from webhook on `/checkout`" in group
     top = [m for m in stack.posts() if not m.get("thread_ts")]
     assert sorted(cards.card_item_id(m) for m in top) == sorted([ids[0], other])
