@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from core.features import lexical_counts
-from core.models import DuplicateLink, DuplicateVote, FeedbackItem, utcnow
+from core.models import DuplicateLink, DuplicateVote, FeedbackItem, stable_id, utcnow
 from core.ports import Store
 from core.runtime import DuplicateSettings
 
@@ -41,6 +41,7 @@ SYNC_SECONDS = 300.0  # how often the open cards are read again (other processes
 NGRAM_CACHE = 4096  # n-gram vectors of recent candidates, kept for a burst of look-alikes
 NGRAM_TEXT_CHARS = 2000  # the part of a text the n-gram overlap reads
 WARM_CHUNK = 256  # open cards embedded per step at start
+MAX_MOVE = 0.15  # how far reviewers' votes may move the threshold from the configured one
 
 
 class DuplicateError(ValueError):
@@ -78,7 +79,7 @@ def learned_threshold(
     Fewer than `learn_after` votes: the default. Otherwise the cut with the fewest votes
     on the wrong side, the default among the candidates, and of equally good cuts the one
     nearest the default (a merge of a pair scored far below it moves it no further than
-    needed to take that pair in)."""
+    needed to take that pair in), never more than MAX_MOVE from the default."""
     if len(votes) < learn_after:
         return default
     scores = sorted({round(s, 6) for s, _ in votes})
@@ -91,7 +92,9 @@ def learned_threshold(
         return sum(1 for s, same in votes if (s >= cut) != same)
 
     best = min(cuts, key=lambda cut: (errors(cut), abs(cut - default)))
-    return float(min(max(best, 0.05), 0.999))
+    # Only mistakes are voted on, so a few odd votes could push the cut to the ends (a merge
+    # of two unlike reports to 0.3: everything grouped): it moves at most MAX_MOVE.
+    return float(min(max(best, default - MAX_MOVE, 0.05), default + MAX_MOVE, 0.999))
 
 
 class OpenCards:
@@ -207,8 +210,13 @@ class DuplicateDesk:
         self._clock = clock
         self._open = OpenCards()
         self._built_for = generation()
-        self._lock = threading.Lock()  # one check at a time: a burst's look-alikes in order
+        # One check, merge or split at a time: a burst's look-alikes in order, and no new
+        # report joins a card while that card moves to another group.
+        self._lock = threading.RLock()
         self._ngrams: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._ngrams_lock = threading.Lock()
+        # The card targets whose cards are open cards (each grouping outbox adds its own).
+        self.card_targets: set[str] = set()
         self._votes: list[tuple[float, bool]] = []
         self._threshold = settings.threshold
         self._next_sync = 0.0
@@ -239,11 +247,20 @@ class DuplicateDesk:
         """Load the open cards of the window from the store and embed them (a start, a
         new encoder); `check` compares with what is loaded so far meanwhile."""
         start = self._window_start()
-        items = [
-            item
-            for item in self.store.iter_items()
-            if item.received_at >= start and self.store.get_duplicate(item.id) is None
-        ]
+        # Open cards are cards: items posted as a card of their own (not as a reply) on a
+        # target that groups, and in no group. An item not posted yet is checked first.
+        posted = {
+            post.item_id
+            for target in sorted(self.card_targets)
+            for post in self.store.posts(target=target, status="posted")
+            if post.ref is not None and not post.detail.get("thread")
+        }
+        items = []
+        for item_id in posted:
+            item = self.store.get_item(item_id)
+            fresh = item is not None and item.received_at >= start
+            if fresh and item is not None and self.store.get_duplicate(item_id) is None:
+                items.append(item)
         # Newest first: a report's duplicates are most likely recent, so they count soonest.
         items.sort(key=lambda item: item.received_at, reverse=True)
         items = items[: self.settings.max_open]
@@ -272,7 +289,8 @@ class DuplicateDesk:
             self._syncing = True
             if stale:
                 self._open = OpenCards()
-                self._ngrams.clear()
+                with self._ngrams_lock:
+                    self._ngrams.clear()
         threading.Thread(target=self._sync, name="duplicates-sync", daemon=True).start()
 
     def _sync(self) -> None:
@@ -287,8 +305,9 @@ class DuplicateDesk:
     def forget(self, item_ids: Iterable[str]) -> None:
         ids = list(item_ids)
         self._open.remove(ids)
-        for item_id in ids:
-            self._ngrams.pop(item_id, None)
+        with self._ngrams_lock:
+            for item_id in ids:
+                self._ngrams.pop(item_id, None)
 
     @property
     def open_count(self) -> int:
@@ -296,14 +315,16 @@ class DuplicateDesk:
 
     # -- scoring -------------------------------------------------------------------------
     def _ngram(self, item: FeedbackItem) -> tuple[np.ndarray, np.ndarray]:
-        found = self._ngrams.get(item.id)
-        if found is None:
-            found = ngram_vector(item.redacted_text, self._buckets)
+        with self._ngrams_lock:
+            found = self._ngrams.get(item.id)
+            if found is not None:
+                self._ngrams.move_to_end(item.id)
+                return found
+        found = ngram_vector(item.redacted_text, self._buckets)
+        with self._ngrams_lock:
             self._ngrams[item.id] = found
             while len(self._ngrams) > NGRAM_CACHE:
                 self._ngrams.popitem(last=False)
-        else:
-            self._ngrams.move_to_end(item.id)
         return found
 
     def _mix(self, embedding: float, ngrams: float) -> float:
@@ -355,32 +376,63 @@ class DuplicateDesk:
 
     # -- detection -----------------------------------------------------------------------
     def canonical_of(self, item_id: str) -> str:
-        """The item a vote on `item_id` counts for: its group's canonical, or itself."""
+        """The item a vote on `item_id` counts for: its group's canonical, or itself (a
+        chain left by two workers' races is followed to its end)."""
+        seen = {item_id}
         link = self.store.get_duplicate(item_id)
-        return link.canonical_id if link is not None else item_id
+        while link is not None and link.canonical_id not in seen:
+            item_id = link.canonical_id
+            seen.add(item_id)
+            link = self.store.get_duplicate(item_id)
+        return item_id
 
-    def check(self, item: FeedbackItem) -> DuplicateLink | None:
+    def check(
+        self, item: FeedbackItem, has_card: Callable[[str], bool] = lambda _: True
+    ) -> DuplicateLink | None:
         """The item's group at posting: its stored link if it has one, else the best
-        earlier open card at or above the threshold (stored as a link), else None and the
-        item becomes an open card others are compared with."""
+        earlier open card at or above the threshold that `has_card` (a card of it is
+        posted or on its way), stored as a link; else None, and the item becomes an open
+        card others are compared with."""
         link = self.store.get_duplicate(item.id)
         if link is not None:
             return link
         with self._lock:
             (vector,) = self._embed([item])
             best = self.matches(item, 3, earlier_only=True, floor=self._threshold, vector=vector)
-            if best and best[0].score >= self._threshold:
-                canonical = self.canonical_of(best[0].item_id)
+            for match in best:
+                if match.score < self._threshold:
+                    break
+                canonical = self.canonical_of(match.item_id)
+                if canonical == item.id or not has_card(canonical):
+                    continue
                 link = DuplicateLink(
                     item_id=item.id,
                     canonical_id=canonical,
-                    similarity=round(min(max(best[0].score, -1.0), 1.0), 4),
+                    similarity=_clip(match.score),
                     by=DETECTOR,
                 )
-                self.store.put_duplicate(link)
+                with self.store.transaction():
+                    self.store.put_duplicate(link)
+                    # Loaded as an open card before it was checked, it may have drawn
+                    # reports of its own: they join its group's canonical too.
+                    for member in self.store.duplicates_of(item.id):
+                        self.store.put_duplicate(
+                            member.model_copy(update={"canonical_id": canonical})
+                        )
+                self._open.remove([item.id])
                 return link
             self._open.add(item.id, item.received_at.timestamp(), vector)
             return None
+
+    def unlink(self, item_id: str) -> None:
+        """The item's group has no card where it is posted (refused for good): the item
+        stands alone, and is an open card from now on."""
+        with self._lock:
+            self.store.delete_duplicate(item_id)
+            item = self.store.get_item(item_id)
+            if item is not None:
+                (vector,) = self._embed([item])
+                self._open.add(item.id, item.received_at.timestamp(), vector)
 
     def candidates(self, item: FeedbackItem) -> list[tuple[FeedbackItem, float]]:
         """What "Duplicate of..." offers on a card: the most similar other open cards."""
@@ -398,63 +450,78 @@ class DuplicateDesk:
         item, target = self.store.get_item(item_id), self.store.get_item(into_id)
         if item is None or target is None:
             raise DuplicateError("that card is gone")
-        canonical_id = self.canonical_of(into_id)
-        canonical = self.store.get_item(canonical_id) or target
-        if canonical_id == item_id:
-            raise DuplicateError("a card cannot be a duplicate of itself or of its own group")
-        score = self.score(item, canonical).score
-        members = self.store.duplicates_of(item_id)
-        with self.store.transaction():
-            self.store.add_duplicate_vote(
-                DuplicateVote(
-                    item_id=item_id,
-                    other_id=canonical_id,
-                    same=True,
-                    similarity=_clip(score),
-                    reviewer=reviewer,
-                    platform=platform,
+        with self._lock:
+            canonical_id = self.canonical_of(into_id)
+            canonical = self.store.get_item(canonical_id) or target
+            if canonical_id == item_id:
+                raise DuplicateError("a card cannot be a duplicate of itself or of its own group")
+            before = self.store.get_duplicate(item_id)
+            self._open.remove([item_id])  # first: no new report joins it meanwhile
+            score = _clip(self.score(item, canonical).score)
+            with self.store.transaction():
+                # The links first, the vote last, its id fixed by the decision: a retried
+                # merge (MongoDB has no transaction) completes it and counts it once.
+                self.store.put_duplicate(
+                    DuplicateLink(
+                        item_id=item_id,
+                        canonical_id=canonical_id,
+                        similarity=score,
+                        by=reviewer,
+                        platform=platform,
+                    )
                 )
-            )
-            self.store.put_duplicate(
-                DuplicateLink(
-                    item_id=item_id,
-                    canonical_id=canonical_id,
-                    similarity=_clip(score),
-                    by=reviewer,
-                    platform=platform,
+                members = self.store.duplicates_of(item_id)
+                for member in members:
+                    self.store.put_duplicate(
+                        member.model_copy(update={"canonical_id": canonical_id})
+                    )
+                fresh = self.store.add_duplicate_vote(
+                    DuplicateVote(
+                        id=stable_id("dup", item_id, canonical_id, reviewer, "same"),
+                        item_id=item_id,
+                        other_id=canonical_id,
+                        same=True,
+                        similarity=score,
+                        reviewer=reviewer,
+                        platform=platform,
+                    )
                 )
-            )
-            for member in members:
-                self.store.put_duplicate(member.model_copy(update={"canonical_id": canonical_id}))
-        self._open.remove([item_id])
-        self._set_votes([*self._votes, (_clip(score), True)])
-        return [item_id, canonical_id, *(m.item_id for m in members)]
+            if fresh:
+                self._set_votes([*self._votes, (score, True)])
+        old_group = [before.canonical_id] if before is not None else []
+        return [item_id, canonical_id, *old_group, *(m.item_id for m in members)]
 
     def split(self, item_id: str, reviewer: str, platform: str) -> list[str]:
         """A reviewer's "Not a duplicate": the item leaves its group for a card of its own.
         Returns the items whose cards change."""
-        link = self.store.get_duplicate(item_id)
-        if link is None:
-            raise DuplicateError("this item is not grouped with another")
-        item, canonical = self.store.get_item(item_id), self.store.get_item(link.canonical_id)
-        if item is None:
-            raise DuplicateError("that card is gone")
-        score = self.score(item, canonical).score if canonical is not None else link.similarity
-        with self.store.transaction():
-            self.store.add_duplicate_vote(
-                DuplicateVote(
-                    item_id=item_id,
-                    other_id=link.canonical_id,
-                    same=False,
-                    similarity=_clip(score),
-                    reviewer=reviewer,
-                    platform=platform,
-                )
+        with self._lock:
+            link = self.store.get_duplicate(item_id)
+            if link is None:
+                raise DuplicateError("this item is not grouped with another")
+            item = self.store.get_item(item_id)
+            canonical = self.store.get_item(link.canonical_id)
+            if item is None:
+                raise DuplicateError("that card is gone")
+            score = _clip(
+                self.score(item, canonical).score if canonical is not None else link.similarity
             )
-            self.store.delete_duplicate(item_id)
-        (vector,) = self._embed([item])
-        self._open.add(item.id, item.received_at.timestamp(), vector)
-        self._set_votes([*self._votes, (_clip(score), False)])
+            with self.store.transaction():
+                self.store.delete_duplicate(item_id)
+                fresh = self.store.add_duplicate_vote(
+                    DuplicateVote(
+                        id=stable_id("dup", item_id, link.canonical_id, reviewer, "split"),
+                        item_id=item_id,
+                        other_id=link.canonical_id,
+                        same=False,
+                        similarity=score,
+                        reviewer=reviewer,
+                        platform=platform,
+                    )
+                )
+            (vector,) = self._embed([item])
+            self._open.add(item.id, item.received_at.timestamp(), vector)
+            if fresh:
+                self._set_votes([*self._votes, (score, False)])
         return [item_id, link.canonical_id]
 
 

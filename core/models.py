@@ -341,6 +341,8 @@ class CardView:
     thread_ref: str | None = None
     candidates: list[tuple[FeedbackItem, float]] = field(default_factory=list)
     grouping: bool = False
+    # A rewrite of a message already posted (an edit notifies nobody of a mention in it).
+    edit: bool = False
 
     @property
     def current(self) -> tuple[str, str]:

@@ -66,6 +66,8 @@ class Outbox:
         # A card channel's outbox groups duplicates (`core.duplicates`): a new item like an
         # open card is posted as a reply in that card's thread, not as a card of its own.
         self.duplicates = service.duplicates if groups else None
+        if self.duplicates is not None:
+            self.duplicates.card_targets.add(self.target)
         # Told each item whose new post went out, was dead-lettered or will be retried (the
         # GitHub worker rewrites the item's chat cards to show it).
         self.on_result = on_result
@@ -103,17 +105,20 @@ class Outbox:
             owners=sorted(self.router.owners) if self.router else [],
             thread_ref=thread_ref,
         )
+        # A grouped item shows as one even when grouping was turned off since.
+        link = self.store.get_duplicate(item.id)
+        if link is not None:
+            view.duplicate_of = self.store.get_item(link.canonical_id)
+            view.duplicate_score = link.similarity
         desk = self.duplicates
         if desk is not None:
             view.grouping = True
-            link = self.store.get_duplicate(item.id)
-            if link is not None:
-                view.duplicate_of = self.store.get_item(link.canonical_id)
-                view.duplicate_score = link.similarity
-            else:
+            if link is None:
                 links = self.store.duplicates_of(item.id)
                 members = [self.store.get_item(m.item_id) for m in links]
-                view.group = [m for m in members if m is not None]
+                view.group = sorted(
+                    (m for m in members if m is not None), key=lambda m: m.received_at
+                )
                 view.candidates = desk.candidates(item)
         return view
 
@@ -189,6 +194,10 @@ class Outbox:
                 if thread is _WAIT:
                     continue
                 assert thread is None or isinstance(thread, str)
+                if (post.detail.get("thread") or None) != thread:
+                    # Stored before the send: a crash after it leaves a reply whose thread
+                    # (where Discord edits it) is known.
+                    self.store.set_post_detail(item.id, self.target, {"thread": thread})
                 self._deliver(post, self._view(item, triages[item.id], thread))
                 continue
             self._deliver(post, self._view(item, triages[item.id], post.detail.get("thread")))
@@ -199,17 +208,25 @@ class Outbox:
         None (a card of its own), or _WAIT (its group's card is not posted yet: the post
         is given back for a moment, not counted as an attempt)."""
         assert self.duplicates is not None
-        link = self.duplicates.check(item)
+        link = self.duplicates.check(item, self._has_card)
         if link is None:
             return None
         parent = self.store.get_post(link.canonical_id, self.target)
-        if parent is None or parent.status == "dead":
-            return None  # no card of its group here: a card of its own, marked as a duplicate
-        if parent.ref is None or parent.ref == MISSING_ITEM:
+        if parent is None:
+            return None  # grouped elsewhere, no card of its group here: one of its own
+        if parent.status == "dead" or parent.ref == MISSING_ITEM:
+            self.duplicates.unlink(item.id)  # its group's card was refused: it stands alone
+            return None
+        if parent.ref is None:
             self._retry(post, 1.0, "waiting for its group's card", attempted=False)
             return _WAIT
         # Its group's card may itself be a reply (grouped later): reply in that thread.
         return str(parent.detail.get("thread") or parent.ref)
+
+    def _has_card(self, item_id: str) -> bool:
+        """A card of the item is posted here, or on its way (a group's first report)."""
+        post = self.store.get_post(item_id, self.target)
+        return post is not None and post.status != "dead" and not post.detail.get("thread")
 
     def drain(self) -> int:
         """Post and rewrite until nothing is due (or a 429 pauses this worker)."""
@@ -222,10 +239,12 @@ class Outbox:
         item_id = post.item_id
         try:
             if post.ref is not None:
-                if post.detail.get("thread") and view.duplicate_of is None:
+                splitting = post.detail.get("split_from") == post.ref
+                left = bool(post.detail.get("thread")) and view.duplicate_of is None
+                if self.duplicates is not None and (splitting or left):
                     self._split_off(post, view)
                 else:
-                    self._rewrite(post, view)
+                    self._rewrite(post, replace(view, edit=True))
                 return
             found = None
             if post.attempts > 1:  # an earlier attempt may have reached the platform
@@ -299,22 +318,44 @@ class Outbox:
 
     def _split_off(self, post: PostRecord, view: CardView) -> None:
         """A reply whose item left its group ("Not a duplicate"): the item gets a card of
-        its own, and the old reply says where it went."""
+        its own, and the old reply says where it went.
+
+        The split is recorded before the new card is sent (`split_from`: the old reply), so
+        a retry after a crash looks for the card it may have sent before sending one."""
         assert post.ref is not None
-        old_ref, old_thread = post.ref, str(post.detail["thread"])
-        try:
-            ref = self.poster.post(replace(view, thread_ref=None))
-        except PostRefused:
-            ref = self.poster.post(replace(view, thread_ref=None), minimal=True)
-        self.store.mark_posted(post.item_id, self.target, ref, self.worker_id)
-        self.store.set_post_detail(
-            post.item_id, self.target, {"thread": None, "split_from": old_ref}
-        )
-        try:
-            # In its old thread and in no group: the renderers say it was split off.
-            self.poster.update(old_ref, replace(view, thread_ref=old_thread))
-        except (PostFailed, PostRefused) as exc:  # the new card is out; the note is a nicety
-            log.warning("outbox: could not mark the old reply of %s: %s", post.item_id, exc)
+        old_ref = post.ref
+        old_thread = str(post.detail.get("thread") or post.detail.get("split_thread") or "")
+        retry = post.detail.get("split_from") == old_ref
+        if not retry:
+            self.store.set_post_detail(
+                post.item_id,
+                self.target,
+                {"thread": None, "split_from": old_ref, "split_thread": old_thread},
+            )
+        own = replace(view, thread_ref=None)
+        ref = self.poster.find(own) if retry else None
+        if ref is None:
+            try:
+                ref = self.poster.post(own)
+            except PostRefused:
+                try:
+                    ref = self.poster.post(own, minimal=True)
+                except PostRefused as again:  # it stays a reply, in no group
+                    log.error("outbox: %s could not get a card of its own: %s", post.item_id, again)
+                    self.store.set_post_detail(
+                        post.item_id, self.target, {"thread": old_thread, "split_from": None}
+                    )
+                    self.store.mark_posted(post.item_id, self.target, old_ref, self.worker_id)
+                    return
+        if not self.store.mark_posted(post.item_id, self.target, ref, self.worker_id):
+            log.warning("outbox: lost the claim on %s while splitting it off", post.item_id)
+            return
+        if old_thread:
+            try:
+                # In its old thread and in no group: the renderers say it was split off.
+                self.poster.update(old_ref, replace(view, thread_ref=old_thread, edit=True))
+            except (PostFailed, PostRefused) as exc:  # the new card is out; this is a nicety
+                log.warning("outbox: could not mark the old reply of %s: %s", post.item_id, exc)
 
     def _failed(self, post: PostRecord, exc: PostFailed) -> None:
         if exc.retry_after:

@@ -550,8 +550,9 @@ class TriageBot(discord.Client):
             raise PostFailed(f"channel {self.settings.channel} cannot hold messages")
         return channel
 
-    async def _thread(self, card_ref: str) -> discord.Thread:
-        """The thread of the card `card_ref` (its id is the card's), started if it has none."""
+    async def _thread(self, card_ref: str, *, create: bool = True) -> discord.Thread | None:
+        """The thread of the card `card_ref` (its id is the card's), started if it has none
+        (None without `create`)."""
         if not card_ref.isdigit():
             raise PostRefused(f"not a Discord message id: {card_ref!r}")
         found = self.get_channel(int(card_ref))
@@ -565,6 +566,8 @@ class TriageBot(discord.Client):
             pass
         except discord.HTTPException as exc:
             raise _refusal(exc) from exc
+        if not create:
+            return None
         channel = await self._card_channel()
         if not isinstance(channel, discord.TextChannel):
             raise PostRefused(f"channel {self.settings.channel} cannot hold threads")
@@ -578,7 +581,9 @@ class TriageBot(discord.Client):
     async def _channel_of(self, card: CardView) -> discord.abc.Messageable:
         """Where a card's message lives: the card channel, or its group card's thread."""
         if card.thread_ref:
-            return await self._thread(card.thread_ref)
+            thread = await self._thread(card.thread_ref)
+            assert thread is not None
+            return thread
         return await self._card_channel()
 
     async def send_card(self, card: CardView, *, minimal: bool = False) -> int:
@@ -647,6 +652,7 @@ class TriageBot(discord.Client):
         message per card, the detail is a click away."""
         message = await self._card_message(card.item.id)
         thread = await self._thread(str(message.id))
+        assert thread is not None
         try:
             sent = await thread.send(text, allowed_mentions=allowed)
         except discord.HTTPException as exc:
@@ -657,7 +663,9 @@ class TriageBot(discord.Client):
         """The bot's reply of this kind (its text starts with `mark`) in this card's
         thread, if an earlier attempt sent it."""
         message = await self._card_message(card.item.id)
-        thread = await self._thread(str(message.id))
+        thread = await self._thread(str(message.id), create=False)
+        if thread is None:
+            return None  # no thread yet: nothing was sent
         try:
             async for reply in thread.history(limit=RECONCILE_LIMIT):
                 mine = self.user is not None and reply.author.id == self.user.id

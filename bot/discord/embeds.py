@@ -78,8 +78,8 @@ VOTES_CHARS = FIELD_VALUE_LIMIT
 FOOTER_CHARS = 700
 FALLBACK_CHARS = 300
 QUEUE_TITLE_CHARS = 90
-# The room an item id has in a custom id after the longest prefix, `triage:category:`.
-ITEM_KEY_ROOM = CUSTOM_ID_LIMIT - len(f"{PREFIX}:category:")
+# The room an item id has in a custom id after the longest prefix (`triage:duplicate:`).
+ITEM_KEY_ROOM = CUSTOM_ID_LIMIT - len(PREFIX) - 2 - max(map(len, BUTTON_ACTIONS + SELECT_ACTIONS))
 _PLAIN_ID = re.compile(r"[!-~]+")  # printable ASCII, no spaces: rides in a custom id as is
 _SNOWFLAKE = re.compile(r"[0-9]{15,21}")
 _USER_ID = re.compile(r"[0-9]{1,21}")

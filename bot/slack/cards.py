@@ -304,6 +304,7 @@ def duplicate_menu(candidates: list[tuple[FeedbackItem, float]]) -> dict[str, An
             "value": item_value(other.id, OPTION_VALUE_LIMIT),
         }
         for other, score in candidates[:OPTIONS_LIMIT]
+        if item_value(other.id, OPTION_VALUE_LIMIT) == other.id  # one the menu can name back
     ]
     return {
         "type": "static_select",
@@ -322,19 +323,19 @@ def group_line(view: CardView) -> str | None:
     page = f" on {_code(latest.page, FACT_CHARS)}" if latest.page else ""
     return _clip(
         f":repeat: *{1 + len(view.group)} reports* of this · latest from "
-        f"{reporter(latest)}{page} "
+        f"{reporter(latest, mention=view.edit)}{page} "
         f"<!date^{when}^{{date_short_pretty}} {{time}}|{latest.received_at:%Y-%m-%d %H:%M} UTC>"
         " · each in the thread",
         CONTEXT_LIMIT,
     )
 
 
-def reporter(item: FeedbackItem) -> str:
-    """Who sent an item: a Slack user as a mention (the count line only ever appears in an
-    edit, which notifies nobody), else where it came from."""
+def reporter(item: FeedbackItem, *, mention: bool) -> str:
+    """Who sent an item: a Slack user as a mention in an edit (which notifies nobody),
+    else where it came from (a first post would ping them)."""
     for submitter in item.metadata.get("submitters") or []:
         kind, _, who = str(submitter).partition(":")
-        if kind == "slack" and SLACK_USER.fullmatch(who):
+        if mention and kind == "slack" and SLACK_USER.fullmatch(who):
             return f"<@{who}>"
     return _text(item.source, FACT_CHARS)
 
@@ -443,7 +444,7 @@ def action_buttons(
             },
             *(issue if issue_button else []),
             *([assign_menu(owners, owner)] if owners else []),
-            *([duplicate_menu(candidates)] if candidates else []),
+            *([menu] if candidates and (menu := duplicate_menu(candidates))["options"] else []),
         ],
     }
 

@@ -108,6 +108,9 @@ def test_the_threshold_moves_to_separate_merges_from_splits() -> None:
     assert 0.5 < lowered <= 0.7
     # Votes that agree with the default leave it where it is.
     assert learned_threshold([(0.9, True), (0.6, False), (0.8, True)], 0.75, 3) == 0.75
+    # A few odd votes move it at most 0.15: a merge of unlike reports does not group all.
+    assert learned_threshold([(0.3, True), (0.7, True), (0.72, True)], 0.75, 3) == 0.6
+    assert learned_threshold([(0.9, False), (0.95, False), (0.98, False)], 0.75, 3) == 0.9
 
 
 def test_votes_move_the_detectors_threshold_and_another_process_reads_them(
@@ -157,3 +160,35 @@ def test_a_grouped_report_waits_on_its_groups_card_not_in_the_queue_or_digest(
     service.vote(first.id, "ann", "correct", category="feature-request", severity="low")
     made = build_digest(service.store, service.taxonomy, td(days=1))
     assert made.by_category["feature-request"].now == 2  # the group's label counts for both
+
+
+def test_a_card_that_joins_an_earlier_group_takes_its_reports_along(
+    service: TriageService,
+) -> None:
+    desk = service.duplicates
+    assert desk is not None
+    z, x, w = (arrive(service, SAME[i], minutes) for i, minutes in ((0, 5), (1, 3), (2, 1)))
+    assert desk.check(x) is None  # checked before Z was known here: an open card
+    assert desk.check(w).canonical_id == x.id  # type: ignore[union-attr]
+    assert desk.check(z) is None  # Z came in first: X and W are later than it
+    # X is checked again (on another channel): Z is earlier and alike, so X joins Z, and W,
+    # grouped under X, moves with it; X is no open card any more.
+    assert desk.check(x).canonical_id == z.id  # type: ignore[union-attr]
+    assert {m.item_id for m in service.store.duplicates_of(z.id)} == {x.id, w.id}
+    assert desk.canonical_of(w.id) == z.id
+    later = arrive(service, SAME[0] + " again")
+    assert desk.check(later).canonical_id == z.id  # type: ignore[union-attr]
+
+
+def test_no_group_without_a_card_and_a_repeated_merge_is_one_vote(service: TriageService) -> None:
+    desk = service.duplicates
+    assert desk is not None
+    first, second = arrive(service, SAME[0], 2), arrive(service, SAME[1], 1)
+    desk.check(first)
+    assert desk.check(second, has_card=lambda item_id: False) is None  # its card was refused
+    other = arrive(service, OTHER)
+    desk.check(other)
+    desk.merge(other.id, first.id, "UANN", "slack")
+    desk.split(other.id, "UANN", "slack")
+    desk.merge(other.id, first.id, "UANN", "slack")  # the same decision again
+    assert [v.same for v in service.store.duplicate_votes()] == [True, False]
