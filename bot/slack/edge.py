@@ -345,7 +345,14 @@ class SlackEdge:
         """Post the digest `[digest]` schedules, once, from whichever worker claims it."""
         period = claim_due(self.store, self.digests, self.target, now)
         if period is not None:
+            # Its themes embed the period's reports: off the outbox worker, so cards go on.
+            self.after_ack.submit(self._post_scheduled, period)
+
+    def _post_scheduled(self, period: str) -> None:
+        try:
             self.post_digest(period)
+        except Exception:  # the slot is claimed; the next one is posted as usual
+            log.exception("could not post the scheduled digest")
 
     def _escalation_text(self, card: CardView) -> str:
         """Pings the item's owner when it has one; else the on-call named for escalations."""

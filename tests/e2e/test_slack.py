@@ -1047,6 +1047,8 @@ def test_a_scheduled_digest_is_posted_once_by_the_running_bot(stack: Stack) -> N
     assert slot is not None
     stack.edge.scheduled_digest(now=slot + timedelta(minutes=5))
     stack.edge.scheduled_digest(now=slot + timedelta(minutes=35))  # the same slot: not again
+    assert stack.fake.wait_for(lambda: bool(stack.fake.calls("files.completeUploadExternal")))
+    time.sleep(0.5)
     assert len(stack.fake.calls("files.completeUploadExternal")) == 1
 
 
