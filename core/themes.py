@@ -265,6 +265,31 @@ def merge(store: Store, themes: Sequence[Theme], by: str, name: str | None = Non
     return chosen
 
 
+def themes_text_lines(
+    themes: Themes, bold: str, literal: Callable[[str], str], limit: int = 10
+) -> list[str]:
+    """`/triage themes` on any platform: each theme with its count, trend and an example;
+    `literal` shows what people typed as written (the platform escapes it)."""
+    head = f"{bold}Themes{bold} {themes.since:%Y-%m-%d %H:%M} to {themes.until:%Y-%m-%d %H:%M} UTC"
+    if not themes.themes:
+        return [head, f"No themes: {themes.other} report(s), too few alike."]
+    lines = [head]
+    for theme in themes.themes[:limit]:
+        trend = {"new": "new", "growing": f"up from {theme.previous}"}.get(
+            theme.trend, f"{theme.trend} ({theme.previous} before)"
+        )
+        example = theme.examples[0].redacted_text if theme.examples else ""
+        lines.append(
+            f"{bold}{literal(theme.name)}{bold} · {theme.count} report(s), {trend} · "
+            f"`{theme.key}` · e.g. {literal(example)}"
+        )
+    more = len(themes.themes) - limit
+    if more > 0:
+        lines.append(f"…and {more} more (`triage-bot themes`)")
+    lines.append(f"{themes.other} report(s) in no theme.")
+    return lines
+
+
 def theme_lines(themes: Themes, literal: Callable[[str], str], limit: int = 5) -> list[str]:
     """New and growing themes, for the digest on any platform; `literal` shows a name
     as written (a name is made of what people typed: the platform escapes it)."""

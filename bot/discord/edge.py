@@ -48,6 +48,7 @@ from core.ports import PostFailed, PostRefused
 from core.replies import DisputeNotices, dispute_target
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.taxonomy import Taxonomy
+from core.themes import build_themes
 from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY, Ballot, Learner, ReviewerRule, VoteDesk
 
 log = logging.getLogger("triage_bot.discord")
@@ -984,6 +985,21 @@ class TriageBot(discord.Client):
                 f"Posted the digest of the last {since} to <#{self.settings.channel}>.",
                 ephemeral=True,
             )
+
+        @group.command(name="themes", description="What the period's feedback is about")
+        @app_commands.describe(since="The period: 1d, 7d, 12h, 2w (against the one before)")
+        async def themes(interaction: discord.Interaction[Any], since: str = "7d") -> None:
+            if not self.may_vote(interaction.user):
+                await self.refuse(interaction, REVIEWERS_ONLY)
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            try:
+                period = parse_period(since)
+            except ValueError as exc:
+                await interaction.followup.send(f"No themes: {exc}", ephemeral=True)
+                return
+            made = await self.blocking(build_themes, self.store, self.service.engine.embed, period)
+            await interaction.followup.send(embeds.themes_text(made), ephemeral=True)
 
         @group.command(name="stats", description="Validations and accuracy over 7 and 30 days")
         async def stats(interaction: discord.Interaction[Any]) -> None:

@@ -41,6 +41,7 @@ from core.replies import dispute_text as core_dispute_text
 from core.runtime import OwnerSpec
 from core.service import Stats, stats_lines
 from core.taxonomy import CategorySpec, SeveritySpec, Taxonomy
+from core.themes import Themes, themes_text_lines
 from core.votes import ReactionVote
 from core.votes import reaction_vote as core_reaction_vote
 
@@ -557,6 +558,12 @@ def issue_url(view: CardView) -> str | None:
     return next((web_url(link.url) for link in view.issues if link.url), None)
 
 
+def themes_text(themes: Themes) -> str:
+    """`/triage themes`: names and examples are what people typed, shown literally."""
+    lines = themes_text_lines(themes, "**", lambda text: f"“{_text(one_line(text), 120)}”")
+    return _join_within(lines, CONTENT_LIMIT, "\n")
+
+
 def digest_text(digest: Digest) -> str:
     """The digest's message (the chart goes with it as an attachment)."""
     lines = digest_lines(digest, "**", lambda text: f"“{_text(one_line(text), 200)}”")
@@ -658,6 +665,7 @@ def help_text(taxonomy: Taxonomy, channel_id: int) -> str:
         "`mine:True`: only the items you own\n"
         "• `/triage stats`: validations and accuracy over 7 and 30 days\n"
         "• `/triage digest since:7d`: post the period's digest, with its chart\n"
+        "• `/triage themes since:7d`: what the period's feedback is about\n"
         "• `/triage help`: this message\n"
         "On a card: **Confirm**, **Correct** (edit the action), **Noise**, or pick the category "
         f"and severity in the menus; or react: {reactions_help(taxonomy)}. "

@@ -38,6 +38,7 @@ from core.owners import OwnerChoice
 from core.replies import dispute_text as core_dispute_text
 from core.service import Stats, stats_lines
 from core.taxonomy import Taxonomy
+from core.themes import Themes, themes_text_lines
 from core.votes import ReactionVote
 from core.votes import reaction_vote as core_reaction_vote
 
@@ -85,6 +86,7 @@ HELP_TEXT = (
     "`/triage queue mine`: only the items you own\n"
     "• `/triage stats`: validations and accuracy over 7 and 30 days\n"
     "• `/triage digest [7d]`: post the period's digest, with its chart, to the triage channel\n"
+    "• `/triage themes [7d]`: what the period's feedback is about\n"
     "• `/triage help`: this message\n"
     "On a card: *Confirm*, *Correct* or *Noise*, or react: {reactions}. "
     "Removing your reaction withdraws your vote."
@@ -199,6 +201,12 @@ def escalation_text(view: CardView, minutes: float, ping: str | None) -> str:
 
 
 DIGEST_CHARS = 3000
+
+
+def themes_text(themes: Themes) -> str:
+    """`/triage themes`: names and examples are what people typed, shown literally."""
+    lines = themes_text_lines(themes, "*", lambda text: f"“{_text(one_line(text), 120)}”")
+    return _join_within(lines, SECTION_LIMIT, "\n")
 
 
 def digest_text(digest: Digest) -> str:

@@ -49,6 +49,7 @@ from core.replies import DisputeNotices, dispute_target
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.store import STORE_UNAVAILABLE
 from core.taxonomy import Taxonomy
+from core.themes import build_themes
 from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY, Ballot, Learner, ReviewerRule, VoteDesk
 
 log = logging.getLogger("triage_bot.slack")
@@ -779,6 +780,7 @@ class SlackEdge:
             text
             and word not in ("help", "queue", "stats", "queue mine")
             and not word.startswith("digest")
+            and not word.startswith("themes")
         ):
             self._command_submit(ack, command, respond, text)
             return
@@ -820,6 +822,18 @@ class SlackEdge:
                 )
 
             self.after_ack.submit(digest)
+        elif word.startswith("themes"):
+            period = word.removeprefix("themes").strip() or "7d"
+
+            def themes() -> None:
+                try:
+                    made = build_themes(self.store, self.service.engine.embed, parse_period(period))
+                except ValueError as exc:
+                    respond(text=f"No themes: {exc}", response_type="ephemeral")
+                    return
+                respond(text=cards.themes_text(made), response_type="ephemeral")
+
+            self.after_ack.submit(themes)
         elif word == "stats":
             self.after_ack.submit(
                 lambda: respond(text=self._stats_text(), response_type="ephemeral")

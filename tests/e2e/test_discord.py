@@ -907,3 +907,22 @@ async def test_not_a_duplicate_splits_and_duplicate_of_merges_both_stored_as_vot
 def message_of_id(world: World, message: discord.Message) -> discord.Message:
     where = [world.cards, *world.cards.threads]
     return next(m for c in where for m in c.history() if m.id == message.id)
+
+
+async def test_triage_themes_lists_the_periods_themes_for_reviewers_only(world: World) -> None:
+    for text in (
+        "Please add a dark mode to the dashboard @everyone",
+        "A dark theme for the dashboard would be great",
+        "Dark mode please, the white dashboard hurts my eyes",
+        "Exporting a report as CSV times out",
+    ):
+        await world.intake_item(text)
+    refused = await world.mal.slash(world.intake, "triage themes")
+    assert "not open to you" in reply_text(refused)
+    # simcord's messages are dated 2026-01-01: a period long enough to reach them.
+    result = await world.ann.slash(world.intake, "triage themes", since="52w")
+    shown = reply_text(result)
+    assert "**Themes**" in shown and "3 report(s), new" in shown and "dark" in shown
+    assert "@everyone" not in shown  # an example is shown literally
+    bad = await world.ann.slash(world.intake, "triage themes", since="soon")
+    assert "No themes: period 'soon'" in reply_text(bad)

@@ -1237,3 +1237,26 @@ def test_not_a_duplicate_splits_and_duplicate_of_merges_both_stored_as_votes(
     assert [v.same for v in stack.store.duplicate_votes()] == [False, True]
     assert stack.fake.wait_for(lambda: "Duplicate of" in json.dumps(card_of(stack, second)))
     assert stack.fake.wait_for(lambda: "2 reports" in json.dumps(card_of(stack, first)))
+
+
+def test_triage_themes_lists_the_periods_themes_for_reviewers_only(stack: Stack) -> None:
+    for text in (
+        "Please add a dark mode to the dashboard <!channel>",
+        "A dark theme for the dashboard would be great",
+        "Dark mode please, the white dashboard hurts my eyes",
+        "Exporting a report as CSV times out",
+    ):
+        webhook_item(stack, text)
+    stack.wait_posts(4)
+    assert stack.command("themes", user="UMAL", name="outsider")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("outsider")))
+    assert stack.fake.responses("outsider")[-1]["text"] == REVIEWERS_ONLY
+    assert stack.command("themes 7d", user="UANN", name="themes")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("themes")))
+    text = stack.fake.responses("themes")[-1]["text"]
+    assert "*Themes*" in text and "3 report(s), new" in text and "dark" in text
+    assert "1 report(s) in no theme" in text
+    assert "<!channel>" not in text  # an example is shown literally
+    assert stack.command("themes soon", user="UANN", name="bad")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("bad")))
+    assert "No themes: period 'soon'" in stack.fake.responses("bad")[-1]["text"]
