@@ -616,8 +616,12 @@ def run_load(
     settle_quiet: float = 15.0,
     progress: Progress = _quiet,
     workdir: Path | None = None,
+    config: Path | None = None,
 ) -> dict[str, Any]:
     """The whole benchmark; returns its figures and checks (see the module docstring).
+
+    `config`: the bot's config file (`TRIAGE_CONFIG`), e.g. one with `[duplicates]` off, so
+    the burst's numbered look-alikes get cards of their own.
 
     `fault_in` names the bursts the fault hits. After the votes, the card rewrites are
     awaited until there is one per vote, or none came for `settle_quiet` seconds (a kill
@@ -638,7 +642,12 @@ def run_load(
             _scratch_store(store, work) as (store_url, mongo),
             contextlib.ExitStack() as cleanup,
         ):
-            bot = BotProcess(store_url, fake.base_url, work / "bot.log")
+            bot = BotProcess(
+                store_url,
+                fake.base_url,
+                work / "bot.log",
+                env={"TRIAGE_CONFIG": str(config.resolve())} if config is not None else None,
+            )
             cleanup.callback(bot.stop)  # whatever happens, no bot process is left behind
             progress("starting the bot", 0, 1)
             start_seconds = bot.start()

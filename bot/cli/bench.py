@@ -115,6 +115,10 @@ def bench_load(
     ] = None,
     outage: Annotated[float, typer.Option(help="Seconds the store is down (outage).")] = 30.0,
     storm: Annotated[float, typer.Option(help="Seconds of Slack 429s (ratelimit).")] = 10.0,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="The bot's config (TRIAGE_CONFIG), e.g. with [duplicates] off."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON, no table.")] = False,
 ) -> None:
     """The bot (HTTP mode, its own process) under a burst against a fake Slack: accepted/s,
@@ -133,6 +137,7 @@ def bench_load(
             outage_seconds=outage,
             storm_seconds=storm,
             progress=progress,
+            config=config,
         )
     if not as_json and sys.stderr.isatty():
         from rich.table import Table
