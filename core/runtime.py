@@ -181,8 +181,8 @@ class DigestSettings(_Strict):
 
 class DuplicateSettings(_Strict):
     """Duplicates grouped at posting (`core.duplicates`): a new item as similar as
-    `threshold` to an open card of the last `window_days` gets no card of its own but a
-    reply in that card's thread. Reviewers' merges and splits move the threshold once
+    `threshold` to an open card of the `window_days` before it gets no card of its own but
+    a reply in that card's thread. Reviewers' merges and splits move the threshold once
     there are `learn_after` of them."""
 
     enabled: bool = True
