@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from core.digest import Digest
 
@@ -50,6 +51,39 @@ def digest_png(digest: Digest) -> bytes:
         f"{digest.since:%Y-%m-%d %H:%M} to {digest.until:%Y-%m-%d %H:%M} UTC: "
         f"{digest.items.now} items ({_signed(digest.items.delta)})"
     )
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=110)
+    plt.close(fig)
+    return out.getvalue()
+
+
+def duplicates_png(quality: dict[str, Any]) -> bytes:
+    """`bench duplicates --png`: per pair set, precision and recall against the number of
+    reviewers' merge/split votes, with the threshold they learned."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = quality["sets"]
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
+    for axis, one in zip(axes[0], sets, strict=True):
+        rows = one["after_votes"]
+        votes = [r["votes"] for r in rows]
+        axis.plot(votes, [r["precision"] for r in rows], "o-", color="#2b6cb0", label="precision")
+        axis.plot(votes, [r["recall"] for r in rows], "s-", color="#c05621", label="recall")
+        axis.set_ylim(0, 1)
+        axis.set_xlabel("merge/split votes")
+        axis.set_title(f"{one['name']}\n{one['reports']} reports", fontsize=10)
+        axis.grid(alpha=0.3)
+        twin = axis.twinx()
+        twin.plot(votes, [r["threshold"] for r in rows], "--", color="#718096", label="threshold")
+        twin.set_ylim(0, 1)
+        twin.set_ylabel("learned threshold", color="#718096")
+        lines = axis.get_lines() + twin.get_lines()
+        axis.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
+    fig.suptitle("Duplicate detection: what reviewers' votes do (held-out half of the pairs)")
+    fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=110)
     plt.close(fig)

@@ -255,6 +255,9 @@ def bench_duplicates(
         int, typer.Option(help="Open cards in the window for the cost figures (0: skip).")
     ] = 10_000,
     checks: Annotated[int, typer.Option(help="New items checked for the cost figures.")] = 500,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Draw precision and recall against votes here.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON, no table.")] = False,
 ) -> None:
     """Duplicate detection: precision and recall on labelled duplicate pairs at the default
@@ -281,6 +284,11 @@ def bench_duplicates(
             figures["quality"] = bench.quality(sets, encoder, progress=say)
         if open_cards:
             figures["cost"] = bench.cost(encoder, open_cards, checks, progress=say)
+    if png is not None and "quality" in figures:
+        from bot.charts import duplicates_png
+
+        png.write_bytes(duplicates_png(figures["quality"]))
+        figures["png"] = str(png)
     if not as_json and sys.stderr.isatty():
         from rich.table import Table
 
