@@ -37,7 +37,7 @@ from core.runtime import DuplicateSettings
 log = logging.getLogger("triage_bot.duplicates")
 
 DETECTOR = "triage-bot"  # `DuplicateLink.by` of the links the detector sets
-SYNC_SECONDS = 300.0  # how often the open cards are read again (other processes' items)
+SYNC_SECONDS = 30.0  # how often the open cards are brought up to date (other processes')
 NGRAM_CACHE = 4096  # n-gram vectors of recent candidates, kept for a burst of look-alikes
 NGRAM_TEXT_CHARS = 2000  # the part of a text the n-gram overlap reads
 WARM_CHUNK = 256  # open cards embedded per step at start
@@ -111,6 +111,11 @@ class OpenCards:
     def __len__(self) -> int:
         with self._lock:
             return int(self._alive[: len(self._ids)].sum())
+
+    def ids(self) -> set[str]:
+        """The ids of the open cards held."""
+        with self._lock:
+            return {i for row, i in enumerate(self._ids) if self._alive[row]}
 
     def __contains__(self, item_id: str) -> bool:
         with self._lock:
@@ -244,8 +249,10 @@ class DuplicateDesk:
         return (now or utcnow()) - timedelta(days=self.settings.window_days)
 
     def warm_up(self) -> int:
-        """Load the open cards of the window from the store and embed them (a start, a
-        new encoder); `check` compares with what is loaded so far meanwhile."""
+        """Bring the open cards up to date with the store: embed the cards posted since
+        (by any process; all of them at a start or after a new encoder), drop those now
+        in a group (merged, or grouped by another process). `check` compares with what is
+        loaded so far meanwhile. Returns how many cards were added."""
         start = self._window_start()
         # Open cards are cards: items posted as a card of their own (not as a reply) on a
         # target that groups, and in no group. An item not posted yet is checked first.
@@ -255,11 +262,13 @@ class DuplicateDesk:
             for post in self.store.posts(target=target, status="posted")
             if post.ref is not None and not post.detail.get("thread")
         }
+        linked = {link.item_id for link in self.store.iter_duplicates()}
+        known = self._open.ids()
+        self._open.remove(known & linked)
         items = []
-        for item_id in posted:
+        for item_id in posted - linked - known:
             item = self.store.get_item(item_id)
-            fresh = item is not None and item.received_at >= start
-            if fresh and item is not None and self.store.get_duplicate(item_id) is None:
+            if item is not None and item.received_at >= start:
                 items.append(item)
         # Newest first: a report's duplicates are most likely recent, so they count soonest.
         items.sort(key=lambda item: item.received_at, reverse=True)

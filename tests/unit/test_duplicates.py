@@ -192,3 +192,30 @@ def test_no_group_without_a_card_and_a_repeated_merge_is_one_vote(service: Triag
     desk.split(other.id, "UANN", "slack")
     desk.merge(other.id, first.id, "UANN", "slack")  # the same decision again
     assert [v.same for v in service.store.duplicate_votes()] == [True, False]
+
+
+def test_another_process_sees_the_cards_posted_and_grouped_elsewhere(
+    service: TriageService,
+) -> None:
+    target = "slack:C1"
+    x = arrive(service, SAME[0], 5)
+    service.store.enqueue_post(x.id, target)
+    claimed = service.store.claim_post(target, "w1", 60)
+    assert claimed is not None
+    service.store.mark_posted(x.id, target, "ts-x", "w1")  # posted by another worker
+    taxonomy = load_taxonomy()
+    other = TriageService(service.store, TriageEngine(taxonomy, default_encoder()), taxonomy)
+    desk = other.duplicates
+    assert desk is not None
+    desk.card_targets.add(target)
+    assert desk.warm_up() == 1 and desk.open_count == 1
+    assert desk.warm_up() == 0  # up to date: nothing embedded again
+    report = arrive(service, SAME[1], 1)
+    found = desk.check(report)
+    assert found is not None and found.canonical_id == x.id
+    # X is merged into another card elsewhere: the next sync drops it here.
+    y = arrive(service, OTHER, 10)
+    assert service.duplicates is not None
+    service.duplicates.merge(x.id, y.id, "UANN", "slack")
+    desk.warm_up()
+    assert desk.open_count == 0
