@@ -19,6 +19,7 @@ from pymongo import MongoClient
 
 from benchmarks.github import cards_linked, issue_submission, issues_by_item, send_interaction
 from benchmarks.load import (
+    CHANNEL,
     TARGET,
     BotProcess,
     Outcome,
@@ -253,6 +254,84 @@ def test_two_workers_open_one_github_issue_per_card_when_both_get_the_submission
             assert wait_until(lambda: all(len(answers(u)) == 3 for u in clicker.values()), 30)
             for user in clicker.values():
                 assert sum(t.startswith("Opened") for t in answers(user)) <= 1, answers(user)
+            assert all(bot.alive for bot in bots)
+        finally:
+            for bot in bots:
+                bot.stop()
+            store.close()
+            client: MongoClient[dict[str, Any]] = MongoClient(store_url)
+            client.drop_database(database)
+            client.close()
+
+
+REPORTS = [
+    "The checkout page crashes with a 500 error when I click Pay",
+    "checkout page crashes with a 500 error when I click pay (again)",
+    "Checkout crashes: 500 error after clicking Pay",
+    "the checkout page crashed with error 500 when i pressed pay",
+]
+
+
+def test_two_workers_group_one_problems_reports_each_posted_once(
+    mongo_url: str, tmp_path: Path
+) -> None:
+    """Reports of one problem alternate between two workers on one MongoDB store: each
+    report is posted exactly once, at most one card per worker, every other report a reply
+    in the thread of one of those cards; a distinct report gets its own card."""
+    import json
+
+    database = f"{url_database(mongo_url)}_dup_{uuid.uuid4().hex[:6]}"
+    store_url = with_database(mongo_url, database)
+    run = uuid.uuid4().hex[:6]
+    bodies = [
+        json.dumps(
+            {"type": "bug", "comment": f"{REPORTS[i % 4]} (order {run}-{i})", "page": "/checkout"}
+        ).encode()
+        for i in range(12)
+    ]
+    distinct = json.dumps({"type": "feature", "comment": f"Please add a dark mode {run}"}).encode()
+    with FakeSlack() as fake:
+        bots = [
+            BotProcess(
+                store_url,
+                fake.base_url,
+                tmp_path / f"bot{n}.log",
+                env={"SLACK_BOT_TOKEN": f"xoxb-worker{n}"},
+            )
+            for n in (1, 2)
+        ]
+        starting = [threading.Thread(target=bot.start) for bot in bots]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        store = MongoStore(store_url)
+        try:
+            senders = [Sender(bot.port, give_up_after=30) for bot in bots]
+            ids = [item_id_of(body) for body in bodies]
+            first = senders[0].feedback(ids[0], bodies[0])
+            assert first.accepted
+            assert wait_until(lambda: ids[0] in cards_by_item(fake), timeout=60)
+            jobs: list[Callable[[], Outcome]] = [
+                functools.partial(senders[i % 2].feedback, ids[i], bodies[i])
+                for i in range(1, len(bodies))
+            ]
+            jobs.append(functools.partial(senders[1].feedback, item_id_of(distinct), distinct))
+            outcomes, _ = fire(jobs, concurrency=4)
+            assert all(o.accepted for o in outcomes), [o.final for o in outcomes]
+            every = [*ids, item_id_of(distinct)]
+            assert wait_until(lambda: set(every) <= set(cards_by_item(fake)), timeout=90)
+            wait_until(lambda: store.count_unposted(TARGET) == 0, timeout=20)
+            cards = cards_by_item(fake)
+            assert {i: len(cards[i]) for i in every} == {i: 1 for i in every}  # each once
+            by_ts = {m["ts"]: m for m in fake.messages(CHANNEL)}
+            top = [i for i in ids if "thread_ts" not in by_ts[cards[i][0]]]
+            assert 1 <= len(top) <= 2 and ids[0] in top, top
+            threads = {cards[i][0] for i in top}
+            for item_id in ids:
+                message = by_ts[cards[item_id][0]]
+                assert "thread_ts" not in message or message["thread_ts"] in threads
+            assert "thread_ts" not in by_ts[cards[item_id_of(distinct)][0]]
             assert all(bot.alive for bot in bots)
         finally:
             for bot in bots:
