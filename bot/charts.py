@@ -5,26 +5,42 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from core.digest import Digest
+from core.digest import Change, Digest
 
 
 def _signed(delta: int) -> str:
     return f"+{delta}" if delta > 0 else str(delta)
 
 
+THEMES_SHOWN = 8
+THEME_LABEL_CHARS = 32
+
+
 def digest_png(digest: Digest) -> bytes:
-    """Two bar panels, this period against the one before: by category, by severity."""
+    """Bar panels, this period against the one before: by category, by severity, and (with
+    themes) the biggest themes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for axis, rows, title in (
-        (axes[0], digest.by_category, "by category"),
-        (axes[1], digest.by_severity, "by severity"),
-    ):
+    panels: list[tuple[dict[str, Change], str]] = [
+        (digest.by_category, "by category"),
+        (digest.by_severity, "by severity"),
+    ]
+    if digest.themes is not None and digest.themes.themes:
+        top = digest.themes.themes[:THEMES_SHOWN]
+        panels.append(
+            (
+                {_short(t.name): Change(t.count, t.previous) for t in top},
+                "biggest themes",
+            )
+        )
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels), 4), constrained_layout=True
+    )
+    for axis, (rows, title) in zip(axes, panels, strict=True):
         names = list(rows)
         positions = range(len(names))
         axis.barh(
@@ -55,6 +71,13 @@ def digest_png(digest: Digest) -> bytes:
     fig.savefig(out, format="png", dpi=110)
     plt.close(fig)
     return out.getvalue()
+
+
+def _short(name: str) -> str:
+    """A theme's name as a tick label: one line, clipped, and never read as mathtext."""
+    line = " ".join(name.split())
+    line = line if len(line) <= THEME_LABEL_CHARS else line[: THEME_LABEL_CHARS - 1] + "…"
+    return line.replace("$", "\\$")
 
 
 def duplicates_png(quality: dict[str, Any]) -> bytes:

@@ -107,3 +107,8 @@ def test_the_digest_lists_new_and_growing_themes_escaped_by_the_platform(
     assert "report(s), new" in themes and "up from 1" in themes and "“" in themes
     without = build_digest(store, load_taxonomy(), timedelta(days=7))
     assert without.themes is None
+    from bot.charts import digest_png
+
+    wide, narrow = digest_png(made), digest_png(without)  # a third panel: the themes
+    width = int.from_bytes(wide[16:20], "big")
+    assert wide[:8] == b"\x89PNG\r\n\x1a\n" and width > int.from_bytes(narrow[16:20], "big")
