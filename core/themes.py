@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core.governance import InputError, clean_text, redact
 from core.models import FeedbackItem, ThemeName
 from core.ports import Store
 
@@ -35,6 +36,7 @@ NAMED_SIMILARITY = 0.8  # a theme takes a reviewer's name when its centre is thi
 MIN_SIZE = 2  # fewer reports than this are no theme ("other")
 MAX_ITEMS = 4000  # the newest of a period that are clustered (the distances are n²)
 NAME_WORDS = 3
+NAME_BYTES = 400  # what a reviewer may type as a theme's name (80 characters are kept)
 EXAMPLES = 3
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
 _STOPWORDS = """about after again all also and any are because been before being but can cannot
@@ -241,7 +243,12 @@ def build_themes(
 
 
 def rename(store: Store, theme: Theme, name: str, by: str) -> ThemeName:
-    """A reviewer's name for a theme: kept with its centre, so later periods keep it."""
+    """A reviewer's name for a theme: kept with its centre, so later periods keep it.
+    What they typed is cleaned and redacted like any input (it is shown in chat)."""
+    try:
+        name = redact(clean_text(name, NAME_BYTES)).text
+    except InputError as exc:
+        raise ValueError(f"a theme's name: {exc}") from None
     name = " ".join(name.split())
     if not name:
         raise ValueError("a theme's name cannot be empty")
@@ -252,6 +259,28 @@ def rename(store: Store, theme: Theme, name: str, by: str) -> ThemeName:
     kept = ThemeName(name=name[:80], centroid=[float(x) for x in theme.centroid], by=by)
     store.put_theme_name(kept)
     return kept
+
+
+def rename_by_key(
+    store: Store, embed: Embed, period: timedelta, key: str, name: str, by: str
+) -> tuple[Theme, ThemeName]:
+    """`rename KEY NAME` from the CLI or chat: the period's theme by its key (or name).
+    KeyError when the period has no such theme, ValueError for a name that is no name."""
+    theme = build_themes(store, embed, period).find(key)
+    return theme, rename(store, theme, name, by)
+
+
+def merge_by_keys(
+    store: Store,
+    embed: Embed,
+    period: timedelta,
+    keys: Sequence[str],
+    by: str,
+    name: str | None = None,
+) -> str:
+    """`merge KEY KEY... [NAME]` from the CLI or chat; returns the merged theme's name."""
+    made = build_themes(store, embed, period)
+    return merge(store, [made.find(key) for key in keys], by, name)
 
 
 def merge(store: Store, themes: Sequence[Theme], by: str, name: str | None = None) -> str:

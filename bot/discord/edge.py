@@ -48,7 +48,7 @@ from core.ports import PostFailed, PostRefused
 from core.replies import DisputeNotices, dispute_target
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.taxonomy import Taxonomy
-from core.themes import build_themes
+from core.themes import build_themes, merge_by_keys, rename_by_key
 from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY, Ballot, Learner, ReviewerRule, VoteDesk
 
 log = logging.getLogger("triage_bot.discord")
@@ -817,6 +817,38 @@ class TriageBot(discord.Client):
             text = embeds.issue_reply(link, created=queued)
             await interaction.followup.send(text, ephemeral=True)
 
+    async def on_theme_change(
+        self,
+        interaction: discord.Interaction[Any],
+        keys: list[str],
+        name: str | None,
+        since: str,
+        *,
+        rename: bool,
+    ) -> None:
+        """A reviewer names themes (`theme-rename`) or makes two one (`theme-merge`)."""
+        if not self.may_vote(interaction.user):
+            await self.refuse(interaction, REVIEWERS_ONLY)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        by, embed = f"discord:{interaction.user.id}", self.service.engine.embed
+        try:
+            period = parse_period(since)
+            if rename:
+                assert name is not None
+                theme, kept = await self.blocking(
+                    rename_by_key, self.store, embed, period, keys[0], name, by
+                )
+                text = f"Theme `{theme.key}` is now “{embeds.escape(kept.name)}”."
+            else:
+                merged = await self.blocking(
+                    merge_by_keys, self.store, embed, period, keys, by, name
+                )
+                text = f"Merged into one theme: “{embeds.escape(merged)}”."
+        except (KeyError, ValueError) as exc:
+            text = f"Not changed: {embeds.escape(str(exc).strip(chr(39) + chr(34)))}"
+        await interaction.followup.send(text, ephemeral=True)
+
     def _in_card_thread(self, channel_id: int) -> bool:
         """A thread started from a card (a group's reports are in it)."""
         channel = self.get_channel(channel_id)
@@ -1000,6 +1032,30 @@ class TriageBot(discord.Client):
                 return
             made = await self.blocking(build_themes, self.store, self.service.engine.embed, period)
             await interaction.followup.send(embeds.themes_text(made), ephemeral=True)
+
+        @group.command(name="theme-rename", description="Name a theme of the period")
+        @app_commands.describe(
+            key="The theme's key (or name), as /triage themes lists it",
+            since="The period /triage themes listed it for",
+        )
+        async def theme_rename(
+            interaction: discord.Interaction[Any],
+            key: str,
+            name: app_commands.Range[str, 1, 80],
+            since: str = "7d",
+        ) -> None:
+            await self.on_theme_change(interaction, [key], name, since, rename=True)
+
+        @group.command(name="theme-merge", description="Two themes of the period are one")
+        @app_commands.describe(first="A theme's key", second="Another theme's key")
+        async def theme_merge(
+            interaction: discord.Interaction[Any],
+            first: str,
+            second: str,
+            name: app_commands.Range[str, 1, 80] | None = None,
+            since: str = "7d",
+        ) -> None:
+            await self.on_theme_change(interaction, [first, second], name, since, rename=False)
 
         @group.command(name="stats", description="Validations and accuracy over 7 and 30 days")
         async def stats(interaction: discord.Interaction[Any]) -> None:

@@ -49,7 +49,7 @@ from core.replies import DisputeNotices, dispute_target
 from core.service import NotAllowedError, TriageService, UnknownItemError
 from core.store import STORE_UNAVAILABLE
 from core.taxonomy import Taxonomy
-from core.themes import build_themes
+from core.themes import build_themes, merge_by_keys, rename_by_key
 from core.votes import NOT_A_REVIEWER, REVIEWERS_ONLY, Ballot, Learner, ReviewerRule, VoteDesk
 
 log = logging.getLogger("triage_bot.slack")
@@ -822,6 +822,11 @@ class SlackEdge:
                 )
 
             self.after_ack.submit(digest)
+        elif word.startswith(("themes rename ", "themes merge ")):
+            user = str(command.get("user_id") or "")
+            self.after_ack.submit(
+                lambda: respond(text=self._regroup_themes(text, user), response_type="ephemeral")
+            )
         elif word.startswith("themes"):
             period = word.removeprefix("themes").strip() or "7d"
 
@@ -838,6 +843,25 @@ class SlackEdge:
             self.after_ack.submit(
                 lambda: respond(text=self._stats_text(), response_type="ephemeral")
             )
+
+    def _regroup_themes(self, text: str, user: str) -> str:
+        """`/triage themes rename KEY NAME` and `/triage themes merge KEY KEY [NAME]` (over
+        the last 7 days' themes): the answer line, private to the reviewer."""
+        _, verb, rest = text.split(None, 2) + [""] * (3 - len(text.split(None, 2)))
+        embed, period = self.service.engine.embed, parse_period("7d")
+        try:
+            if verb.lower() == "rename":
+                key, _, name = rest.partition(" ")
+                theme, kept = rename_by_key(self.store, embed, period, key, name, f"slack:{user}")
+                return f"Theme `{theme.key}` is now “{cards.escape(kept.name)}”."
+            first, _, more = rest.partition(" ")
+            second, _, name = more.strip().partition(" ")
+            merged = merge_by_keys(
+                self.store, embed, period, [first, second], f"slack:{user}", name.strip() or None
+            )
+            return f"Merged into one theme: “{cards.escape(merged)}”."
+        except (KeyError, ValueError) as exc:
+            return f"Not changed: {cards.escape(str(exc).strip(chr(39) + chr(34)))}"
 
     def _command_submit(self, ack: Any, command: dict[str, Any], respond: Any, text: str) -> None:
         """`/triage <text>`: stored before the ack; triaged after it, then answered."""

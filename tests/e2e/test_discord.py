@@ -926,3 +926,14 @@ async def test_triage_themes_lists_the_periods_themes_for_reviewers_only(world: 
     assert "@everyone" not in shown  # an example is shown literally
     bad = await world.ann.slash(world.intake, "triage themes", since="soon")
     assert "No themes: period 'soon'" in reply_text(bad)
+    refused = await world.mal.slash(world.intake, "triage theme-rename", key="x", name="y")
+    assert "not open to you" in reply_text(refused)
+    key = shown.split("`")[1]
+    missing = await world.ann.slash(world.intake, "triage theme-rename", key=key, name="Dark")
+    assert "Not changed: no theme" in reply_text(missing)  # not in the last 7 days
+    named = await world.ann.slash(
+        world.intake, "triage theme-rename", key=key, name="Dark mode @here", since="52w"
+    )
+    assert "is now “Dark mode" in reply_text(named) and "@here" not in reply_text(named)
+    listed = await world.ann.slash(world.intake, "triage themes", since="52w")
+    assert "Dark mode" in reply_text(listed)

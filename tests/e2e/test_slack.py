@@ -1260,3 +1260,14 @@ def test_triage_themes_lists_the_periods_themes_for_reviewers_only(stack: Stack)
     assert stack.command("themes soon", user="UANN", name="bad")[0] == 200
     assert stack.fake.wait_for(lambda: bool(stack.fake.responses("bad")))
     assert "No themes: period 'soon'" in stack.fake.responses("bad")[-1]["text"]
+    # A reviewer names the theme from chat; the name is kept, escaped when shown.
+    key = text.split("`")[1]
+    assert stack.command(f"themes rename {key} Dark mode <!here>", user="UANN", name="rn")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("rn")))
+    assert "is now “Dark mode &lt;!here&gt;”" in stack.fake.responses("rn")[-1]["text"]
+    assert stack.command("themes", user="UANN", name="again")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("again")))
+    assert "Dark mode &lt;!here&gt;" in stack.fake.responses("again")[-1]["text"]
+    assert stack.command("themes rename t000000 x", user="UANN", name="nokey")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("nokey")))
+    assert "Not changed: no theme" in stack.fake.responses("nokey")[-1]["text"]
