@@ -294,6 +294,16 @@ def _code_span(value: str) -> str:
     return f"`{value}`"
 
 
+def submitter_on(item: FeedbackItem, platform: str) -> str | None:
+    """The id of the first person who sent the item from `platform` (`slack`, `discord`):
+    intake records them as `platform:id`. The renderer checks the id's shape."""
+    for submitter in item.metadata.get("submitters") or []:
+        kind, _, who = str(submitter).partition(":")
+        if kind == platform and who:
+            return who
+    return None
+
+
 def item_facts(item: FeedbackItem, literal: Callable[[str], str] = _code_span) -> list[str]:
     """Where an item came from, as short phrases (every platform's card shows them).
 

@@ -35,6 +35,7 @@ from core.models import (
     Validation,
     ValidationKind,
     item_facts,
+    submitter_on,
 )
 from core.owners import OwnerChoice
 from core.replies import dispute_text as core_dispute_text
@@ -468,10 +469,9 @@ def group_field(view: CardView) -> str | None:
 def reporter(item: FeedbackItem) -> str:
     """Who sent an item: a Discord member as a mention (shown, never pinged: no edit or
     send of a card allows it), else where it came from."""
-    for submitter in item.metadata.get("submitters") or []:
-        kind, _, who = str(submitter).partition(":")
-        if kind == "discord" and who.isdigit() and len(who) <= 21:
-            return f"<@{who}>"
+    who = submitter_on(item, "discord")
+    if who is not None and _USER_ID.fullmatch(who):
+        return f"<@{who}>"
     return _text(item.source, FACT_CHARS)
 
 

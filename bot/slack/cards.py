@@ -33,6 +33,7 @@ from core.models import (
     Validation,
     ValidationKind,
     item_facts,
+    submitter_on,
 )
 from core.owners import OwnerChoice
 from core.replies import dispute_text as core_dispute_text
@@ -342,10 +343,9 @@ def group_line(view: CardView) -> str | None:
 def reporter(item: FeedbackItem, *, mention: bool) -> str:
     """Who sent an item: a Slack user as a mention in an edit (which notifies nobody),
     else where it came from (a first post would ping them)."""
-    for submitter in item.metadata.get("submitters") or []:
-        kind, _, who = str(submitter).partition(":")
-        if mention and kind == "slack" and SLACK_USER.fullmatch(who):
-            return f"<@{who}>"
+    who = submitter_on(item, "slack")
+    if mention and who is not None and SLACK_USER.fullmatch(who):
+        return f"<@{who}>"
     return _text(item.source, FACT_CHARS)
 
 

@@ -49,6 +49,7 @@ from tests.chat_limits import (
 )
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.github import FakeGitHub
+from tests.reports import report
 
 pytestmark = pytest.mark.asyncio
 
@@ -810,20 +811,6 @@ async def test_a_dispute_gets_one_reply_to_the_card_that_pings_nobody(world: Wor
     assert stored.ping_user_ids == [] and stored.ping_role_ids == []  # shown, not pinged
     await world.ann.click(world.card(item_id), custom_id=f"triage:noise:{item_id}")
     assert await asyncio.to_thread(world.bot.dispute_replies.drain) == 0
-
-
-REPORTS = [
-    "The checkout page crashes with a 500 error when I click Pay",
-    "checkout page crashes with a 500 error when I click pay (again)",
-    "Checkout crashes: 500 error after clicking Pay",
-    "the checkout page crashed with error 500 when i pressed pay",
-    "Checkout page gives a 500 error when I click Pay!!",
-]
-
-
-def report(i: int) -> str:
-    """Twenty visitors reporting the same broken page, each in their own words."""
-    return f"{REPORTS[i % len(REPORTS)]} (order {1000 + i})"
 
 
 def thread_of(world: World, item_id: str) -> ChannelHandle:

@@ -43,6 +43,7 @@ from tests.chat_limits import (
     slack_modal_problems,
 )
 from tests.fakes.slack import FakeSlack
+from tests.reports import report
 
 SECRET = "signing-secret"
 WEBHOOK_SECRET = "webhook-secret"
@@ -1071,20 +1072,6 @@ def test_a_dispute_gets_one_reply_in_the_cards_thread_and_the_card_stays_one_mes
     time.sleep(0.5)
     assert len([m for m in stack.posts() if m.get("thread_ts") == card.ref]) == 1
     assert len([m for m in stack.posts() if not m.get("thread_ts")]) == 1
-
-
-REPORTS = [
-    "The checkout page crashes with a 500 error when I click Pay",
-    "checkout page crashes with a 500 error when I click pay (again)",
-    "Checkout crashes: 500 error after clicking Pay",
-    "the checkout page crashed with error 500 when i pressed pay",
-    "Checkout page gives a 500 error when I click Pay!!",
-]
-
-
-def report(i: int) -> str:
-    """Twenty visitors reporting the same broken page, each in their own words."""
-    return f"{REPORTS[i % len(REPORTS)]} (order {1000 + i})"
 
 
 def menu_pick(stack: Stack, item_id: str, action: str, picked: str, user: str = "UANN"):

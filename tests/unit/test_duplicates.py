@@ -15,12 +15,9 @@ from core.service import TriageService, make_item
 from core.store.sqlite import SQLiteStore
 from core.taxonomy import DEFAULT_CONFIG, ConfigError, load_taxonomy
 from core.triage import TriageEngine
+from tests.reports import REPORTS
 
-SAME = [
-    "The checkout page crashes with a 500 error when I click Pay",
-    "Checkout crashes: 500 error after clicking Pay",
-    "the checkout page crashed with error 500 when i pressed pay",
-]
+SAME = [REPORTS[0], REPORTS[2], REPORTS[3]]
 OTHER = "Please add a dark mode to the dashboard"
 NEAR_MISS = "The login page crashes with a 500 error when I click Sign in"
 
