@@ -138,7 +138,19 @@ def forget(
             counts=dict(counts or {}) if n == 0 else {},
         )
         events.append(store.forget_items(event))
+    _drop_from_theme_names(store, set(ids))
     return events
+
+
+def _drop_from_theme_names(store: Store, gone: set[str]) -> None:
+    """A theme's name keeps the ids of the reports it was given to (`core.themes`): the
+    forgotten ones leave it too. The name and its centre stay; they hold no item."""
+    if not gone:
+        return
+    for kept in store.theme_names():
+        left = [i for i in kept.item_ids if i not in gone]
+        if len(left) < len(kept.item_ids):
+            store.put_theme_name(kept.model_copy(update={"item_ids": left}))
 
 
 @dataclass

@@ -188,12 +188,19 @@ class ThemeName(_Model):
     """A reviewer's name for a theme (`core.themes`), kept with the theme's centre (the
     mean embedding of its items, which no text can be read back from): a theme of a later
     period whose centre sits close to it takes the name, and two themes a reviewer merged
-    carry one name."""
+    carry one name.
+
+    A centre is only comparable with embeddings of the same encoder, and a newly promoted
+    fine-tuned encoder moves every embedding: `space` is the encoder's embedding of a fixed
+    probe text, and `item_ids` the theme's reports when it was named, so the centre can be
+    worked out again under a new encoder (`core.themes`)."""
 
     id: str = Field(default_factory=lambda: f"thm_{uuid.uuid4().hex[:20]}")
     name: str = Field(min_length=1, max_length=80)
     centroid: list[float]
     by: str
+    space: list[float] = Field(default_factory=list)  # empty: named before it was kept
+    item_ids: list[str] = Field(default_factory=list)
     created_at: UTCDateTime = Field(default_factory=utcnow)
 
 

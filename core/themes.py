@@ -33,6 +33,11 @@ from core.ports import Store
 
 SIMILARITY = 0.5  # items of one theme are at least this alike on average (cosine)
 NAMED_SIMILARITY = 0.8  # a theme takes a reviewer's name when its centre is this near
+# A fixed text whose embedding says which encoder made a centre: a promoted fine-tuned
+# encoder moves it far more than this; the same weights on another batch do not.
+SPACE_PROBE = "Checkout fails with an error when I pay by card"
+SAME_SPACE = 0.999
+NAME_MEMBERS = 50  # the reports a name keeps, to find its centre again under a new encoder
 MIN_SIZE = 2  # fewer reports than this are no theme ("other")
 MAX_ITEMS = 4000  # the newest of a period that are clustered (the distances are n²)
 NAME_WORDS = 3
@@ -60,6 +65,7 @@ class Theme:
     item_ids: list[str]
     examples: list[FeedbackItem]
     centroid: np.ndarray = field(repr=False)
+    space: np.ndarray | None = field(default=None, repr=False)  # the encoder's probe
 
     @property
     def trend(self) -> str:
@@ -152,6 +158,45 @@ def _names(docs: list[list[str]]) -> list[str]:
     return names
 
 
+def _probe(embed: Embed) -> np.ndarray:
+    """The encoder's embedding of `SPACE_PROBE`: which space this period's centres are in."""
+    item = FeedbackItem(
+        id="theme-space-probe", text=SPACE_PROBE, redacted_text=SPACE_PROBE, source="themes"
+    )
+    vector = np.asarray(embed([item])[0], dtype=np.float32)
+    return vector / (np.linalg.norm(vector) or 1.0)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / (np.linalg.norm(vector) or 1.0)
+
+
+def _names_in_space(store: Store, embed: Embed, probe: np.ndarray) -> list[ThemeName]:
+    """The reviewers' names, each with a centre this encoder's themes can be compared with.
+
+    A name kept under another encoder (a fine-tuned one promoted since) gets its centre
+    again from the reports it was given to, and is stored so: once per encoder. A name
+    whose reports are all gone (forgotten, or past retention) cannot be placed in the new
+    space and is left out; a name kept before names recorded their space is taken as is.
+    """
+    out = []
+    for kept in store.theme_names():
+        space = np.asarray(kept.space, dtype=np.float32)
+        if not kept.space or float(space @ probe) >= SAME_SPACE:
+            out.append(kept)
+            continue
+        items = [item for item in map(store.get_item, kept.item_ids) if item is not None]
+        if not items:
+            continue
+        centre = _unit(np.asarray(embed(items), dtype=np.float32).mean(axis=0))
+        moved = kept.model_copy(
+            update={"centroid": [float(x) for x in centre], "space": [float(x) for x in probe]}
+        )
+        store.put_theme_name(moved)
+        out.append(moved)
+    return out
+
+
 def _key(item_id: str) -> str:
     return "t" + hashlib.sha256(item_id.encode("utf-8")).hexdigest()[:6]
 
@@ -190,7 +235,8 @@ def build_themes(
     groups: dict[int, list[int]] = {}
     for row, label in enumerate(labels):
         groups.setdefault(int(label), []).append(row)
-    named = store.theme_names()
+    probe = _probe(embed)
+    named = _names_in_space(store, embed, probe)
     named_vectors = np.array([t.centroid for t in named], dtype=np.float32) if named else None
     themes: dict[str, Theme] = {}
     other = 0
@@ -230,6 +276,7 @@ def build_themes(
             item_ids=ids,
             examples=[canon[r] for r in central[:EXAMPLES]],
             centroid=centre,
+            space=probe,
         )
     out = sorted(themes.values(), key=lambda t: (-t.count, t.name))
     if out and previous:
@@ -256,7 +303,13 @@ def rename(store: Store, theme: Theme, name: str, by: str) -> ThemeName:
         near = float(np.dot(np.asarray(old.centroid, dtype=np.float32), theme.centroid))
         if near >= NAMED_SIMILARITY:
             store.delete_theme_name(old.id)
-    kept = ThemeName(name=name[:80], centroid=[float(x) for x in theme.centroid], by=by)
+    kept = ThemeName(
+        name=name[:80],
+        centroid=[float(x) for x in theme.centroid],
+        by=by,
+        space=[] if theme.space is None else [float(x) for x in theme.space],
+        item_ids=theme.item_ids[:NAME_MEMBERS],
+    )
     store.put_theme_name(kept)
     return kept
 

@@ -1251,7 +1251,14 @@ def test_theme_names_are_replaced_listed_in_put_order_deleted_and_outlive_forget
 
     assert store.theme_names() == [] and store.delete_theme_name("thm_a") is False
     login = ThemeName(id="thm_a", name="Login fails", centroid=[0.1, -0.2, 0.3], by="UANN")
-    billing = ThemeName(id="thm_b", name="Billing", centroid=[0.5, 0.5, 0.0], by="UBOB")
+    billing = ThemeName(
+        id="thm_b",
+        name="Billing",
+        centroid=[0.5, 0.5, 0.0],
+        by="UBOB",
+        space=[0.0, 1.0, 0.0],
+        item_ids=["it_1", "it_2"],
+    )
     store.put_theme_name(login)
     store.put_theme_name(billing)
     assert store.theme_names() == [login, billing]

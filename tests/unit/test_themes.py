@@ -112,3 +112,54 @@ def test_the_digest_lists_new_and_growing_themes_escaped_by_the_platform(
     wide, narrow = digest_png(made), digest_png(without)  # a third panel: the themes
     width = int.from_bytes(wide[16:20], "big")
     assert wide[:8] == b"\x89PNG\r\n\x1a\n" and width > int.from_bytes(narrow[16:20], "big")
+
+
+def rotated(seed: int):
+    """Another encoder's space: the same reports, every embedding turned by one rotation (a
+    newly promoted fine-tuned encoder moves them all, and a kept centre with them)."""
+    import numpy as np
+
+    turn, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(384, 384)))
+
+    def turned(items: list[FeedbackItem]):
+        return (embed(items) @ turn).astype(np.float32)
+
+    return turned
+
+
+def test_a_name_follows_its_theme_into_a_new_encoders_space(store: SQLiteStore) -> None:
+    checkout = build_themes(store, embed, timedelta(days=7)).themes[0]
+    kept = rename(store, checkout, "Card payments", by="ann")
+    assert len(kept.item_ids) == 4 and len(kept.space) == 384
+    new_encoder = rotated(1)
+    again = build_themes(store, new_encoder, timedelta(days=7))
+    assert again.find("Card payments").count == 4  # its centre was found again, in this space
+    (moved,) = store.theme_names()
+    assert moved.id == kept.id and moved.centroid != kept.centroid
+    assert build_themes(store, new_encoder, timedelta(days=7)).find("Card payments")
+    assert store.theme_names() == [moved]  # moved once per encoder, not at every build
+
+
+def test_a_name_whose_reports_are_gone_is_not_put_on_a_new_encoders_themes(
+    store: SQLiteStore,
+) -> None:
+    checkout = build_themes(store, embed, timedelta(days=7)).themes[0]
+    kept = rename(store, checkout, "Card payments", by="ann")
+    store.put_theme_name(kept.model_copy(update={"item_ids": ["gone-1", "gone-2"]}))
+    names = [t.name for t in build_themes(store, rotated(2), timedelta(days=7)).themes]
+    assert "Card payments" not in names and len(names) == 2  # named by their words instead
+    assert build_themes(store, embed, timedelta(days=7)).find("Card payments")  # old space: kept
+
+
+def test_forgetting_a_report_takes_its_id_out_of_the_names_that_kept_it(
+    store: SQLiteStore,
+) -> None:
+    from core.lifecycle import forget
+
+    checkout = build_themes(store, embed, timedelta(days=7)).themes[0]
+    kept = rename(store, checkout, "Card payments", by="ann")
+    gone = kept.item_ids[0]
+    forget(store, [gone], action="forget", selector={"id": [gone]}, by="cli:test")
+    (left,) = store.theme_names()
+    assert left.item_ids == kept.item_ids[1:] and left.name == "Card payments"
+    assert store.get_item(gone) is None
