@@ -845,11 +845,16 @@ class SlackEdge:
             )
 
     def _regroup_themes(self, text: str, user: str) -> str:
-        """`/triage themes rename KEY NAME` and `/triage themes merge KEY KEY [NAME]` (over
-        the last 7 days' themes): the answer line, private to the reviewer."""
+        """`/triage themes rename KEY NAME` and `/triage themes merge KEY KEY [NAME]`, over
+        the last 7 days' themes or, ending in `since:30d`, the period the key was listed
+        for (a key names a theme of one period): the answer line, private to the reviewer."""
         _, verb, rest = text.split(None, 2) + [""] * (3 - len(text.split(None, 2)))
-        embed, period = self.service.engine.embed, parse_period("7d")
+        embed, since = self.service.engine.embed, "7d"
+        head, _, last = rest.rstrip().rpartition(" ")
+        if last.lower().startswith("since:"):
+            rest, since = head, last[len("since:") :]
         try:
+            period = parse_period(since)
             if verb.lower() == "rename":
                 key, _, name = rest.partition(" ")
                 theme, kept = rename_by_key(self.store, embed, period, key, name, f"slack:{user}")

@@ -1255,6 +1255,19 @@ def test_triage_themes_lists_the_periods_themes_for_reviewers_only(stack: Stack)
     assert stack.command("themes", user="UANN", name="again")[0] == 200
     assert stack.fake.wait_for(lambda: bool(stack.fake.responses("again")))
     assert "Dark mode &lt;!here&gt;" in stack.fake.responses("again")[-1]["text"]
+    # A key listed over another period names that period's theme: `since:` at the end.
+    assert stack.command("themes 30d", user="UANN", name="month")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("month")))
+    month_key = stack.fake.responses("month")[-1]["text"].split("`")[1]
+    assert (
+        stack.command(f"themes rename {month_key} Dark UI since:30d", user="UANN", name="m")[0]
+        == 200
+    )
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("m")))
+    assert "is now “Dark UI”" in stack.fake.responses("m")[-1]["text"]
+    assert stack.command(f"themes rename {key} x since:soon", user="UANN", name="badp")[0] == 200
+    assert stack.fake.wait_for(lambda: bool(stack.fake.responses("badp")))
+    assert "Not changed: period" in stack.fake.responses("badp")[-1]["text"]
     assert stack.command("themes rename t000000 x", user="UANN", name="nokey")[0] == 200
     assert stack.fake.wait_for(lambda: bool(stack.fake.responses("nokey")))
     assert "Not changed: no theme" in stack.fake.responses("nokey")[-1]["text"]
