@@ -163,8 +163,7 @@ def _probe(embed: Embed) -> np.ndarray:
     item = FeedbackItem(
         id="theme-space-probe", text=SPACE_PROBE, redacted_text=SPACE_PROBE, source="themes"
     )
-    vector = np.asarray(embed([item])[0], dtype=np.float32)
-    return vector / (np.linalg.norm(vector) or 1.0)
+    return _unit(np.asarray(embed([item])[0], dtype=np.float32))
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -246,8 +245,7 @@ def build_themes(
         if count < MIN_SIZE:
             other += count
             continue
-        centre = vectors[rows].mean(axis=0)
-        centre /= np.linalg.norm(centre) or 1.0
+        centre = _unit(vectors[rows].mean(axis=0))
         pending.append((rows, centre))
     names = _names(
         [[w for r in rows for w in _words(canon[r].redacted_text)] for rows, _ in pending]
